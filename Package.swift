@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// Lookalike: reverse image search. The targets follow the pipeline:
+// C shims (libvips, XNNPACK, BLAS) -> LookalikeEngine (decode, preprocess, network, embedding)
+// -> LookalikeLibrary (catalogue, index, ranking, dedupe, export) -> `lookalike` CLI.
+import PackageDescription
+
+let package = Package(
+    name: "Lookalike",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lookalike", targets: ["lookalike"]),
+        .library(name: "LookalikeEngine", targets: ["LookalikeEngine"]),
+        .library(name: "LookalikeLibrary", targets: ["LookalikeLibrary"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        .target(name: "CVipsShim", dependencies: ["CVips"]),
+        .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "LookalikeEngine",
+            dependencies: ["CVipsShim", "CXNNPACK", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "LookalikeLibrary",
+            dependencies: [
+                "LookalikeEngine", "CBLAS",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "lookalike",
+            dependencies: [
+                "LookalikeEngine", "LookalikeLibrary",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(name: "EngineTests", dependencies: ["LookalikeEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
