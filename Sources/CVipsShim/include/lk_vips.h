@@ -1,0 +1,68 @@
+/* CVipsShim: the only C code between Lookalike and libvips. libvips' API is variadic
+ * (name/value option lists ending in NULL), which Swift cannot call, so this target exposes a
+ * few plain functions: one-time thread-safe initialisation (cache off, one worker per decode,
+ * VIPS-WARNING log lines silenced), a magic-byte sniffer, and a complete "file or buffer ->
+ * 224x224 RGB8" decode that applies the reference geometry (shorter side 256, centre crop) and
+ * reports failures as a status code plus a message. All vips objects are released before return. */
+#ifndef LK_VIPS_H
+#define LK_VIPS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Formats recognised by content (magic bytes). */
+enum {
+    LK_FMT_NONE = 0,
+    LK_FMT_JPEG = 1,
+    LK_FMT_PNG = 2,
+    LK_FMT_GIF = 3,
+    LK_FMT_WEBP = 4,
+    LK_FMT_BMP = 5,
+    LK_FMT_TIFF = 6
+};
+
+/* Decode outcome. */
+enum {
+    LK_OK = 0,
+    LK_NOT_FOUND = 1,
+    LK_EMPTY = 2,
+    LK_NOT_IMAGE = 3,
+    LK_TRUNCATED = 4,
+    LK_CORRUPT = 5,
+    LK_TOO_LARGE = 6,
+    LK_UNREADABLE = 7
+};
+
+typedef struct {
+    int status;        /* LK_OK or an error code above */
+    int format;        /* LK_FMT_* detected from content */
+    int width;         /* original width after EXIF orientation (also set for LK_TOO_LARGE) */
+    int height;        /* original height after EXIF orientation */
+    char message[512]; /* human-readable reason when status != LK_OK */
+} lk_result;
+
+/* Initialise libvips once (thread-safe, idempotent). Returns 0 on success. */
+int lk_vips_init(void);
+
+/* Format from the first bytes of a file (needs up to 32 bytes; fewer is fine). */
+int lk_sniff_bytes(const unsigned char *bytes, size_t count);
+
+/* Format of the file at path by content, LK_FMT_NONE when unreadable or not recognised. */
+int lk_sniff_file(const char *path);
+
+/* Decode a file / an in-memory buffer. `out` receives crop*crop*3 bytes (RGB, row-major)
+ * when status is LK_OK. shortSide/crop are the reference geometry (256 / 224);
+ * maxPixels is the decompression-bomb limit on width*height from the header. */
+int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
+                   unsigned char *out, lk_result *result);
+int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop,
+                     long long maxPixels, unsigned char *out, lk_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

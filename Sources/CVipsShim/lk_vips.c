@@ -1,0 +1,533 @@
+/* CVipsShim implementation: wraps libvips' variadic calls for Lookalike's decoder. It owns
+ * vips initialisation (once, thread-safe, operation cache off, one worker thread per pipeline,
+ * glib "VIPS" log output silenced unless LOOKALIKE_VIPS_WARNINGS is set), format sniffing by
+ * magic bytes, and the decode pipeline: explicit per-format loader (never guessing from the
+ * file name) -> header checks (bomb limit before any pixel is decoded) -> shrink-on-load for
+ * JPEG/WebP -> sRGB 8-bit -> alpha flattened on white -> antialiased linear resize to shorter
+ * side 256 -> EXIF orientation -> centre crop. Every vips object is unreffed on every path. */
+#define _GNU_SOURCE
+#include "lk_vips.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+/* ---------------------------------------------------------------- init */
+
+static pthread_once_t lk_once = PTHREAD_ONCE_INIT;
+static int lk_init_status = -1;
+static int lk_log_verbose = 0;
+
+static void lk_log_handler(const gchar *domain, GLogLevelFlags level, const gchar *message,
+                           gpointer data) {
+    (void)level;
+    (void)data;
+    if (lk_log_verbose) {
+        fprintf(stderr, "%s: %s\n", domain ? domain : "vips", message ? message : "");
+    }
+}
+
+static void lk_init_once(void) {
+    const char *v = getenv("LOOKALIKE_VIPS_WARNINGS");
+    lk_log_verbose = (v != NULL && v[0] != '\0' && strcmp(v, "0") != 0);
+    g_log_set_handler("VIPS",
+                      (GLogLevelFlags)(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
+                                       G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG),
+                      lk_log_handler, NULL);
+    if (VIPS_INIT("lookalike") != 0) {
+        lk_init_status = -1;
+        return;
+    }
+    /* Bounded memory when decoding thousands of files: no operation cache at all. */
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    /* Callers decode on several threads already; keep each pipeline on one worker. */
+    vips_concurrency_set(1);
+    lk_init_status = 0;
+}
+
+int lk_vips_init(void) {
+    pthread_once(&lk_once, lk_init_once);
+    return lk_init_status;
+}
+
+/* ---------------------------------------------------------------- sniffing */
+
+static unsigned int lk_le32(const unsigned char *p) {
+    return (unsigned int)p[0] | ((unsigned int)p[1] << 8) | ((unsigned int)p[2] << 16) |
+           ((unsigned int)p[3] << 24);
+}
+
+int lk_sniff_bytes(const unsigned char *b, size_t n) {
+    if (b == NULL) return LK_FMT_NONE;
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return LK_FMT_JPEG;
+    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return LK_FMT_PNG;
+    if (n >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0)) return LK_FMT_GIF;
+    if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) return LK_FMT_WEBP;
+    if (n >= 4 && ((b[0] == 'I' && b[1] == 'I' && (b[2] == 42 || b[2] == 43) && b[3] == 0) ||
+                   (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && (b[3] == 42 || b[3] == 43))))
+        return LK_FMT_TIFF;
+    if (n >= 18 && b[0] == 'B' && b[1] == 'M') {
+        /* "BM" alone is weak (a text file may start with it): require a known DIB header size. */
+        unsigned int dib = lk_le32(b + 14);
+        if (dib == 12 || dib == 16 || dib == 40 || dib == 52 || dib == 56 || dib == 64 ||
+            dib == 108 || dib == 124)
+            return LK_FMT_BMP;
+    }
+    return LK_FMT_NONE;
+}
+
+int lk_sniff_file(const char *path) {
+    unsigned char head[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return LK_FMT_NONE;
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof head) {
+        ssize_t r = read(fd, head + got, sizeof head - (size_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += r;
+    }
+    close(fd);
+    return got > 0 ? lk_sniff_bytes(head, (size_t)got) : LK_FMT_NONE;
+}
+
+/* BMP is loaded through ImageMagick, whose header read may already decode pixels: check the
+ * dimensions from the BMP header ourselves first. */
+static int lk_bmp_size(const unsigned char *b, size_t n, long long *w, long long *h) {
+    if (n < 26) return -1;
+    unsigned int dib = lk_le32(b + 14);
+    if (dib == 12) {
+        *w = (long long)(b[18] | (b[19] << 8));
+        *h = (long long)(b[20] | (b[21] << 8));
+    } else {
+        int sw = (int)lk_le32(b + 18), sh = (int)lk_le32(b + 22);
+        *w = sw < 0 ? -(long long)sw : sw;
+        *h = sh < 0 ? -(long long)sh : sh;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void lk_fail(lk_result *r, int status, const char *message) {
+    r->status = status;
+    snprintf(r->message, sizeof r->message, "%s", message ? message : "");
+}
+
+static int lk_contains(const char *hay, const char *needle) {
+    return hay != NULL && strcasestr(hay, needle) != NULL;
+}
+
+/* Take (and clear) the vips error buffer and classify it. The buffer is process-wide, so with
+ * concurrent failures a message may be another thread's; the status stays ours either way. */
+static void lk_fail_vips(lk_result *r, const char *stage) {
+    char *buf = vips_error_buffer_copy();
+    char clean[400];
+    clean[0] = '\0';
+    if (buf != NULL) {
+        /* one line: join lines with "; " and drop the trailing newline */
+        size_t j = 0;
+        for (size_t i = 0; buf[i] != '\0' && j + 3 < sizeof clean; i++) {
+            if (buf[i] == '\n') {
+                if (buf[i + 1] != '\0') {
+                    clean[j++] = ';';
+                    clean[j++] = ' ';
+                }
+            } else {
+                clean[j++] = buf[i];
+            }
+        }
+        clean[j] = '\0';
+        g_free(buf);
+    }
+    int status = LK_CORRUPT;
+    if (lk_contains(clean, "truncat") || lk_contains(clean, "premature end") ||
+        lk_contains(clean, "unexpected end") || lk_contains(clean, "end of file") ||
+        lk_contains(clean, "read error") || lk_contains(clean, "not enough data") ||
+        lk_contains(clean, "out of data") || lk_contains(clean, "EOF"))
+        status = LK_TRUNCATED;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s%s%s", stage, clean[0] ? ": " : "", clean);
+    lk_fail(r, status, msg);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* Shrink-on-load keeps at least LK_SHRINK_MARGIN x the target short side for the final resample. */
+#ifndef LK_SHRINK_MARGIN
+#define LK_SHRINK_MARGIN 2
+#endif
+
+typedef struct {
+    const char *path;  /* file, or NULL for a buffer */
+    const void *data;
+    size_t length;
+} lk_input;
+
+/* shrink: JPEG integer shrink-on-load (1, 2, 4, 8); WebP uses 1/shrink as scale. */
+static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
+    VipsImage *out = NULL;
+    int rc = -1;
+    const VipsAccess acc = VIPS_ACCESS_SEQUENTIAL;
+    const VipsFailOn fail = VIPS_FAIL_ON_TRUNCATED;
+    if (in->path != NULL) {
+        const char *p = in->path;
+        switch (format) {
+        case LK_FMT_JPEG:
+            rc = vips_jpegload(p, &out, "shrink", shrink, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_PNG:
+            rc = vips_pngload(p, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_GIF:
+            rc = vips_gifload(p, &out, "n", 1, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_WEBP:
+            rc = vips_webpload(p, &out, "scale", 1.0 / shrink, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_TIFF:
+            rc = vips_tiffload(p, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_BMP:
+            rc = vips_magickload(p, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        default:
+            vips_error("lookalike", "unsupported format");
+        }
+    } else {
+        const void *d = in->data;
+        size_t n = in->length;
+        switch (format) {
+        case LK_FMT_JPEG:
+            rc = vips_jpegload_buffer((void *)d, n, &out, "shrink", shrink, "access", acc,
+                                      "fail_on", fail, NULL);
+            break;
+        case LK_FMT_PNG:
+            rc = vips_pngload_buffer((void *)d, n, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_GIF:
+            rc = vips_gifload_buffer((void *)d, n, &out, "n", 1, "access", acc, "fail_on", fail,
+                                     NULL);
+            break;
+        case LK_FMT_WEBP:
+            rc = vips_webpload_buffer((void *)d, n, &out, "scale", 1.0 / shrink, "access", acc,
+                                      "fail_on", fail, NULL);
+            break;
+        case LK_FMT_TIFF:
+            rc = vips_tiffload_buffer((void *)d, n, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_BMP:
+            rc = vips_magickload_buffer((void *)d, n, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        default:
+            vips_error("lookalike", "unsupported format");
+        }
+    }
+    if (rc != 0) {
+        if (out != NULL) g_object_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Replace *img by next (taking ownership); returns -1 (and keeps *img) when next is NULL. */
+static int lk_step(VipsImage **img, VipsImage *next, int rc) {
+    if (rc != 0 || next == NULL) {
+        if (next != NULL) g_object_unref(next);
+        return -1;
+    }
+    g_object_unref(*img);
+    *img = next;
+    return 0;
+}
+
+/* Pillow's target size for the shorter side `s` (floor(long * s / short + 0.5)). */
+static long long lk_scaled_long(long long lng, long long shrt, int s) {
+    return (long long)((double)lng * (double)s / (double)shrt + 0.5);
+}
+
+static int lk_decode(const lk_input *in, const unsigned char *head, size_t headLen, int shortSide,
+                     int crop, long long maxPixels, unsigned char *out, lk_result *r) {
+    if (lk_vips_init() != 0) {
+        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
+        return r->status;
+    }
+    int format = lk_sniff_bytes(head, headLen);
+    r->format = format;
+    if (format == LK_FMT_NONE) {
+        lk_fail(r, LK_NOT_IMAGE, "not a supported image (JPEG, PNG, GIF, WebP, BMP, TIFF)");
+        return r->status;
+    }
+    if (format == LK_FMT_BMP) {
+        long long bw = 0, bh = 0;
+        if (lk_bmp_size(head, headLen, &bw, &bh) != 0 || bw <= 0 || bh <= 0) {
+            lk_fail(r, LK_CORRUPT, "invalid BMP header");
+            return r->status;
+        }
+        if (bw * bh > maxPixels) {
+            r->width = bw > INT32_MAX ? INT32_MAX : (int)bw;
+            r->height = bh > INT32_MAX ? INT32_MAX : (int)bh;
+            lk_fail(r, LK_TOO_LARGE, "image is larger than the pixel limit");
+            return r->status;
+        }
+    }
+
+    /* Header only: loaders are lazy, no pixels are decoded yet. */
+    VipsImage *img = lk_load(in, format, 1);
+    if (img == NULL) {
+        lk_fail_vips(r, "cannot read header");
+        return r->status;
+    }
+    long long W = vips_image_get_width(img), H = vips_image_get_height(img);
+    int swap = vips_image_get_orientation_swap(img);
+    r->width = (int)(swap ? H : W);
+    r->height = (int)(swap ? W : H);
+    if (W <= 0 || H <= 0) {
+        g_object_unref(img);
+        lk_fail(r, LK_CORRUPT, "image has no pixels");
+        return r->status;
+    }
+    if (W * H > maxPixels) {
+        g_object_unref(img);
+        lk_fail(r, LK_TOO_LARGE, "image is larger than the pixel limit");
+        return r->status;
+    }
+    /* Reference geometry, computed in the stored frame (it is symmetric in width/height). */
+    long long nW, nH;
+    if (W <= H) {
+        nW = shortSide;
+        nH = lk_scaled_long(H, W, shortSide);
+    } else {
+        nH = shortSide;
+        nW = lk_scaled_long(W, H, shortSide);
+    }
+    if (nW * nH > maxPixels || nW > VIPS_MAX_COORD || nH > VIPS_MAX_COORD) {
+        g_object_unref(img);
+        lk_fail(r, LK_TOO_LARGE, "aspect ratio too extreme to resize");
+        return r->status;
+    }
+
+    /* Shrink-on-load, keeping at least twice the target so the final resample antialiases. */
+    long long shorter = W < H ? W : H;
+    int shrink = 1;
+    if (format == LK_FMT_JPEG || format == LK_FMT_WEBP) {
+        for (int s = 8; s >= 2; s /= 2) {
+            if (shorter >= (long long)s * LK_SHRINK_MARGIN * shortSide) {
+                shrink = s;
+                break;
+            }
+        }
+    }
+    if (shrink > 1) {
+        VipsImage *small = lk_load(in, format, shrink);
+        if (small == NULL) {
+            g_object_unref(img);
+            lk_fail_vips(r, "cannot read header");
+            return r->status;
+        }
+        g_object_unref(img);
+        img = small;
+    }
+    int orientation = vips_image_get_orientation(img);
+    VipsImage *next = NULL;
+
+    /* Colour: everything to 8-bit sRGB (grey, 16-bit, CMYK via its profile or vips' default). */
+    if (vips_colourspace_issupported(img)) {
+        VipsInterpretation interp = vips_image_guess_interpretation(img);
+        if (interp != VIPS_INTERPRETATION_sRGB || vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
+            next = NULL;
+            if (lk_step(&img, next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+                goto vips_failed;
+        }
+    }
+    if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
+        next = NULL;
+        if (lk_step(&img, next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
+    }
+    /* Alpha: composite on white. */
+    if (vips_image_hasalpha(img)) {
+        VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+        next = NULL;
+        int rc = vips_flatten(img, &next, "background", white, "max_alpha", 255.0, NULL);
+        vips_area_unref(VIPS_AREA(white));
+        if (lk_step(&img, next, rc) != 0) goto vips_failed;
+        if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
+            next = NULL;
+            if (lk_step(&img, next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
+        }
+    }
+    /* Exactly 3 bands. */
+    int bands = vips_image_get_bands(img);
+    if (bands < 3) {
+        VipsImage *first = NULL;
+        if (bands != 1) {
+            if (vips_extract_band(img, &first, 0, NULL) != 0) goto vips_failed;
+        } else {
+            first = img;
+            g_object_ref(first);
+        }
+        VipsImage *parts[3] = {first, first, first};
+        next = NULL;
+        int rc = vips_bandjoin(parts, &next, 3, NULL);
+        g_object_unref(first);
+        if (lk_step(&img, next, rc) != 0) goto vips_failed;
+    } else if (bands > 3) {
+        next = NULL;
+        if (lk_step(&img, next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto vips_failed;
+    }
+    /* Resize to the reference size, matching Pillow's BILINEAR (reducing_gap=None):
+     * reducing: linear (triangle) kernel widened by the scale, no integer pre-shrink (gap 0);
+     * enlarging: plain bilinear with pixel centres aligned, edges clamped. */
+    {
+        int cw = vips_image_get_width(img), ch = vips_image_get_height(img);
+        if (cw != nW || ch != nH) {
+            double hs = (double)nW / cw, vs = (double)nH / ch;
+            next = NULL;
+            if (hs > 1.0 || vs > 1.0) {
+                /* small source: decode it fully first (affine reads out of order) */
+                VipsImage *mem = vips_image_copy_memory(img);
+                if (mem == NULL) goto vips_failed;
+                g_object_unref(img);
+                img = mem;
+                VipsInterpolate *bilinear = vips_interpolate_new("bilinear");
+                VipsArrayInt *area = vips_array_int_newv(4, 0, 0, (int)nW, (int)nH);
+                int rc = vips_affine(img, &next, hs, 0.0, 0.0, vs, "interpolate", bilinear,
+                                     "idx", 0.5, "idy", 0.5, "odx", -0.5, "ody", -0.5,
+                                     "oarea", area, "extend", VIPS_EXTEND_COPY, NULL);
+                vips_area_unref(VIPS_AREA(area));
+                if (bilinear != NULL) g_object_unref(bilinear);
+                if (lk_step(&img, next, rc) != 0) goto vips_failed;
+            } else if (lk_step(&img, next,
+                               vips_resize(img, &next, hs, "vscale", vs, "kernel",
+                                           VIPS_KERNEL_LINEAR, "gap", 0.0, NULL)) != 0) {
+                goto vips_failed;
+            }
+            if (vips_image_get_width(img) != nW || vips_image_get_height(img) != nH) {
+                g_object_unref(img);
+                lk_fail(r, LK_CORRUPT, "resize produced an unexpected size");
+                return r->status;
+            }
+        }
+    }
+    /* Pixels are decoded here: errors from a truncated or corrupt file surface now. */
+    {
+        VipsImage *mem = vips_image_copy_memory(img);
+        if (mem == NULL) goto vips_failed;
+        g_object_unref(img);
+        img = mem;
+    }
+    if (orientation > 1 && orientation <= 8) {
+        vips_image_set_int(img, VIPS_META_ORIENTATION, orientation);
+        next = NULL;
+        if (lk_step(&img, next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
+    }
+    {
+        int ow = vips_image_get_width(img), oh = vips_image_get_height(img);
+        if (ow < crop || oh < crop) {
+            g_object_unref(img);
+            lk_fail(r, LK_CORRUPT, "resized image smaller than the crop");
+            return r->status;
+        }
+        next = NULL;
+        if (lk_step(&img, next, vips_crop(img, &next, (ow - crop) / 2, (oh - crop) / 2, crop, crop, NULL)) != 0)
+            goto vips_failed;
+    }
+    {
+        size_t size = 0;
+        void *pixels = vips_image_write_to_memory(img, &size);
+        if (pixels == NULL) goto vips_failed;
+        if (size != (size_t)crop * crop * 3) {
+            g_free(pixels);
+            g_object_unref(img);
+            lk_fail(r, LK_CORRUPT, "unexpected pixel layout after decode");
+            return r->status;
+        }
+        memcpy(out, pixels, size);
+        g_free(pixels);
+    }
+    g_object_unref(img);
+    r->status = LK_OK;
+    r->message[0] = '\0';
+    return LK_OK;
+
+vips_failed:
+    g_object_unref(img);
+    lk_fail_vips(r, "cannot decode pixels");
+    return r->status;
+}
+
+static void lk_reset(lk_result *r) {
+    memset(r, 0, sizeof *r);
+}
+
+int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
+                   unsigned char *out, lk_result *r) {
+    lk_reset(r);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        lk_fail(r, (e == ENOENT || e == ENOTDIR) ? LK_NOT_FOUND : LK_UNREADABLE, strerror(e));
+        return r->status;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        lk_fail(r, LK_UNREADABLE, strerror(e));
+        return r->status;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        lk_fail(r, LK_UNREADABLE, "is a directory");
+        return r->status;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        lk_fail(r, LK_UNREADABLE, "not a regular file");
+        return r->status;
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        lk_fail(r, LK_EMPTY, "file is empty");
+        return r->status;
+    }
+    unsigned char head[32];
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof head) {
+        ssize_t n = read(fd, head + got, sizeof head - (size_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            lk_fail(r, LK_UNREADABLE, strerror(e));
+            return r->status;
+        }
+        if (n == 0) break;
+        got += n;
+    }
+    close(fd);
+    lk_input in = {path, NULL, 0};
+    return lk_decode(&in, head, (size_t)got, shortSide, crop, maxPixels, out, r);
+}
+
+int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop, long long maxPixels,
+                     unsigned char *out, lk_result *r) {
+    lk_reset(r);
+    if (data == NULL || length == 0) {
+        lk_fail(r, LK_EMPTY, "buffer is empty");
+        return r->status;
+    }
+    lk_input in = {NULL, data, length};
+    size_t headLen = length < 32 ? length : 32;
+    return lk_decode(&in, (const unsigned char *)data, headLen, shortSide, crop, maxPixels, out, r);
+}
