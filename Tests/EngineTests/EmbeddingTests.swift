@@ -1,0 +1,84 @@
+// Embedding tests: the full decode -> preprocess -> network path (cat photo classified as a cat),
+// Embedding's derived fields (unit vector, softmax top-5 with labels), ModelInfo, and the ordered,
+// pipelined `embedFiles` (input order kept, failures reported in place). Needs the converted weights.
+import Foundation
+import Testing
+@testable import LookalikeEngine
+
+@Suite("Embedder") struct EmbeddingTests {
+    static let embedder: Result<Embedder, Error> = Result { try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 2) }
+    static let catClasses: Set<Int> = [281, 282, 285]  // tabby, tiger cat, Egyptian cat
+
+    func catPath() throws -> String { try TestSupport.fixturesURL().appendingPathComponent("cat.jpg").path }
+
+    @Test func modelInfo() throws {
+        let e = try Self.embedder.get()
+        #expect(e.model.id == "efficientnet-lite0")
+        #expect(e.model.dimension == 1280)
+        #expect(e.model.checksum == (try TestSupport.weights.get()).checksum)
+    }
+
+    @Test func catPhotoThroughDecoderIsACat() throws {
+        let (image, emb) = try Self.embedder.get().embed(path: try catPath())
+        #expect(image.width == 451 && image.height == 300)
+        #expect(image.pixels.count == 224 * 224 * 3)
+        let top1 = try #require(emb.top5.first)
+        #expect(Self.catClasses.contains(top1.classId), "top-5: \(emb.top5)")
+        #expect(emb.top5.filter { Self.catClasses.contains($0.classId) }.map(\.probability).reduce(0, +) > 0.6)
+        // Decoder (libvips) vs reference (Pillow) preprocessing differ by a few levels per pixel only.
+        let ref = try TestSupport.feature("cat")
+        let cosine = zip(emb.vector, ref).map { $0 * $1 }.reduce(0, +) / sqrt(ref.map { $0 * $0 }.reduce(0, +))
+        #expect(cosine > 0.97, "cosine to the reference feature \(cosine)")
+    }
+
+    @Test func goldenPixelsGiveReferenceLabelsAndUnitVectors() throws {
+        let e = try Self.embedder.get()
+        for (name, ref) in try TestSupport.golden().images {
+            let emb = try e.embed(pixels: try TestSupport.pixels(name))
+            #expect(emb.feature.count == 1280 && emb.vector.count == 1280 && emb.logits.count == 1000)
+            #expect(emb.feature.allSatisfy { $0 >= 0 })
+            let norm = emb.vector.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+            #expect(abs(norm - 1) < 1e-4)
+            #expect(emb.top5.count == 5)
+            #expect(zip(emb.top5, emb.top5.dropFirst()).allSatisfy { $0.probability >= $1.probability })
+            for (label, r) in zip(emb.top5, ref.top5) where r[1] > 0.01 {
+                #expect(label.classId == Int(r[0]), "\(name): \(emb.top5) vs \(ref.top5)")
+                #expect(abs(Double(label.probability) - r[1]) < 1e-3)
+            }
+            #expect(emb.top5[0].name == e.labels[emb.top5[0].classId])
+            if name == "cat" { #expect(Self.catClasses.contains(emb.top5[0].classId)) }
+        }
+        #expect(throws: (any Error).self) { try e.embed(pixels: [1, 2, 3]) }
+    }
+
+    @Test func embedFilesKeepsInputOrderAndReportsFailures() throws {
+        let e = try Self.embedder.get()
+        let cat = try catPath()
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("missing-\(UUID().uuidString).jpg").path
+        var paths: [String] = []
+        for i in 0..<13 { paths.append(i % 5 == 3 ? missing : cat) }
+        let log = ResultLog()
+        e.embedFiles(paths) { index, path, result in log.append(index, path, result) }
+        let got = log.entries
+        #expect(got.map(\.0) == Array(paths.indices))
+        #expect(got.map(\.1) == paths)
+        let single = try e.embed(path: cat).1
+        for (i, _, r) in got {
+            if paths[i] == missing {
+                #expect(r == nil)
+            } else {
+                #expect(r.map { TestSupport.maxAbsDiff($0, single.feature) } ?? 1 <= 1e-5)
+            }
+        }
+        e.embedFiles([]) { _, _, _ in Issue.record("no results expected") }
+    }
+}
+
+final class ResultLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(Int, String, [Float]?)] = []
+    func append(_ i: Int, _ p: String, _ r: Result<(DecodedImage, Embedding), Error>) {
+        lock.lock(); items.append((i, p, try? r.get().1.feature)); lock.unlock()
+    }
+    var entries: [(Int, String, [Float]?)] { lock.lock(); defer { lock.unlock() }; return items }
+}
