@@ -24,6 +24,11 @@ public struct ModelInfo: Sendable, Equatable {
     public let id: String        // "efficientnet-lite0"
     public let checksum: String  // sha256 of the weights' data section
     public let dimension: Int    // 1280
+    public init(id: String, checksum: String, dimension: Int) {
+        self.id = id
+        self.checksum = checksum
+        self.dimension = dimension
+    }
 }
 
 public final class Embedder: Sendable {
