@@ -240,8 +240,63 @@ static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
     return out;
 }
 
-/* Replace *img by next (taking ownership); returns -1 (and keeps *img) when next is NULL. */
-static int lk_step(VipsImage **img, VipsImage *next, int rc) {
+/* Does the input end before its format's end marker? Used to classify a failed decode as
+ * truncation without relying on the (process-wide, racy) vips error text. */
+static int lk_looks_truncated(const lk_input *in, int format) {
+    unsigned char tail[16];
+    size_t n = 0;
+    unsigned long long total = 0;
+    const unsigned char *head = NULL;
+    unsigned char headBuf[12];
+    if (in->path != NULL) {
+        int fd = open(in->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            return 0;
+        }
+        total = (unsigned long long)st.st_size;
+        n = total < sizeof tail ? (size_t)total : sizeof tail;
+        ssize_t a = pread(fd, tail, n, (off_t)(total - n));
+        ssize_t b = pread(fd, headBuf, sizeof headBuf, 0);
+        close(fd);
+        if (a != (ssize_t)n) return 0;
+        head = b == (ssize_t)sizeof headBuf ? headBuf : NULL;
+    } else {
+        total = in->length;
+        n = total < sizeof tail ? (size_t)total : sizeof tail;
+        memcpy(tail, (const unsigned char *)in->data + (total - n), n);
+        head = total >= sizeof headBuf ? (const unsigned char *)in->data : NULL;
+    }
+    switch (format) {
+    case LK_FMT_JPEG:
+        for (size_t i = 0; i + 1 < n; i++)
+            if (tail[i] == 0xFF && tail[i + 1] == 0xD9) return 0;
+        return 1;
+    case LK_FMT_PNG:
+        for (size_t i = 0; i + 4 <= n; i++)
+            if (memcmp(tail + i, "IEND", 4) == 0) return 0;
+        return 1;
+    case LK_FMT_GIF:
+        for (size_t i = 0; i < n; i++)
+            if (tail[i] == 0x3B) return 0;
+        return 1;
+    case LK_FMT_WEBP:
+        return head != NULL && (unsigned long long)lk_le32(head + 4) + 8 > total;
+    case LK_FMT_BMP:
+        return head != NULL && (unsigned long long)lk_le32(head + 2) > total;
+    default:
+        return 0;
+    }
+}
+
+/* Replace *img by *slot (taking ownership); returns -1 (and keeps *img) on failure. The slot
+ * is passed by address so that it is read after the operation (argument evaluation order in C
+ * is unspecified). */
+static int lk_step(VipsImage **img, VipsImage **slot, int rc) {
+    VipsImage *next = *slot;
+    *slot = NULL;
     if (rc != 0 || next == NULL) {
         if (next != NULL) g_object_unref(next);
         return -1;
@@ -286,6 +341,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     VipsImage *img = lk_load(in, format, 1);
     if (img == NULL) {
         lk_fail_vips(r, "cannot read header");
+        if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
         return r->status;
     }
     long long W = vips_image_get_width(img), H = vips_image_get_height(img);
@@ -333,6 +389,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         if (small == NULL) {
             g_object_unref(img);
             lk_fail_vips(r, "cannot read header");
+            if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
             return r->status;
         }
         g_object_unref(img);
@@ -346,13 +403,13 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         VipsInterpretation interp = vips_image_guess_interpretation(img);
         if (interp != VIPS_INTERPRETATION_sRGB || vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
             next = NULL;
-            if (lk_step(&img, next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+            if (lk_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
                 goto vips_failed;
         }
     }
     if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
         next = NULL;
-        if (lk_step(&img, next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
+        if (lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
     }
     /* Alpha: composite on white. */
     if (vips_image_hasalpha(img)) {
@@ -360,10 +417,10 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         next = NULL;
         int rc = vips_flatten(img, &next, "background", white, "max_alpha", 255.0, NULL);
         vips_area_unref(VIPS_AREA(white));
-        if (lk_step(&img, next, rc) != 0) goto vips_failed;
+        if (lk_step(&img, &next, rc) != 0) goto vips_failed;
         if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
             next = NULL;
-            if (lk_step(&img, next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
+            if (lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
         }
     }
     /* Exactly 3 bands. */
@@ -380,10 +437,10 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         next = NULL;
         int rc = vips_bandjoin(parts, &next, 3, NULL);
         g_object_unref(first);
-        if (lk_step(&img, next, rc) != 0) goto vips_failed;
+        if (lk_step(&img, &next, rc) != 0) goto vips_failed;
     } else if (bands > 3) {
         next = NULL;
-        if (lk_step(&img, next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto vips_failed;
+        if (lk_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto vips_failed;
     }
     /* Resize to the reference size, matching Pillow's BILINEAR (reducing_gap=None):
      * reducing: linear (triangle) kernel widened by the scale, no integer pre-shrink (gap 0);
@@ -406,8 +463,8 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
                                      "oarea", area, "extend", VIPS_EXTEND_COPY, NULL);
                 vips_area_unref(VIPS_AREA(area));
                 if (bilinear != NULL) g_object_unref(bilinear);
-                if (lk_step(&img, next, rc) != 0) goto vips_failed;
-            } else if (lk_step(&img, next,
+                if (lk_step(&img, &next, rc) != 0) goto vips_failed;
+            } else if (lk_step(&img, &next,
                                vips_resize(img, &next, hs, "vscale", vs, "kernel",
                                            VIPS_KERNEL_LINEAR, "gap", 0.0, NULL)) != 0) {
                 goto vips_failed;
@@ -429,7 +486,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     if (orientation > 1 && orientation <= 8) {
         vips_image_set_int(img, VIPS_META_ORIENTATION, orientation);
         next = NULL;
-        if (lk_step(&img, next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
+        if (lk_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
     }
     {
         int ow = vips_image_get_width(img), oh = vips_image_get_height(img);
@@ -439,7 +496,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
             return r->status;
         }
         next = NULL;
-        if (lk_step(&img, next, vips_crop(img, &next, (ow - crop) / 2, (oh - crop) / 2, crop, crop, NULL)) != 0)
+        if (lk_step(&img, &next, vips_crop(img, &next, (ow - crop) / 2, (oh - crop) / 2, crop, crop, NULL)) != 0)
             goto vips_failed;
     }
     {
@@ -463,6 +520,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
 vips_failed:
     g_object_unref(img);
     lk_fail_vips(r, "cannot decode pixels");
+    if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
     return r->status;
 }
 
