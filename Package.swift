@@ -17,12 +17,16 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         .target(name: "CVipsShim", dependencies: ["CVips"]),
         .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // Distance kernels BLAS has no routine for (L1, L-inf, chi-square, Float16 dot),
+        // compiled per CPU level (AVX-512 / AVX2 / baseline) and picked at load time.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "LookalikeEngine",
             dependencies: ["CVipsShim", "CXNNPACK", .product(name: "Crypto", package: "swift-crypto")]
@@ -30,8 +34,10 @@ let package = Package(
         .target(
             name: "LookalikeLibrary",
             dependencies: [
-                "LookalikeEngine", "CBLAS",
+                "LookalikeEngine", "CBLAS", "CKernels",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -43,7 +49,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EngineTests", dependencies: ["LookalikeEngine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine"]),
+        // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
+        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine", "lookalike"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,28 @@
+# Lookalike: `make demo` runs the main job end to end, `make test` runs the tests; both do the
+# set-up first (idempotent). `make bench` compares speed with the reference peer.
+SWIFT ?= swift
+RELEASE_BIN := .build/release/lookalike
+DEMO_DB := out/demo.db
+
+.PHONY: setup build release test demo bench clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release --product lookalike
+
+test: setup
+	$(SWIFT) test
+
+demo: release
+	@scripts/demo.sh
+
+bench: release
+	@python3 scripts/bench.py
+
+clean:
+	rm -rf .build out

@@ -1,0 +1,26 @@
+// CKernels: one-query-against-many-rows distance kernels for the exact index.
+// Rows are stored contiguously (row-major, `dim` values each) as float32 or IEEE float16 (passed as
+// uint16_t bits). Each kernel writes one value per row into `out`. Cosine/inner product on float32
+// goes through BLAS (sgemv); these cover what BLAS does not: float16 storage and the L1, L-inf and
+// chi-square metrics. Compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time.
+#ifndef LOOKALIKE_CKERNELS_H
+#define LOOKALIKE_CKERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// out[r] = dot(q, X[r])
+void lk_dot_f16(const float *q, const uint16_t *X, size_t rows, size_t dim, float *out);
+/// out[r] = sum |q - X[r]|
+void lk_l1_f32(const float *q, const float *X, size_t rows, size_t dim, float *out);
+void lk_l1_f16(const float *q, const uint16_t *X, size_t rows, size_t dim, float *out);
+/// out[r] = max |q - X[r]|
+void lk_linf_f32(const float *q, const float *X, size_t rows, size_t dim, float *out);
+void lk_linf_f16(const float *q, const uint16_t *X, size_t rows, size_t dim, float *out);
+/// Chi-square distance between L1-normalised non-negative vectors:
+/// a = q*qScale, b = X[r]*rowScale[r]; out[r] = 0.5 * sum (a-b)^2 / (a+b)   (terms with a+b == 0 skipped)
+void lk_chi2_f32(const float *q, float qScale, const float *X, const float *rowScale, size_t rows, size_t dim, float *out);
+void lk_chi2_f16(const float *q, float qScale, const uint16_t *X, const float *rowScale, size_t rows, size_t dim, float *out);
+/// Converts n floats to float16 bits (round to nearest even) and back.
+void lk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void lk_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+#endif

@@ -1,0 +1,42 @@
+// `lookalike bench-engine` (used by `make bench`): images/s of the network alone (synthetic input)
+// and of decode + embed end to end over a list of image files, as one JSON line for the script
+// that runs the reference peer on the same files in the same run.
+import ArgumentParser
+import Foundation
+import LookalikeEngine
+
+struct BenchEngineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-engine", abstract: "Benchmark the embedding engine.", shouldDisplay: false)
+
+    @Option(help: "File with one image path per line (end-to-end part).") var list: String
+    @Option(help: "Threads (both parts).") var threads: Int = 2
+    @Option(help: "Images for the network-only part.") var networkImages: Int = 512
+
+    struct Report: Encodable {
+        let network_img_s: Double
+        let network_arrangement: String
+        let network_alternatives: [String: Double]
+        let e2e_img_s: Double
+        let e2e_images: Int
+        let e2e_failures: Int
+        let e2e_seconds: Double
+    }
+
+    func run() throws {
+        let paths = try String(contentsOfFile: list, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        // The production arrangement (one single-threaded runtime per core) and the alternative
+        // (one runtime using all threads), batch 1.
+        let perCore = try EngineBenchmark.networkImagesPerSecond(batch: 1, threadsPerWorker: 1, workers: threads, images: networkImages)
+        let shared = try EngineBenchmark.networkImagesPerSecond(batch: 1, threadsPerWorker: threads, workers: 1, images: networkImages)
+        let best = perCore.imagesPerSecond >= shared.imagesPerSecond ? perCore : shared
+        let e2e = try EngineBenchmark.endToEnd(paths: paths, threads: threads)
+        let report = Report(
+            network_img_s: best.imagesPerSecond, network_arrangement: best.label,
+            network_alternatives: [perCore.label: perCore.imagesPerSecond, shared.label: shared.imagesPerSecond],
+            e2e_img_s: e2e.imagesPerSecond, e2e_images: e2e.images, e2e_failures: e2e.failures, e2e_seconds: e2e.seconds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}

@@ -1,0 +1,52 @@
+// Helpers shared by the subcommands: the --db option, stderr output, JSON encoding, and the engine
+// loaded with a clear message when the weights are missing.
+import ArgumentParser
+import Foundation
+import LookalikeEngine
+import LookalikeLibrary
+
+struct DatabaseOption: ParsableArguments {
+    @Option(name: .long, help: "The library database.")
+    var db: String = "lookalike.db"
+}
+
+/// An error already reported to the user; exits with the given status.
+struct Failure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+enum Console {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
+    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
+}
+
+func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+
+func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+/// Left-aligned text table.
+func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+    var widths = header.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, cell in
+            let pad = String(repeating: " ", count: widths[i] - cell.count)
+            return rightAligned.contains(i) ? pad + cell : cell + pad
+        }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+    }
+    return ([line(header)] + rows.map(line)).joined(separator: "\n")
+}

