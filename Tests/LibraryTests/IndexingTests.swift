@@ -119,14 +119,18 @@ import Testing
         let info = try catalogue.info()
         #expect(info.files == total)
         #expect(info.images == total)
-        try DatabaseQueue(path: db.path).read { db in
-            #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
-            #expect(try EmbeddingRecord.fetchCount(db) == total)
-            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
-            // Every image has exactly one embedding and at least one path.
-            #expect(try ImageRecord.having(ImageRecord.files.isEmpty).fetchCount(db) == 0)
-            #expect(try ImageRecord.joining(optional: ImageRecord.embedding).filter(sql: "embedding.imageId IS NULL").fetchCount(db) == 0)
+        let check = try DatabaseQueue(path: db.path).read { db -> (String?, Int, Int, Int, Int) in
+            (try String.fetchOne(db, sql: "PRAGMA integrity_check"),
+             try EmbeddingRecord.fetchCount(db),
+             try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count,
+             try ImageRecord.having(ImageRecord.files.isEmpty).fetchCount(db),
+             try ImageRecord.fetchCount(db) - ImageRecord.joining(required: ImageRecord.embedding).fetchCount(db))
         }
+        #expect(check.0 == "ok")
+        #expect(check.1 == total)            // one embedding per image
+        #expect(check.2 == 0)                // no dangling references
+        #expect(check.3 == 0)                // every image has a path
+        #expect(check.4 == 0)                // every image has its embedding
         // The last rerun found nothing left to do for what was committed before the kills.
         let again = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
         #expect(again.embedded == 0 && again.unchanged == total)

@@ -17,19 +17,21 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         case .chi2:
             return "chi2: distance = 0.5 * sum (a-b)^2/(a+b) over the non-negative pooled features scaled to sum 1 (0..1); score = 1 - distance"
         case .manhattan:
-            return "manhattan: distance = L1 distance of the normalised embeddings; score = 1 / (1 + distance)"
+            return "manhattan: distance = L1 distance of the normalised embeddings (0..sqrt(2D), D = 1280); score = 1 - distance/sqrt(2D)"
         case .chebyshev:
             return "chebyshev: distance = largest per-dimension difference of the normalised embeddings (0..1); score = 1 - distance"
         }
     }
 
-    /// Score from distance; higher is more similar.
-    public func score(distance: Float) -> Float {
+    /// Score from distance between unit vectors of `dimension` values: 1 for identical vectors,
+    /// falling linearly to 0 at the metric's largest possible distance.
+    public func score(distance: Float, dimension: Int) -> Float {
         switch self {
         case .cosine: return 1 - distance
         case .euclidean: return 1 - distance / 2
         case .chi2, .chebyshev: return 1 - distance
-        case .manhattan: return 1 / (1 + distance)
+        // |x - y|_1 <= sqrt(D) |x - y|_2 <= sqrt(2D) for unit vectors.
+        case .manhattan: return 1 - distance / (2 * Float(dimension)).squareRoot()
         }
     }
 }

@@ -42,7 +42,7 @@ public final class SearchService: Sendable {
         return neighbors.enumerated().map { i, n in
             let s = summaries[n.id]
             return SearchResult(rank: i + 1, id: n.id, path: s?.path ?? "?", label: s?.label ?? "",
-                                score: metric.score(distance: n.distance), distance: n.distance)
+                                score: metric.score(distance: n.distance, dimension: index.dimension), distance: n.distance)
         }
     }
 

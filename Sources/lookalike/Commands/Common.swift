@@ -46,7 +46,7 @@ func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) 
         cells.enumerated().map { i, cell in
             let pad = String(repeating: " ", count: widths[i] - cell.count)
             return rightAligned.contains(i) ? pad + cell : cell + pad
-        }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
     }
     return ([line(header)] + rows.map(line)).joined(separator: "\n")
 }
