@@ -77,6 +77,7 @@ def bench_engine(a, have_peer):
     row("decode + embed end to end (img/s)", ours["e2e_img_s"], peer_e2e, "img/s")
     print(f"  network arrangement: {ours['network_arrangement']}; alternatives: "
           + ", ".join(f"{k}: {v:.1f}" for k, v in ours["network_alternatives"].items()))
+    print(f"  decode + resize + crop alone: {ours['decode_ms']:.2f} ms/image (one thread)")
     print(f"  bars: network >= 1.0x, end to end >= 1.5x")
 
 

@@ -97,8 +97,17 @@ public final class Embedder: Sendable {
         var probs = out.logits.map { exp(Double($0) - maxLogit) }
         let sum = probs.reduce(0, +)
         for i in probs.indices { probs[i] /= sum }
-        let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
-        let top5 = order.prefix(5).map { Label(classId: $0, name: $0 < labels.count ? labels[$0] : "class \($0)", probability: Float(probs[$0])) }
+        // Top 5 by one pass of insertion into a 5-slot list (no sort of all 1000 classes).
+        var order: [Int] = []
+        for i in probs.indices {
+            var at = order.count
+            while at > 0 && probs[order[at - 1]] < probs[i] { at -= 1 }
+            if at < 5 {
+                order.insert(i, at: at)
+                if order.count > 5 { order.removeLast() }
+            }
+        }
+        let top5 = order.map { Label(classId: $0, name: $0 < labels.count ? labels[$0] : "class \($0)", probability: Float(probs[$0])) }
         return Embedding(feature: out.feature, vector: out.feature.map { $0 * inv }, logits: out.logits, top5: top5)
     }
 }

@@ -2,6 +2,7 @@
 // and of decode + embed end to end over a list of image files, as one JSON line for the script
 // that runs the reference peer on the same files in the same run.
 import ArgumentParser
+import Dispatch
 import Foundation
 import LookalikeEngine
 
@@ -21,6 +22,8 @@ struct BenchEngineCommand: ParsableCommand {
         let e2e_images: Int
         let e2e_failures: Int
         let e2e_seconds: Double
+        /// Decode + resize + crop alone, one thread, mean ms per image over the list.
+        let decode_ms: Double
     }
 
     func run() throws {
@@ -31,10 +34,14 @@ struct BenchEngineCommand: ParsableCommand {
         let shared = try EngineBenchmark.networkImagesPerSecond(batch: 1, threadsPerWorker: threads, workers: 1, images: networkImages)
         let best = perCore.imagesPerSecond >= shared.imagesPerSecond ? perCore : shared
         let e2e = try EngineBenchmark.endToEnd(paths: paths, threads: threads)
+        let decodeStart = DispatchTime.now().uptimeNanoseconds
+        for path in paths { _ = try? ImageDecoder.decode(path: path) }
+        let decodeMs = Double(DispatchTime.now().uptimeNanoseconds - decodeStart) / 1e6 / Double(max(1, paths.count))
         let report = Report(
             network_img_s: best.imagesPerSecond, network_arrangement: best.label,
             network_alternatives: [perCore.label: perCore.imagesPerSecond, shared.label: shared.imagesPerSecond],
-            e2e_img_s: e2e.imagesPerSecond, e2e_images: e2e.images, e2e_failures: e2e.failures, e2e_seconds: e2e.seconds)
+            e2e_img_s: e2e.imagesPerSecond, e2e_images: e2e.images, e2e_failures: e2e.failures, e2e_seconds: e2e.seconds,
+            decode_ms: decodeMs)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))
