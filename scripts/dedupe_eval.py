@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,19 +86,23 @@ def main():
     folder = os.path.join(work, "set")
     os.makedirs(folder)
     origin = {}  # path -> group id (original index) or None
+    source = {}  # path -> the dataset photo it was made from
     for i, src in enumerate(originals):
         img = Image.open(src).convert("RGB")
         p = os.path.join(folder, f"o{i:04d}.jpg")
         img.save(p, quality=95)
         origin[p] = i
+        source[p] = src
         for name, t, kw in transforms(img):
             q = os.path.join(folder, f"o{i:04d}_{name}.jpg")
             t.save(q, **kw)
             origin[q] = i
+            source[q] = f"{src} ({name})"
     for j, src in enumerate(unrelated):
         p = os.path.join(folder, f"u{j:04d}.jpg")
         Image.open(src).convert("RGB").save(p, quality=95)
         origin[p] = None
+        source[p] = src
     db = os.path.join(work, "set.db")
     subprocess.run([BIN, "index", folder, "--db", db], check=True, capture_output=True)
     out = os.path.join(work, "export")
@@ -115,16 +120,32 @@ def main():
     d = D[iu]
     print(f"set: {a.originals} originals x 5 versions + {a.unrelated} unrelated = {len(X)} images; {len(true_pairs)} true pairs")
     print(f"{'threshold':>9} {'precision':>9} {'recall':>7}")
-    for t in [0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25]:
+    for t in [0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20, 0.25, 0.30]:
         sel = d < t
-        pred = pairs_of(union_find_groups(len(X), zip(iu[0][sel], iu[1][sel])))
+        pred = pairs_of(union_find_groups(len(X), list(zip(iu[0][sel], iu[1][sel]))))
         p, r = score(pred, true_pairs)
         print(f"{t:>9.2f} {p:>9.3f} {r:>7.3f}")
+    # The closest wrongly grouped pairs at the default, to see what they are.
+    t = float(re.search(r"default ([0-9.]+)", subprocess.run([BIN, "dedupe", "--help"], capture_output=True, text=True).stdout).group(1))
+    wrong = sorted((d[j], iu[0][j], iu[1][j]) for j in np.nonzero(d < t)[0] if (iu[0][j], iu[1][j]) not in true_pairs)
+    print(f"pairs under the default {t} that are not copies of one photo: {len(wrong)}; closest:")
+    for dist, x, y in wrong[:8]:
+        sx, sy = (os.path.relpath(source.get(os.path.realpath(paths[i]), paths[i]), a.source) for i in (x, y))
+        print(f"  {dist:.3f}  {sx}  {sy}")
     groups = json.loads(subprocess.run([BIN, "dedupe", "--db", db, "--json"], check=True, capture_output=True, text=True).stdout)
     index_of = {p: i for i, p in enumerate(paths)}
     pred = pairs_of([{index_of[p] for p in g["paths"] if p in index_of} for g in groups])
     p, r = score(pred, true_pairs)
     print(f"lookalike dedupe at its default threshold: {len(groups)} groups, pairwise precision {p:.3f}, recall {r:.3f}")
+    # Which transformations are found: an (original, copy) pair counts when both are in one group.
+    group_of = {}
+    for gi, g in enumerate(groups):
+        for q in g["paths"]:
+            group_of[os.path.basename(q)] = gi
+    for name in ["reencode", "resize", "crop", "bright"]:
+        found = sum(1 for i in range(a.originals)
+                    if f"o{i:04d}.jpg" in group_of and group_of.get(f"o{i:04d}_{name}.jpg") == group_of[f"o{i:04d}.jpg"])
+        print(f"  {name:<9} copy grouped with its original: {found}/{a.originals}")
 
 
 if __name__ == "__main__":

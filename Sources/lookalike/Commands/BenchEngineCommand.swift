@@ -13,6 +13,7 @@ struct BenchEngineCommand: ParsableCommand {
     @Option(help: "File with one image path per line (end-to-end part).") var list: String
     @Option(help: "Threads (both parts).") var threads: Int = 2
     @Option(help: "Images for the network-only part.") var networkImages: Int = 512
+    @Option(help: "Also time these batch sizes (per-core runtimes), e.g. 2,4,8.") var batches: String = ""
 
     struct Report: Encodable {
         let network_img_s: Double
@@ -32,6 +33,10 @@ struct BenchEngineCommand: ParsableCommand {
         // (one runtime using all threads), batch 1.
         let perCore = try EngineBenchmark.networkImagesPerSecond(batch: 1, threadsPerWorker: 1, workers: threads, images: networkImages)
         let shared = try EngineBenchmark.networkImagesPerSecond(batch: 1, threadsPerWorker: threads, workers: 1, images: networkImages)
+        var alternatives = [perCore, shared]
+        for b in batches.split(separator: ",").compactMap({ Int($0) }) where b > 1 {
+            alternatives.append(try EngineBenchmark.networkImagesPerSecond(batch: b, threadsPerWorker: 1, workers: threads, images: networkImages))
+        }
         let best = perCore.imagesPerSecond >= shared.imagesPerSecond ? perCore : shared
         let e2e = try EngineBenchmark.endToEnd(paths: paths, threads: threads)
         let decodeStart = DispatchTime.now().uptimeNanoseconds
@@ -39,7 +44,7 @@ struct BenchEngineCommand: ParsableCommand {
         let decodeMs = Double(DispatchTime.now().uptimeNanoseconds - decodeStart) / 1e6 / Double(max(1, paths.count))
         let report = Report(
             network_img_s: best.imagesPerSecond, network_arrangement: best.label,
-            network_alternatives: [perCore.label: perCore.imagesPerSecond, shared.label: shared.imagesPerSecond],
+            network_alternatives: Dictionary(alternatives.map { ($0.label, $0.imagesPerSecond) }, uniquingKeysWith: { a, _ in a }),
             e2e_img_s: e2e.imagesPerSecond, e2e_images: e2e.images, e2e_failures: e2e.failures, e2e_seconds: e2e.seconds,
             decode_ms: decodeMs)
         let encoder = JSONEncoder()
