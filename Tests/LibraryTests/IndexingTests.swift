@@ -75,6 +75,14 @@ import Testing
         #expect(fourth.removed == 1 && fourth.embedded == 0)
         let info = try catalogue.info()
         #expect(info.files == 11 && info.images == 11)
+
+        // A file that turns into garbage is reported and leaves the library; the rest stays.
+        let broken = folder.appendingPathComponent("airplanes/image_0002.jpg")
+        try Data("overwritten by accident".utf8).write(to: broken)
+        let fifth = try indexer.run(roots: [folder.path])
+        #expect(fifth.failures.map { $0.path } == [broken.path] && fifth.unchanged == 10)
+        #expect(try catalogue.imageId(path: broken.path) == nil)
+        #expect(try catalogue.info().images == 10)
     }
 
     @Test func libraryOfAnotherModelIsRefused() throws {

@@ -201,6 +201,11 @@ public final class Catalogue: Sendable {
                     }
                 case let .failure(path, reason, size, mtime):
                     try FailureRecord(path: path, reason: reason, fileSize: size, mtime: mtime, failedAt: now).save(db)
+                    // A file that changed into something unreadable no longer shows its old content.
+                    if let stale = try FileRecord.filter(FileRecord.Columns.path == path).fetchOne(db) {
+                        touchedImages.insert(stale.imageId)
+                        try stale.delete(db)
+                    }
                 }
             }
             try Self.deleteOrphans(db, among: touchedImages)

@@ -32,8 +32,11 @@ struct IndexCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Option(help: "Worker threads (each decodes and runs the network); default: one per core.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
     func run() throws {
-        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads))
         let catalogue = try Catalogue(path: database.db)
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
         let summary = try Indexer(catalogue: catalogue, embedder: embedder).run(
