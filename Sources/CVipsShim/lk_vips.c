@@ -314,6 +314,19 @@ static long long lk_scaled_long(long long lng, long long shrt, int s) {
     return (long long)((double)lng * (double)s / (double)shrt + 0.5);
 }
 
+/* The reference size: shorter side `shortSide`, longer side scaled and rounded as the reference
+ * does. Returns 0 when the result would exceed the pixel limit (extreme aspect ratios). */
+static int lk_target_size(long long w, long long h, int shortSide, long long maxPixels, long long *tw, long long *th) {
+    if (w <= h) {
+        *tw = shortSide;
+        *th = lk_scaled_long(h, w, shortSide);
+    } else {
+        *th = shortSide;
+        *tw = lk_scaled_long(w, h, shortSide);
+    }
+    return !(*tw * *th > maxPixels || *tw > VIPS_MAX_COORD || *th > VIPS_MAX_COORD);
+}
+
 /* ---------------------------------------------------------------- JPEG fast path */
 
 #define LK_FALLBACK (-1)
@@ -396,15 +409,8 @@ static int lk_decode_jpeg_fast(const lk_input *in, int shortSide, int crop, long
         goto done;
     }
     /* Reference geometry on the oriented image. */
-    long long oW = r->width, oH = r->height, tW, tH;
-    if (oW <= oH) {
-        tW = shortSide;
-        tH = lk_scaled_long(oH, oW, shortSide);
-    } else {
-        tH = shortSide;
-        tW = lk_scaled_long(oW, oH, shortSide);
-    }
-    if (tW * tH > maxPixels || tW > VIPS_MAX_COORD || tH > VIPS_MAX_COORD) {
+    long long tW, tH;
+    if (!lk_target_size(r->width, r->height, shortSide, maxPixels, &tW, &tH)) {
         lk_fail(r, LK_TOO_LARGE, "aspect ratio too extreme to resize");
         status = LK_TOO_LARGE;
         goto done;
@@ -526,14 +532,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     }
     /* Reference geometry, computed in the stored frame (it is symmetric in width/height). */
     long long nW, nH;
-    if (W <= H) {
-        nW = shortSide;
-        nH = lk_scaled_long(H, W, shortSide);
-    } else {
-        nH = shortSide;
-        nW = lk_scaled_long(W, H, shortSide);
-    }
-    if (nW * nH > maxPixels || nW > VIPS_MAX_COORD || nH > VIPS_MAX_COORD) {
+    if (!lk_target_size(W, H, shortSide, maxPixels, &nW, &nH)) {
         g_object_unref(img);
         lk_fail(r, LK_TOO_LARGE, "aspect ratio too extreme to resize");
         return r->status;

@@ -328,19 +328,23 @@ public final class Catalogue: Sendable {
     public func summaries(imageIds: [Int64]) throws -> [Int64: ImageSummary] {
         guard !imageIds.isEmpty else { return [:] }
         return try pool.read { db in
-            let images = try ImageRecord.filter(keys: imageIds).fetchAll(db)
-            let files = try FileRecord.filter(imageIds.contains(FileRecord.Columns.imageId))
-                .order(Column("id")).fetchAll(db)
-            var firstFile: [Int64: FileRecord] = [:]
-            for file in files where firstFile[file.imageId] == nil { firstFile[file.imageId] = file }
-            var result: [Int64: ImageSummary] = [:]
-            for image in images {
-                guard let id = image.id, let file = firstFile[id] else { continue }
-                result[id] = ImageSummary(imageId: id, path: file.path, label: file.label,
-                                          width: image.width, height: image.height)
-            }
-            return result
+            Self.summarize(images: try ImageRecord.filter(keys: imageIds).fetchAll(db),
+                           files: try FileRecord.filter(imageIds.contains(FileRecord.Columns.imageId))
+                               .order(Column("id")).fetchAll(db))
         }
+    }
+
+    /// Joins images with their first file (files in id order).
+    static func summarize(images: [ImageRecord], files: [FileRecord]) -> [Int64: ImageSummary] {
+        var firstFile: [Int64: FileRecord] = [:]
+        for file in files where firstFile[file.imageId] == nil { firstFile[file.imageId] = file }
+        var result: [Int64: ImageSummary] = [:]
+        for image in images {
+            guard let id = image.id, let file = firstFile[id] else { continue }
+            result[id] = ImageSummary(imageId: id, path: file.path, label: file.label,
+                                      width: image.width, height: image.height)
+        }
+        return result
     }
 
     /// All paths of each image that has more than one (exact duplicates).
@@ -356,17 +360,7 @@ public final class Catalogue: Sendable {
     /// Path and label of every image (first path), keyed by image id.
     public func allSummaries() throws -> [Int64: ImageSummary] {
         try pool.read { db in
-            let images = try ImageRecord.fetchAll(db)
-            let files = try FileRecord.order(Column("id")).fetchAll(db)
-            var firstFile: [Int64: FileRecord] = [:]
-            for file in files where firstFile[file.imageId] == nil { firstFile[file.imageId] = file }
-            var result: [Int64: ImageSummary] = [:]
-            for image in images {
-                guard let id = image.id, let file = firstFile[id] else { continue }
-                result[id] = ImageSummary(imageId: id, path: file.path, label: file.label,
-                                          width: image.width, height: image.height)
-            }
-            return result
+            Self.summarize(images: try ImageRecord.fetchAll(db), files: try FileRecord.order(Column("id")).fetchAll(db))
         }
     }
 
