@@ -36,7 +36,7 @@ public final class EfficientNetLiteGraph: @unchecked Sendable {
             // XNNPACK may read a few elements past the end with SIMD loads: pad generously.
             let p = UnsafeMutablePointer<Float>.allocate(capacity: values.count + 16)
             p.initialize(repeating: 0, count: values.count + 16)
-            values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+            values.withUnsafeBufferPointer { if let base = $0.baseAddress { p.update(from: base, count: values.count) } }
             buffers.append(p)
             return p
         }

@@ -102,8 +102,9 @@ struct VectorSampler: Sendable {
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 var rng = SplitMix(seed: seed &* 0x1000_0000 &+ UInt64(c) &+ UInt64(rows.lowerBound))
                 let lo = c * chunk, hi = Swift.min(rows.count, lo + chunk)
+                guard let start = box.buffer.baseAddress else { return }
                 for r in lo..<hi {
-                    let row = box.buffer.baseAddress! + r * dim
+                    let row = start + r * dim
                     var i = 0
                     while i < dim {
                         // Box-Muller: two normals from two uniforms.
