@@ -17,6 +17,8 @@ public struct IndexSummary: Sendable, Codable {
     /// Files in the library that are gone from disk (removed only with --prune).
     public var missing = 0
     public var failures: [IndexFailure] = []
+    /// Folders given to the run that do not exist.
+    public var missingRoots: [String] = []
     public var seconds = 0.0
     public var embedded = 0
     public var failed: Int { failures.count }
@@ -62,9 +64,7 @@ public final class Indexer: Sendable {
             URL(fileURLWithPath: catalogue.path + $0).standardizedFileURL.path
         })
         let (files, missingRoots) = FolderScanner.scan(roots, skipping: excluded)
-        for root in missingRoots {
-            summary.failures.append(IndexFailure(path: root, reason: "no such file or folder"))
-        }
+        summary.missingRoots = missingRoots
         summary.scanned = files.count
 
         let known = try catalogue.fileStates()

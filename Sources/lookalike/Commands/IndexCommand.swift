@@ -10,6 +10,8 @@ struct IndexCommand: ParsableCommand {
         commandName: "index",
         abstract: "Index folders of images (recursive, incremental, crash-safe).",
         discussion: """
+            Exit status: 0 when the run completed (files that could not be read are listed as \
+            failures and skipped), 1 when a folder given does not exist.
             Images are recognised by content. A rerun only embeds new or changed files (size and \
             mtime, confirmed by a content hash); files with identical bytes are stored once. The \
             parent folder's name is stored as each image's label. Safe to interrupt: rerun to finish.
@@ -46,6 +48,7 @@ struct IndexCommand: ParsableCommand {
             let text = summary.failures.map { "\($0.path)\t\($0.reason)\n" }.joined()
             try text.write(toFile: failures, atomically: true, encoding: .utf8)
         }
+        for root in summary.missingRoots { Console.error("error: \(root): no such file or folder") }
         if json {
             print(try Console.json(summary))
         } else {
@@ -60,6 +63,7 @@ struct IndexCommand: ParsableCommand {
                 for f in summary.failures { print("  \(f.path): \(f.reason)") }
             }
         }
+        if !summary.missingRoots.isEmpty { throw ExitCode(1) }
     }
 }
 
