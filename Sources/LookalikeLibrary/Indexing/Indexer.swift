@@ -31,6 +31,8 @@ public struct IndexFailure: Sendable, Codable {
 
 /// Progress events for the interface to draw.
 public struct IndexProgress: Sendable {
+    public enum Phase: String, Sendable { case hashing, embedding }
+    public var phase: Phase = .embedding
     public let done: Int
     public let total: Int
     public let elapsed: Double
@@ -84,7 +86,7 @@ public final class Indexer: Sendable {
                 needHash.append(file)
             }
         }
-        let hashes = Self.hashAll(needHash)
+        let hashes = Self.hashAll(needHash, progress: progress)
 
         var items: [IndexedItem] = []
         var toEmbed: [(file: ScannedFile, hash: String)] = []
@@ -203,10 +205,14 @@ public final class Indexer: Sendable {
         return text
     }
 
-    static func hashAll(_ files: [ScannedFile]) -> [Result<String, Error>] {
+    /// SHA-256 of each file, in parallel, reporting progress as the "hashing" phase.
+    static func hashAll(_ files: [ScannedFile], progress: (@Sendable (IndexProgress) -> Void)?) -> [Result<String, Error>] {
         let results = ResultBox<Result<String, Error>>(count: files.count)
+        let started = Date()
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            results.set(i, Result<String, Error> { try ContentHash.sha256(path: files[i].path) })
+            let done = results.set(i, Result<String, Error> { try ContentHash.sha256(path: files[i].path) })
+            progress?(IndexProgress(phase: .hashing, done: done, total: files.count,
+                                    elapsed: Date().timeIntervalSince(started)))
         }
         return results.values
     }
@@ -284,6 +290,15 @@ final class ResultBox<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [T?]
     init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ value: T) { lock.withLock { storage[i] = value } }
+    private var filled = 0
+    /// Stores a value; returns how many slots are filled.
+    @discardableResult
+    func set(_ i: Int, _ value: T) -> Int {
+        lock.withLock {
+            storage[i] = value
+            filled += 1
+            return filled
+        }
+    }
     var values: [T] { lock.withLock { storage.compactMap { $0 } } }
 }

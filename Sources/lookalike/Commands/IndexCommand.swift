@@ -80,11 +80,14 @@ final class ProgressDisplay: @unchecked Sendable {
         lock.withLock {
             let now = Date()
             let interval = terminal ? 0.1 : 5.0
+            // Hashing is quick for most libraries: show it only when it takes a while.
+            if p.phase == .hashing && p.elapsed < 2 { return }
             guard now.timeIntervalSince(lastDraw) >= interval || p.done == p.total else { return }
             lastDraw = now
             let fraction = p.total > 0 ? Double(p.done) / Double(p.total) : 1
             let eta = p.eta.map { "ETA \(duration($0))" } ?? "ETA --:--"
-            let stats = "\(p.done)/\(p.total)  \(format(p.rate)) img/s  \(eta)"
+            let unit = p.phase == .hashing ? "files/s" : "img/s"
+            let stats = "\(p.phase.rawValue) \(p.done)/\(p.total)  \(format(p.rate)) \(unit)  \(eta)"
             if terminal {
                 let width = 30
                 let filled = Int(fraction * Double(width))
@@ -92,7 +95,7 @@ final class ProgressDisplay: @unchecked Sendable {
                 FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(Int(fraction * 100))%  \(stats)".utf8))
                 drewBar = true
             } else {
-                Console.error("indexing: \(Int(fraction * 100))%  \(stats)")
+                Console.error("index: \(Int(fraction * 100))%  \(stats)")
             }
         }
     }
