@@ -85,6 +85,19 @@ import Testing
         #expect(try catalogue.info().images == 10)
     }
 
+    @Test func symlinkedFilesAreIndexedAndFolderLinksNotFollowed() throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let target = Fixture.samples.appendingPathComponent("pizza/image_0001.jpg")
+        try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent("linked.jpg"), withDestinationURL: target)
+        try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent("loop"), withDestinationURL: folder)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let summary = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(summary.indexed == 1 && summary.failed == 0)
+        #expect(try catalogue.imageId(path: folder.appendingPathComponent("linked.jpg").path) != nil)
+    }
+
     @Test func libraryOfAnotherModelIsRefused() throws {
         let dir = try Fixture.tempDir()
         let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)

@@ -2,6 +2,8 @@
 // files in them with their size and modification time. A file counts as an image by its content
 // (magic bytes), not only by its extension: `photo.dat` holding a JPEG is indexed, and `notes.jpg`
 // holding text is reported as a failure by the decoder. Hidden files and folders are skipped.
+// Symbolic links to files are indexed under the link's path; links to folders are not followed
+// (a link cycle would never end).
 import Foundation
 import LookalikeEngine
 
@@ -36,18 +38,23 @@ public enum FolderScanner {
                 if let file = stat(rootURL.path), seen.insert(file.path).inserted { files.append(file) }
                 continue
             }
-            let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey]
+            let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey, .fileSizeKey, .contentModificationDateKey]
             guard let walker = fm.enumerator(at: rootURL, includingPropertiesForKeys: keys,
                                              options: [.skipsHiddenFiles]) else { continue }
             for case let url as URL in walker {
                 let path = url.standardizedFileURL.path
-                guard !excluded.contains(path), let values = try? url.resourceValues(forKeys: Set(keys)),
-                      values.isRegularFile == true else { continue }
+                guard !excluded.contains(path), let values = try? url.resourceValues(forKeys: Set(keys)) else { continue }
+                var file: ScannedFile?
+                if values.isRegularFile == true {
+                    file = ScannedFile(path: path, fileSize: Int64(values.fileSize ?? 0),
+                                       mtime: values.contentModificationDate?.timeIntervalSince1970 ?? 0)
+                } else if values.isSymbolicLink == true, let target = stat(url.resolvingSymlinksInPath().path) {
+                    file = ScannedFile(path: path, fileSize: target.fileSize, mtime: target.mtime)
+                }
+                guard let file else { continue }
                 let ext = url.pathExtension.lowercased()
                 guard imageExtensions.contains(ext) || ImageDecoder.sniff(path: path) else { continue }
-                let size = Int64(values.fileSize ?? 0)
-                let mtime = values.contentModificationDate?.timeIntervalSince1970 ?? 0
-                if seen.insert(path).inserted { files.append(ScannedFile(path: path, fileSize: size, mtime: mtime)) }
+                if seen.insert(path).inserted { files.append(file) }
             }
         }
         files.sort { $0.path < $1.path }
