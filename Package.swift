@@ -6,7 +6,8 @@ import PackageDescription
 
 let package = Package(
     name: "Lookalike",
-    platforms: [.macOS(.v14)],
+    // Linux only (Debian 12): the C targets link Debian's libvips, XNNPACK and OpenBLAS, and
+    // CKernels is compiled per x86-64 level; no Apple platform is built or tested.
     products: [
         .executable(name: "lookalike", targets: ["lookalike"]),
         .library(name: "LookalikeEngine", targets: ["LookalikeEngine"]),
@@ -38,6 +39,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(
@@ -50,7 +52,8 @@ let package = Package(
         ),
         .testTarget(name: "EngineTests", dependencies: ["LookalikeEngine"], resources: [.copy("Fixtures")]),
         // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
-        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine", "lookalike"]),
+        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine", "lookalike"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

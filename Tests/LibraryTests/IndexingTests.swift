@@ -173,7 +173,7 @@ import Testing
             let service = try SearchService(catalogue: catalogue)
             let results = try service.search(imageId: query, k: 3, metric: .cosine)
             #expect(results.count == 3)
-            sizes.append(service.index.count)
+            sizes.append(service.library.count)
             searches += 1
         }
         process.waitUntilExit()

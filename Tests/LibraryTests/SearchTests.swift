@@ -16,7 +16,7 @@ import Testing
     @Test func queriesFromOutsideTheLibraryFindTheirClass() throws {
         let catalogue = try Self.sampleLibrary()
         let service = try SearchService(catalogue: catalogue)
-        #expect(service.index.count == 36)
+        #expect(service.library.count == 36)
         var chebyshevHits = 0
         for c in Fixture.classes {
             let query = Fixture.queries.appendingPathComponent("\(c)_0010.jpg").path
@@ -52,16 +52,7 @@ import Testing
 
     @Test func exactIndexMatchesBruteForceForEveryMetric() throws {
         let d = 64, n = 5000
-        var rng = SystemRandomNumberGenerator()
-        func unit(_ count: Int) -> [Float] {
-            var v = (0..<count * d).map { _ in Float.random(in: 0...1, using: &rng) * (Bool.random(using: &rng) ? 1 : 0) + 0.001 }
-            for r in 0..<count {
-                let norm = (0..<d).reduce(Float(0)) { $0 + v[r * d + $1] * v[r * d + $1] }.squareRoot()
-                for i in 0..<d { v[r * d + i] /= norm }
-            }
-            return v
-        }
-        let data = unit(n), queries = unit(10)
+        let data = Synthetic.unitVectors(n, dimension: d, seed: 1), queries = Synthetic.unitVectors(10, dimension: d, seed: 2)
         let ids = (0..<Int64(n)).map { $0 * 3 + 1 }
         let f32 = ExactIndex(dimension: d), f16 = ExactIndex(dimension: d, precision: .float16)
         try f32.add(ids: ids, vectors: data)
@@ -113,10 +104,10 @@ import Testing
         #expect(before.allSatisfy { !gone.contains($0.id) })
         let file = try Fixture.tempDir().appendingPathComponent("exact.idx")
         try f32.write(to: file)
-        let restored = try ExactIndex.read(from: file)
+        let restored = try readIndex(url: file)
         #expect(try restored.search(q, k: 10, metric: .cosine, excluding: []) == before)
         try Data("not an index".utf8).write(to: file)
-        #expect(throws: IndexError.self) { _ = try ExactIndex.read(from: file) }
+        #expect(throws: IndexError.self) { _ = try readIndex(url: file) }
     }
 
     @Test func topKSelectsTheSmallestInOrder() {

@@ -2,6 +2,9 @@
 // broken files, one shared engine, temporary folders, and the built `lookalike` executable for the
 // subprocess (crash-safety) tests.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import LookalikeEngine
 @testable import LookalikeLibrary
 
@@ -15,13 +18,68 @@ enum Fixture {
     private static let sharedEmbedder = Result<Embedder, Error> { try Embedder() }
     static func embedder() throws -> Embedder { try sharedEmbedder.get() }
 
+    /// One folder per test process, removed when the process exits (and left-overs of killed runs
+    /// removed when the next run starts).
+    static let tempRoot: URL = {
+        let base = FileManager.default.temporaryDirectory
+        let prefix = "lookalike-tests-"
+        for old in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] where old.hasPrefix(prefix) {
+            if let pid = Int32(old.dropFirst(prefix.count)), kill(pid, 0) != 0 {
+                try? FileManager.default.removeItem(at: base.appendingPathComponent(old))
+            }
+        }
+        let root = base.appendingPathComponent("\(prefix)\(getpid())")
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: Fixture.tempRoot) }
+        return root
+    }()
+
     static func tempDir(_ name: String = #function) throws -> URL {
         let safe = name.filter { $0.isLetter || $0.isNumber }
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("lookalike-tests-\(safe)-\(UUID().uuidString.prefix(8))")
+        let url = tempRoot.appendingPathComponent("\(safe)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// A copy of a committed fixture file (Tests/LibraryTests/Fixtures).
+    static func fixtureCopy(_ name: String, into dir: URL) throws -> URL {
+        guard let source = Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil) else {
+            throw CatalogueError("fixture \(name) missing from the test bundle")
+        }
+        let dest = dir.appendingPathComponent(name)
+        try FileManager.default.copyItem(at: source, to: dest)
+        return dest
+    }
+}
+
+/// SplitMix64: a seeded generator, so tests on random data are reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum Synthetic {
+    /// `count` unit vectors of `dimension` non-negative values (like pooled CNN features: sparse-ish,
+    /// positive), reproducible from `seed`.
+    static func unitVectors(_ count: Int, dimension d: Int, seed: UInt64) -> [Float] {
+        var rng = SeededGenerator(seed: seed)
+        var v = (0..<count * d).map { _ in Float.random(in: 0...1, using: &rng) * (Bool.random(using: &rng) ? 1 : 0) + 0.001 }
+        for r in 0..<count {
+            let norm = (0..<d).reduce(Float(0)) { $0 + v[r * d + $1] * v[r * d + $1] }.squareRoot()
+            for i in 0..<d { v[r * d + i] /= norm }
+        }
+        return v
+    }
+}
+
+extension Fixture {
 
     /// Copies the sample photos of `classes` into `folder/<class>/`.
     static func copySamples(to folder: URL, classes: [String] = classes) throws {

@@ -5,6 +5,7 @@
 // through their own runner, so decoding of one image overlaps the network on another and both cores
 // stay busy (measured fastest on 2 cores, see EngineBenchmark); at most `window` results are held in
 // memory and they are delivered in input order.
+import Dispatch
 import Foundation
 
 public struct Label: Sendable, Equatable {
@@ -36,6 +37,8 @@ public final class Embedder: Sendable {
     public let labels: [String]
     public let threads: Int
     private let runners: RunnerPool
+    /// Admits at most `threads` async embeddings at once; the rest wait in order (not on a thread).
+    private let admission: AsyncSemaphore
 
     /// Loads the weights (nil: `ModelLocator.defaultWeightsURL()`) and prepares `threads` workers.
     public init(weightsURL: URL? = nil, threads: Int = 2) throws {
@@ -47,6 +50,33 @@ public final class Embedder: Sendable {
         labels = weights.labels
         model = ModelInfo(id: weights.modelName, checksum: weights.checksum, dimension: EfficientNetLite0.headChannels)
         runners = RunnerPool(try (0..<n).map { _ in try NetworkRunner(graph: graph, batchSize: 1, threads: 1) })
+        admission = AsyncSemaphore(permits: n)
+    }
+
+    // MARK: async API (for servers and async callers)
+
+    /// Decodes and embeds a file without blocking the caller's thread: the work runs on a Dispatch
+    /// worker once one of the `threads` slots is free; waiting callers queue in order.
+    public func embed(path: String) async throws -> (DecodedImage, Embedding) {
+        try await offload { try self.embed(path: path) }
+    }
+
+    /// Decodes and embeds an in-memory image (an upload or a download) off the caller's thread.
+    public func embed(data: [UInt8], name: String) async throws -> (DecodedImage, Embedding) {
+        try await offload {
+            let image = try ImageDecoder.decode(data: data, name: name)
+            return (image, try self.embed(image))
+        }
+    }
+
+    private func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        await admission.acquire()
+        defer { Task { await admission.release() } }
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                continuation.resume(with: Result { try work() })
+            }
+        }
     }
 
     public func embed(_ image: DecodedImage) throws -> Embedding {
@@ -109,6 +139,27 @@ public final class Embedder: Sendable {
         }
         let top5 = order.map { Label(classId: $0, name: $0 < labels.count ? labels[$0] : "class \($0)", probability: Float(probs[$0])) }
         return Embedding(feature: out.feature, vector: out.feature.map { $0 * inv }, logits: out.logits, top5: top5)
+    }
+}
+
+/// A counting semaphore for async code: `acquire` suspends (never blocks a thread) until a permit
+/// is free; waiters are served first come, first served.
+actor AsyncSemaphore {
+    private var permits: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(permits: Int) { self.permits = permits }
+
+    func acquire() async {
+        if permits > 0 {
+            permits -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { permits += 1 } else { waiters.removeFirst().resume() }
     }
 }
 

@@ -2,6 +2,7 @@
 // edited, a change is a new migration, so any older database upgrades in place when opened.
 import GRDB
 
+
 enum CatalogueMigrations {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -53,6 +54,81 @@ enum CatalogueMigrations {
                 t.column("value", .text).notNull()
             }
         }
+        migrator.registerMigration(CatalogueMigrations.v2, migrate: v2)
         return migrator
+    }
+
+    static let v2 = "v2: embeddings by (image, model, variant), change journal, photo metadata, trained models, codes"
+
+    /// v2 shapes the catalogue for what search, evaluation and hashing store next:
+    /// - `embedding` keyed by (image, model, variant): the raw network vector is variant "raw";
+    ///   re-ranked (augmented) vectors or a second model's live beside it;
+    /// - `change`: a journal of vectors added and removed, filled by triggers so that no write path
+    ///   can forget it (cascade deletes included); its last `seq` is the catalogue's change counter,
+    ///   which snapshots record and followers (search, serve) catch up from;
+    /// - photo metadata on `image` (capture date, camera, GPS; filled by the indexer);
+    /// - `trainedModel` (learned hash codes, projections: parameters as a blob) and `imageCode`
+    ///   (an image's code under a trained model).
+    static func v2(_ db: Database) throws {
+        try db.create(table: "embedding_v2") { t in
+            t.belongsTo("image", onDelete: .cascade).notNull()
+            t.column("model", .text).notNull()
+            t.column("variant", .text).notNull()
+            t.column("vector", .blob).notNull()
+            t.column("norm", .double).notNull()
+            t.primaryKey(["imageId", "model", "variant"])
+        }
+        try db.execute(sql: """
+            INSERT INTO embedding_v2 (imageId, model, variant, vector, norm)
+            SELECT imageId, model, 'raw', vector, norm FROM embedding
+            """)
+        try db.drop(table: "embedding")
+        try db.rename(table: "embedding_v2", to: "embedding")
+        try db.create(index: "embedding_on_model_variant", on: "embedding", columns: ["model", "variant", "imageId"])
+
+        try db.create(table: "change") { t in
+            t.autoIncrementedPrimaryKey("seq")
+            // No foreign key: the journal outlives the images it mentions.
+            t.column("imageId", .integer).notNull()
+            t.column("model", .text).notNull()
+            t.column("variant", .text).notNull()
+            t.column("op", .text).notNull()  // ChangeRecord.Operation
+        }
+        for (name, event, row, op) in [("embedding_added", "INSERT", "NEW", "add"),
+                                      ("embedding_replaced", "UPDATE OF vector", "NEW", "add"),
+                                      ("embedding_removed", "DELETE", "OLD", "remove")] {
+            try db.execute(sql: """
+                CREATE TRIGGER \(name) AFTER \(event) ON embedding BEGIN
+                  INSERT INTO change (imageId, model, variant, op)
+                  VALUES (\(row).imageId, \(row).model, \(row).variant, '\(op)');
+                END
+                """)
+        }
+
+        try db.alter(table: "image") { t in
+            t.add(column: "capturedAt", .text)
+            t.add(column: "cameraMake", .text)
+            t.add(column: "cameraModel", .text)
+            t.add(column: "gpsLatitude", .double)
+            t.add(column: "gpsLongitude", .double)
+            t.add(column: "metadataRead", .boolean).notNull().defaults(to: false)
+        }
+
+        try db.create(table: "trainedModel") { t in
+            t.primaryKey("name", .text)
+            t.column("kind", .text).notNull()
+            t.column("model", .text).notNull()
+            t.column("dimension", .integer).notNull()
+            t.column("bits", .integer).notNull()
+            t.column("parameters", .blob).notNull()
+            t.column("summary", .text).notNull().defaults(to: "")
+            t.column("trainedAt", .datetime).notNull()
+        }
+        try db.create(table: "imageCode") { t in
+            t.belongsTo("image", onDelete: .cascade).notNull()
+            t.column("trainedModel", .text).notNull().references("trainedModel", onDelete: .cascade)
+            t.column("code", .blob).notNull()
+            t.primaryKey(["imageId", "trainedModel"])
+        }
     }
 }

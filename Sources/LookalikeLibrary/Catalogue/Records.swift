@@ -3,7 +3,10 @@
 // content lives (two files with the same bytes share one image and one embedding); an
 // `EmbeddingRecord` is the network's L2-normalised vector for an image under a given model;
 // `FailureRecord` remembers files that could not be indexed and why; `IndexRunRecord` is the
-// summary of one `lookalike index` run; `MetaRecord` holds key/value facts (the model in use).
+// summary of one `lookalike index` run; `MetaRecord` holds key/value facts (the model in use);
+// `ChangeRecord` is one entry of the change journal (written by triggers, see Migrations);
+// `TrainedModelRecord` / `ImageCodeRecord` hold learned models (hash codes) and their codes.
+// Requests used in several places are methods on the request types (Requests.swift).
 import Foundation
 import GRDB
 
@@ -17,6 +20,14 @@ public struct ImageRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     /// Top-5 ImageNet labels as "name:prob" joined with "; " (useful as tags).
     public var tags: String
     public var createdAt: Date
+    /// When the photo was taken (EXIF DateTimeOriginal, ISO 8601, with offset when known).
+    public var capturedAt: String? = nil
+    public var cameraMake: String? = nil
+    public var cameraModel: String? = nil
+    public var gpsLatitude: Double? = nil
+    public var gpsLongitude: Double? = nil
+    /// True once the file's metadata was read (so images indexed before v2 get it filled in).
+    public var metadataRead: Bool = false
 
     public static let files = hasMany(FileRecord.self)
     public static let embedding = hasOne(EmbeddingRecord.self)
@@ -51,10 +62,17 @@ public struct FileRecord: Codable, Sendable, FetchableRecord, MutablePersistable
     }
 }
 
+/// Which vector of an image: the network's own ("raw"), or one derived from it by re-ranking.
+public enum EmbeddingVariant {
+    public static let raw = "raw"
+}
+
 public struct EmbeddingRecord: Codable, Sendable, FetchableRecord, PersistableRecord, TableRecord {
     public static let databaseTableName = "embedding"
     public var imageId: Int64
     public var model: String
+    /// `EmbeddingVariant.raw` for the network's vector.
+    public var variant: String = EmbeddingVariant.raw
     /// Float32 little-endian, L2-normalised, `dimension` values.
     public var vector: Data
     /// L2 norm of the raw pooled feature (feature = vector * norm).
@@ -65,6 +83,7 @@ public struct EmbeddingRecord: Codable, Sendable, FetchableRecord, PersistableRe
     public enum Columns {
         public static let imageId = Column(CodingKeys.imageId)
         public static let model = Column(CodingKeys.model)
+        public static let variant = Column(CodingKeys.variant)
         public static let vector = Column(CodingKeys.vector)
     }
 }
@@ -96,4 +115,41 @@ public struct MetaRecord: Codable, Sendable, FetchableRecord, PersistableRecord,
     public static let databaseTableName = "meta"
     public var key: String
     public var value: String
+}
+
+public struct ChangeRecord: Codable, Sendable, FetchableRecord, TableRecord {
+    public static let databaseTableName = "change"
+    public enum Operation: String, Codable, Sendable { case add, remove }
+    public var seq: Int64
+    public var imageId: Int64
+    public var model: String
+    public var variant: String
+    public var op: Operation
+
+    public enum Columns {
+        public static let seq = Column(CodingKeys.seq)
+        public static let model = Column(CodingKeys.model)
+        public static let variant = Column(CodingKeys.variant)
+    }
+}
+
+public struct TrainedModelRecord: Codable, Sendable, FetchableRecord, PersistableRecord, TableRecord {
+    public static let databaseTableName = "trainedModel"
+    /// e.g. "hash:64:itq".
+    public var name: String
+    public var kind: String
+    /// The embedding model whose vectors it was trained on.
+    public var model: String
+    public var dimension: Int
+    public var bits: Int
+    public var parameters: Data
+    public var summary: String
+    public var trainedAt: Date
+}
+
+public struct ImageCodeRecord: Codable, Sendable, FetchableRecord, PersistableRecord, TableRecord {
+    public static let databaseTableName = "imageCode"
+    public var imageId: Int64
+    public var trainedModel: String
+    public var code: Data
 }

@@ -21,7 +21,17 @@ public struct IndexSummary: Sendable, Codable {
     public var missingRoots: [String] = []
     public var seconds = 0.0
     public var embedded = 0
+    /// Roots whose files --prune kept because the root looked unmounted (see `--force`).
+    public var protectedRoots: [ProtectedRoot] = []
+    /// What happened to the library snapshot after the run.
+    public var snapshot: LibrarySnapshot.Refresh?
     public var failed: Int { failures.count }
+}
+
+public struct ProtectedRoot: Sendable, Codable {
+    public let root: String
+    public let files: Int
+    public let reason: String
 }
 
 public struct IndexFailure: Sendable, Codable {
@@ -46,15 +56,26 @@ public final class Indexer: Sendable {
     /// Results are committed when this many are pending, or `commitInterval` seconds passed.
     let batchSize: Int
     let commitInterval: Double
+    /// Rewrite the library snapshot after a run (the indexer is the one writer of derived files).
+    let writesSnapshot: Bool
 
-    public init(catalogue: Catalogue, embedder: Embedder, batchSize: Int = 64, commitInterval: Double = 1.0) {
+    public init(catalogue: Catalogue, embedder: Embedder, batchSize: Int = 64, commitInterval: Double = 1.0,
+                writesSnapshot: Bool = true) {
         self.catalogue = catalogue
         self.embedder = embedder
         self.batchSize = batchSize
         self.commitInterval = commitInterval
+        self.writesSnapshot = writesSnapshot
     }
 
-    public func run(roots: [String], prune: Bool = false,
+    /// What the run knows after looking at the files: what to embed, what to link, what failed.
+    struct Plan {
+        var items: [IndexedItem] = []
+        var toEmbed: [(file: ScannedFile, hash: String)] = []
+        var links: [IndexedItem] = []
+    }
+
+    public func run(roots: [String], prune: Bool = false, force: Bool = false,
                     progress: (@Sendable (IndexProgress) -> Void)? = nil) throws -> IndexSummary {
         let started = Date()
         let model = embedder.model
@@ -68,12 +89,34 @@ public final class Indexer: Sendable {
         let (files, missingRoots) = FolderScanner.scan(roots, skipping: excluded)
         summary.missingRoots = missingRoots
         summary.scanned = files.count
-
         let known = try catalogue.fileStates()
-        var knownHashes = try catalogue.knownHashes()
-        let previousFailures = Dictionary(try catalogue.failures().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
 
-        // 1. Classify by size + mtime; files that need a look get hashed (in parallel).
+        let plan = try classify(files, known: known, summary: &summary, progress: progress)
+        try catalogue.commit(plan.items, model: model.id)
+        let failed = try embed(plan.toEmbed, known: known, summary: &summary, progress: progress)
+        try link(plan.links, known: known, failedTwins: failed, jobs: plan.toEmbed, summary: &summary)
+        try forgetGone(files: files, roots: roots, known: known, prune: prune, force: force, summary: &summary)
+
+        if writesSnapshot {
+            summary.snapshot = try LibrarySnapshot.refresh(catalogue: catalogue, model: model)
+        }
+        summary.seconds = Date().timeIntervalSince(started)
+        run.indexed = summary.indexed
+        run.unchanged = summary.unchanged
+        run.updated = summary.updated
+        run.removed = summary.removed
+        run.failed = summary.failed
+        try catalogue.finish(run: run)
+        summary.failures.sort { $0.path < $1.path }
+        return summary
+    }
+
+    /// 1. Classifies by size + mtime; files that need a look get hashed (in parallel) and sorted into
+    /// unchanged (touch), new content (embed) and known content (link).
+    func classify(_ files: [ScannedFile], known: [String: FileState], summary: inout IndexSummary,
+                  progress: (@Sendable (IndexProgress) -> Void)?) throws -> Plan {
+        let knownHashes = try catalogue.knownHashes()
+        let previousFailures = Dictionary(try catalogue.failures().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         var needHash: [ScannedFile] = []
         for file in files {
             if let state = known[file.path], state.fileSize == file.fileSize, state.mtime == file.mtime {
@@ -86,46 +129,43 @@ public final class Indexer: Sendable {
                 needHash.append(file)
             }
         }
-        let hashes = Self.hashAll(needHash, progress: progress)
-
-        var items: [IndexedItem] = []
-        var toEmbed: [(file: ScannedFile, hash: String)] = []
-        var links: [IndexedItem] = []
+        var plan = Plan()
         var pendingHashes = Set<String>()
-        for (file, hashResult) in zip(needHash, hashes) {
+        for (file, hashResult) in zip(needHash, Self.hashAll(needHash, progress: progress)) {
             let hash: String
             switch hashResult {
             case .success(let h): hash = h
             case .failure(let error):
                 let reason = "cannot read: \(error.localizedDescription)"
                 summary.failures.append(IndexFailure(path: file.path, reason: reason))
-                items.append(.failure(path: file.path, reason: reason, fileSize: file.fileSize, mtime: file.mtime))
+                plan.items.append(.failure(path: file.path, reason: reason, fileSize: file.fileSize, mtime: file.mtime))
                 continue
             }
             let state = known[file.path]
             if let state, state.contentHash == hash {
                 summary.unchanged += 1
-                items.append(.touch(path: file.path, fileSize: file.fileSize, mtime: file.mtime))
+                plan.items.append(.touch(path: file.path, fileSize: file.fileSize, mtime: file.mtime))
                 continue
             }
             if state != nil { summary.updated += 1 } else { summary.indexed += 1 }
             if knownHashes.contains(hash) || pendingHashes.contains(hash) {
                 // Same bytes as an image already stored (or being embedded in this run): link after
                 // the embeddings are committed.
-                links.append(.link(path: file.path, label: file.label, fileSize: file.fileSize,
-                                   mtime: file.mtime, contentHash: hash))
+                plan.links.append(.link(path: file.path, label: file.label, fileSize: file.fileSize,
+                                        mtime: file.mtime, contentHash: hash))
             } else {
                 pendingHashes.insert(hash)
-                toEmbed.append((file, hash))
+                plan.toEmbed.append((file, hash))
             }
         }
-        try catalogue.commit(items, model: model.id)
+        return plan
+    }
 
-        // 2. Embed new content, committing as results arrive.
-        let total = toEmbed.count
-        let writer = BatchWriter(catalogue: catalogue, model: model.id, batchSize: batchSize,
-                                 interval: commitInterval, total: total, started: Date(), progress: progress)
-        let jobs = toEmbed
+    /// 2. Embeds new content, committing as results arrive; returns the failures.
+    func embed(_ jobs: [(file: ScannedFile, hash: String)], known: [String: FileState], summary: inout IndexSummary,
+               progress: (@Sendable (IndexProgress) -> Void)?) throws -> [IndexFailure] {
+        let writer = BatchWriter(catalogue: catalogue, model: embedder.model.id, batchSize: batchSize,
+                                 interval: commitInterval, total: jobs.count, started: Date(), progress: progress)
         embedder.embedFiles(jobs.map { $0.file.path }) { index, _, result in
             let (file, hash) = jobs[index]
             switch result {
@@ -134,66 +174,79 @@ public final class Indexer: Sendable {
                 let norm = embedding.feature.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
                 writer.add(.newImage(path: file.path, label: file.label, fileSize: file.fileSize,
                                      mtime: file.mtime, contentHash: hash, width: image.width,
-                                     height: image.height, tags: tags, vector: embedding.vector, norm: norm))
+                                     height: image.height, tags: tags, vector: embedding.vector, norm: norm,
+                                     metadata: .none))
             case .failure(let error):
                 writer.add(.failure(path: file.path, reason: Self.reason(error, path: file.path),
                                     fileSize: file.fileSize, mtime: file.mtime))
             }
         }
         try writer.flush()
-        let writerState = writer.finish()
-        for failure in writerState.failures { summary.failures.append(failure) }
-        summary.embedded = writerState.stored
+        let state = writer.finish()
+        summary.failures.append(contentsOf: state.failures)
+        summary.embedded = state.stored
         // A file counted as new or updated whose embedding failed is a failure, not indexed.
-        for failure in writerState.failures {
+        for failure in state.failures {
             if known[failure.path] != nil { summary.updated -= 1 } else { summary.indexed -= 1 }
         }
-        if let error = writerState.error { throw error }
+        if let error = state.error { throw error }
+        return state.failures
+    }
 
-        // 3. Links (duplicates, renames) once their content is committed.
-        knownHashes = try catalogue.knownHashes()
+    /// 3. Links (duplicates, renames) once their content is committed; a copy whose twin failed
+    /// to decode fails the same way.
+    func link(_ links: [IndexedItem], known: [String: FileState], failedTwins: [IndexFailure],
+              jobs: [(file: ScannedFile, hash: String)], summary: inout IndexSummary) throws {
+        let knownHashes = try catalogue.knownHashes()
         let linkable = links.filter {
             if case let .link(_, _, _, _, hash) = $0 { return knownHashes.contains(hash) }
             return false
         }
-        try catalogue.commit(linkable, model: model.id)
+        try catalogue.commit(linkable, model: embedder.model.id)
         for case let .link(path, _, size, mtime, hash) in links where !knownHashes.contains(hash) {
-            // Its twin failed to decode, so this copy fails the same way.
-            let reason = previousFailureReason(writerState.failures, hash: hash, jobs: jobs) ?? "content could not be decoded"
+            let twin = jobs.first(where: { $0.hash == hash })
+            let twinFailure = twin.flatMap { t in failedTwins.first(where: { $0.path == t.file.path }) }
+            let reason = twinFailure.map { "same content as \(twin?.file.path ?? "?"): \($0.reason)" } ?? "content could not be decoded"
             summary.failures.append(IndexFailure(path: path, reason: reason))
             if known[path] != nil { summary.updated -= 1 } else { summary.indexed -= 1 }
-            try catalogue.commit([.failure(path: path, reason: reason, fileSize: size, mtime: mtime)], model: model.id)
+            try catalogue.commit([.failure(path: path, reason: reason, fileSize: size, mtime: mtime)], model: embedder.model.id)
         }
-
-        // 4. Files that are gone.
-        let seen = Set(files.map(\.path))
-        let rootPrefixes = roots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        let gone = known.keys.filter { path in
-            !seen.contains(path)
-                && rootPrefixes.contains(where: { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
-                && !FileManager.default.fileExists(atPath: path)
-        }
-        if prune {
-            summary.removed = try catalogue.remove(paths: gone.sorted())
-        } else {
-            summary.missing = gone.count
-        }
-
-        summary.seconds = Date().timeIntervalSince(started)
-        run.indexed = summary.indexed
-        run.unchanged = summary.unchanged
-        run.updated = summary.updated
-        run.removed = summary.removed
-        run.failed = summary.failed
-        try catalogue.finish(run: run)
-        summary.failures.sort { $0.path < $1.path }
-        return summary
     }
 
-    private func previousFailureReason(_ failures: [IndexFailure], hash: String,
-                                       jobs: [(file: ScannedFile, hash: String)]) -> String? {
-        guard let twin = jobs.first(where: { $0.hash == hash }) else { return nil }
-        return failures.first(where: { $0.path == twin.file.path }).map { "same content as \(twin.file.path): \($0.reason)" }
+    /// 4. Files that are gone: counted, or removed with `prune`. A root that is missing,
+    /// unreadable or suddenly empty while the library holds files under it looks like an unmounted
+    /// drive, not a deletion: its files are kept unless `force`.
+    func forgetGone(files: [ScannedFile], roots: [String], known: [String: FileState], prune: Bool, force: Bool,
+                    summary: inout IndexSummary) throws {
+        let seen = Set(files.map(\.path))
+        func prefix(_ root: String) -> String {
+            let p = URL(fileURLWithPath: root).standardizedFileURL.path
+            return p.hasSuffix("/") ? p : p + "/"
+        }
+        func under(_ path: String, _ root: String) -> Bool {
+            path == URL(fileURLWithPath: root).standardizedFileURL.path || path.hasPrefix(prefix(root))
+        }
+        var gone: [String] = []
+        for root in roots {
+            let candidates = known.keys.filter { under($0, root) && !seen.contains($0) && !FileManager.default.fileExists(atPath: $0) }
+            guard !candidates.isEmpty else { continue }
+            let rootPath = URL(fileURLWithPath: root).standardizedFileURL.path
+            let present = FileManager.default.isReadableFile(atPath: rootPath)
+            let scannedHere = files.contains { under($0.path, root) }
+            if prune && !force && (!present || !scannedHere) {
+                summary.protectedRoots.append(ProtectedRoot(
+                    root: root, files: candidates.count,
+                    reason: present ? "no images found under it any more" : "it is missing or unreadable"))
+                summary.missing += candidates.count
+                continue
+            }
+            gone.append(contentsOf: candidates)
+        }
+        if prune {
+            summary.removed = try catalogue.remove(paths: Array(Set(gone)).sorted())
+        } else {
+            summary.missing += Set(gone).count
+        }
     }
 
     /// The error's message without the path prefix (the failures list shows the path already).
@@ -207,20 +260,31 @@ public final class Indexer: Sendable {
 
     /// SHA-256 of each file, in parallel, reporting progress as the "hashing" phase.
     static func hashAll(_ files: [ScannedFile], progress: (@Sendable (IndexProgress) -> Void)?) -> [Result<String, Error>] {
-        let results = ResultBox<Result<String, Error>>(count: files.count)
+        let results = Locked<[Result<String, Error>?]>(Array(repeating: nil, count: files.count))
+        let done = Locked(0)
         let started = Date()
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            let done = results.set(i, Result<String, Error> { try ContentHash.sha256(path: files[i].path) })
-            progress?(IndexProgress(phase: .hashing, done: done, total: files.count,
+            let result = Result<String, Error> { try ContentHash.sha256(path: files[i].path) }
+            results.withLock { $0[i] = result }
+            let count = done.withLock { n -> Int in n += 1; return n }
+            progress?(IndexProgress(phase: .hashing, done: count, total: files.count,
                                     elapsed: Date().timeIntervalSince(started)))
         }
-        return results.values
+        return results.value.compactMap { $0 }
     }
 }
 
 /// Collects indexing results from the engine's callback thread and commits them in batches.
-final class BatchWriter: @unchecked Sendable {
-    private let lock = NSLock()
+final class BatchWriter: Sendable {
+    private struct State: Sendable {
+        var pending: [IndexedItem] = []
+        var lastCommit = Date()
+        var done = 0
+        var stored = 0
+        var failures: [IndexFailure] = []
+        var error: CatalogueError?
+    }
+    private let state = Locked(State())
     private let catalogue: Catalogue
     private let model: String
     private let batchSize: Int
@@ -228,12 +292,6 @@ final class BatchWriter: @unchecked Sendable {
     private let total: Int
     private let started: Date
     private let progress: (@Sendable (IndexProgress) -> Void)?
-    private var pending: [IndexedItem] = []
-    private var lastCommit = Date()
-    private var done = 0
-    private var stored = 0
-    private var failures: [IndexFailure] = []
-    private var error: Error?
 
     init(catalogue: Catalogue, model: String, batchSize: Int, interval: Double, total: Int, started: Date,
          progress: (@Sendable (IndexProgress) -> Void)?) {
@@ -247,58 +305,40 @@ final class BatchWriter: @unchecked Sendable {
     }
 
     func add(_ item: IndexedItem) {
-        lock.lock()
-        defer { lock.unlock() }
-        pending.append(item)
-        done += 1
-        if case let .failure(path, reason, _, _) = item { failures.append(IndexFailure(path: path, reason: reason)) }
-        if pending.count >= batchSize || Date().timeIntervalSince(lastCommit) >= interval {
-            commitLocked()
+        let done = state.withLock { s -> Int in
+            s.pending.append(item)
+            s.done += 1
+            if case let .failure(path, reason, _, _) = item { s.failures.append(IndexFailure(path: path, reason: reason)) }
+            if s.pending.count >= batchSize || Date().timeIntervalSince(s.lastCommit) >= interval { commit(&s) }
+            return s.done
         }
         progress?(IndexProgress(done: done, total: total, elapsed: Date().timeIntervalSince(started)))
     }
 
     func flush() throws {
-        lock.lock()
-        defer { lock.unlock() }
-        commitLocked()
-        if let error { throw error }
+        try state.withLock { s in
+            commit(&s)
+            if let error = s.error { throw error }
+        }
     }
 
-    func finish() -> (stored: Int, failures: [IndexFailure], error: Error?) {
-        lock.withLock { (stored, failures, error) }
+    func finish() -> (stored: Int, failures: [IndexFailure], error: CatalogueError?) {
+        state.withLock { ($0.stored, $0.failures, $0.error) }
     }
 
-    private func commitLocked() {
-        guard !pending.isEmpty, error == nil else { return }
+    /// Commits under the state's lock, so batches reach the catalogue in order, one at a time.
+    private func commit(_ s: inout State) {
+        guard !s.pending.isEmpty, s.error == nil else { return }
         do {
-            try catalogue.commit(pending, model: model)
-            stored += pending.reduce(0) { count, item in
+            try catalogue.commit(s.pending, model: model)
+            s.stored += s.pending.reduce(0) { count, item in
                 if case .newImage = item { return count + 1 }
                 return count
             }
-            pending.removeAll(keepingCapacity: true)
-            lastCommit = Date()
+            s.pending.removeAll(keepingCapacity: true)
+            s.lastCommit = Date()
         } catch {
-            self.error = error
+            s.error = CatalogueError("cannot save indexing results: \(error)")
         }
     }
-}
-
-/// Per-index result slots filled from a parallel loop.
-final class ResultBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [T?]
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    private var filled = 0
-    /// Stores a value; returns how many slots are filled.
-    @discardableResult
-    func set(_ i: Int, _ value: T) -> Int {
-        lock.withLock {
-            storage[i] = value
-            filled += 1
-            return filled
-        }
-    }
-    var values: [T] { lock.withLock { storage.compactMap { $0 } } }
 }

@@ -32,10 +32,4 @@ enum TopK {
         while let e = heap.popMin() { out.append((e.index, e.distance)) }
         return out
     }
-
-    /// Merges per-chunk results into the global top k.
-    static func merge(_ parts: [[(index: Int, value: Float)]], k: Int) -> [(index: Int, value: Float)] {
-        let all = parts.joined().sorted { ($0.value, $0.index) < ($1.value, $1.index) }
-        return Array(all.prefix(k))
-    }
 }

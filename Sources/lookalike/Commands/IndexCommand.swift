@@ -25,6 +25,9 @@ struct IndexCommand: ParsableCommand {
     @Flag(help: "Remove library entries whose files are gone.")
     var prune = false
 
+    @Flag(help: "With --prune, also forget the files under a folder that is missing or empty (normally kept: it may be an unmounted drive).")
+    var force = false
+
     @Option(help: "Also write the failures (path<TAB>reason per line) to this file.")
     var failures: String?
 
@@ -42,7 +45,7 @@ struct IndexCommand: ParsableCommand {
         let catalogue = try Catalogue(path: database.db)
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
         let summary = try Indexer(catalogue: catalogue, embedder: embedder).run(
-            roots: folders, prune: prune, progress: { bar.update($0) })
+            roots: folders, prune: prune, force: force, progress: { bar.update($0) })
         bar.finish()
         if let failures {
             let text = summary.failures.map { "\($0.path)\t\($0.reason)\n" }.joined()
@@ -58,6 +61,9 @@ struct IndexCommand: ParsableCommand {
                   + (summary.missing > 0 ? ", missing \(summary.missing) (use --prune to remove)" : ""))
             print("\(summary.scanned) files scanned, \(summary.embedded) embedded in \(duration(summary.seconds)) "
                   + "(\(format(rate)) img/s) -> \(database.db)")
+            for p in summary.protectedRoots {
+                print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")
+            }
             if !summary.failures.isEmpty {
                 print("failures:")
                 for f in summary.failures { print("  \(f.path): \(f.reason)") }

@@ -1,5 +1,7 @@
 // `lookalike search`: ranks the library against a query image (a file, an http(s) URL, or an image
-// already in the library by --id or --path) and prints a table or JSON with the query time.
+// already in the library by --id or --path) and prints a table or JSON with the query time. With
+// --batch, answers one query per line of a file (or stdin) with one JSON line each, loading the
+// library and the network once.
 import ArgumentParser
 import Foundation
 import LookalikeEngine
@@ -16,6 +18,10 @@ struct SearchCommand: AsyncParsableCommand {
             Metrics (--metric), all on the embeddings (1280-d EfficientNet-Lite0 pooled features):
               \(Metric.allCases.map(\.explanation).joined(separator: "\n  "))
             Scores are higher for more similar images; 1 means identical.
+            Methods (--method):
+              \(IndexFactory.summaries.joined(separator: "\n  "))
+            Batch (--batch FILE, or - for stdin): one query per line, a file path, an http(s) URL, \
+            or id:N for a library image; one JSON line per query (an "error" field when it failed).
             """)
 
     @Argument(help: "Query image: a file path or an http(s) URL.")
@@ -27,6 +33,9 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Query with the library image stored under this path.")
     var path: String?
 
+    @Option(help: "Answer every query listed in this file (one per line; - for stdin).")
+    var batch: String?
+
     @OptionGroup var database: DatabaseOption
 
     @Option(name: .shortAndLong, help: "Number of results.")
@@ -35,10 +44,10 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Distance metric: \(Metric.allCases.map(\.rawValue).joined(separator: ", ")).")
     var metric: Metric = .cosine
 
-    @Option(help: "Index method: \(IndexMethods.names.joined(separator: ", ")).")
+    @Option(help: "Index method descriptor, e.g. exact or exact:f16 (known: \(IndexFactory.names.joined(separator: ", "))).")
     var method: String = ExactIndex.methodName
 
-    @Option(help: "Vector storage in memory: float32 or float16 (half the memory).")
+    @Option(help: "Vector storage in memory: float32 or float16 (half the memory; same as --method exact:f16).")
     var precision: StoragePrecision = .float32
 
     @Flag(help: "For a library query, keep the query image itself in the results.")
@@ -60,59 +69,97 @@ struct SearchCommand: AsyncParsableCommand {
         let results: [SearchResult]
     }
 
+    struct BatchLine: Encodable {
+        let query: String
+        var method: String?
+        var elapsed_ms: Double?
+        var embed_ms: Double?
+        var results: [SearchResult]?
+        var error: String?
+    }
+
     func validate() throws {
-        let given = [query != nil, id != nil, path != nil].filter { $0 }.count
-        guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id or --path") }
+        let given = [query != nil, id != nil, path != nil, batch != nil].filter { $0 }.count
+        guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id, --path or --batch") }
         guard k > 0 else { throw ValidationError("-k must be at least 1") }
+        _ = try IndexDescriptor(parsing: method)
     }
 
     func run() async throws {
+        let started = Date()
         let catalogue = try Catalogue(path: database.db, mustExist: true)
-        let service = try SearchService(catalogue: catalogue, method: method, precision: precision)
-        var embedMs = 0.0
-        let started: Date
-        let results: [SearchResult]
-        let queryName: String
-        if let id {
-            queryName = "id:\(id)"
-            started = Date()
-            results = try service.search(imageId: id, k: k, metric: metric, includeSelf: includeSelf)
-        } else if let path {
-            queryName = path
-            started = Date()
-            results = try service.search(path: path, k: k, metric: metric, includeSelf: includeSelf)
-        } else {
-            let source = query ?? ""
-            queryName = source
-            let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
-            try catalogue.verify(model: embedder.model)
-            let embedStart = Date()
-            let embedding: Embedding
-            if ImageFetcher.isURL(source) {
-                let bytes = try await ImageFetcher.fetch(source)
-                embedding = try embedder.embed(ImageDecoder.decode(data: bytes, name: source))
-            } else {
-                embedding = try embedder.embed(path: source).1
-            }
-            embedMs = Date().timeIntervalSince(embedStart) * 1000
-            started = Date()
-            results = try service.search(vector: embedding.vector, k: k, metric: metric)
+        let weights = model.map { URL(fileURLWithPath: $0) }
+        let service = try SearchService(catalogue: catalogue, precision: precision, weightsURL: weights)
+        let loadMs = Date().timeIntervalSince(started) * 1000
+        var descriptor = try IndexDescriptor(parsing: method, metric: metric)
+        if precision == .float16 && descriptor.method == ExactIndex.methodName && descriptor.options.isEmpty {
+            descriptor = IndexDescriptor(method: ExactIndex.methodName, options: ["f16"], metric: metric)
         }
-        let elapsed = Date().timeIntervalSince(started) * 1000
-        if json {
-            print(try Console.json(Output(query: queryName, metric: metric.rawValue, method: method,
-                                          elapsed_ms: elapsed, embed_ms: embedMs,
-                                          load_ms: service.loadSeconds * 1000, results: results)))
+        let request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf)
+        if let batch {
+            try await runBatch(batch, service: service, request: request)
             return
         }
-        let rows = results.map { r in
+        let source: QuerySource = id.map { .id($0) } ?? path.map { .path($0) } ?? .argument(query ?? "")
+        let answer = try await service.search(source, request)
+        if json {
+            print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
+                                          elapsed_ms: answer.searchMilliseconds, embed_ms: answer.embedMilliseconds,
+                                          load_ms: loadMs, results: answer.results)))
+            return
+        }
+        let rows = answer.results.map { r in
             [String(r.rank), format(Double(r.score), 4), format(Double(r.distance), 4), r.label, r.path]
         }
         print(table(["rank", "score", "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
-        var timing = "\(results.count) results from \(service.index.count) images, \(metric.rawValue), \(method): "
-            + "search \(format(elapsed, 2)) ms"
-        if embedMs > 0 { timing += ", embed \(format(embedMs)) ms" }
-        timing += ", load \(format(service.loadSeconds * 1000)) ms"
+        var timing = "\(answer.results.count) results from \(service.library.count) images, \(metric.rawValue), \(answer.method): "
+            + "search \(format(answer.searchMilliseconds, 2)) ms"
+        if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
+        timing += ", load \(format(loadMs)) ms (\(service.library.opening.source))"
         print(timing)
     }
+
+    /// One JSON line per query; a failed query is a line with its error, and the batch goes on.
+    func runBatch(_ list: String, service: SearchService, request: SearchRequest) async throws {
+        let text: String
+        if list == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let read = try? String(contentsOfFile: list, encoding: .utf8) else {
+                throw Failure(message: "\(list): cannot read the query list")
+            }
+            text = read
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var failed = 0
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            let source: QuerySource
+            if line.hasPrefix("id:"), let id = Int64(line.dropFirst(3)) {
+                source = .id(id)
+            } else if !ImageFetcher.isURL(line), (try? catalogue(service).imageId(path: absolute(line))) ?? nil != nil {
+                source = .path(line)
+            } else {
+                source = .argument(line)
+            }
+            var out = BatchLine(query: line)
+            do {
+                let answer = try await service.search(source, request)
+                out.method = answer.method
+                out.elapsed_ms = answer.searchMilliseconds
+                out.embed_ms = answer.embedMilliseconds
+                out.results = answer.results
+            } catch {
+                failed += 1
+                out.error = String(describing: error)
+            }
+            print(String(decoding: try encoder.encode(out), as: UTF8.self))
+        }
+        if failed > 0 { Console.error("search: \(failed) queries failed (see their \"error\" fields)") }
+    }
+
+    private func catalogue(_ service: SearchService) -> Catalogue { service.catalogue }
+    private func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
 }

@@ -1,0 +1,148 @@
+// The one file format of every index (and of library snapshots): a fixed preamble, the method's tag
+// (its descriptor text, what `readIndex` dispatches on), a JSON header, the method's payload
+// starting at a 64-byte boundary (so float rows can be used in place from a memory mapping), and a
+// SHA-256 of everything before it as the last 32 bytes. A file whose checksum, tag or sizes do not
+// match is refused with the reason; callers rebuild from the catalogue, never trust it.
+//
+//   "LKIX" | u32 version | u32 tag length | tag | u32 header length | header JSON | pad | payload | sha256
+import Crypto
+import Foundation
+
+struct IndexFileHeader: Codable, Sendable {
+    var dimension: Int
+    var count: Int
+    /// The catalogue's change counter the file reflects (0 when not tied to a catalogue).
+    var catalogueCounter: Int64
+    /// Model checksum and vector variant the rows came from (snapshots), when tied to a catalogue.
+    var model: String?
+    var variant: String?
+    var payloadBytes: Int
+    /// Method-specific settings (precision, bits, seeds...).
+    var fields: [String: String] = [:]
+}
+
+enum IndexFile {
+    static let magic = Array("LKIX".utf8)
+    static let version: UInt32 = 1
+    static let alignment = 64
+
+    /// Streams a file to a temporary name beside `url`, then renames it into place (atomic for
+    /// readers: they see the old file or the new one, never half of one).
+    struct Writer {
+        let url: URL
+        let temporary: URL
+        let handle: FileHandle
+        var hasher = SHA256()
+        var written = 0
+        var buffer = Data()
+
+        init(url: URL, tag: String, header: IndexFileHeader) throws {
+            self.url = url
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+                throw IndexError("\(temporary.path): cannot create")
+            }
+            handle = try FileHandle(forWritingTo: temporary)
+            var preamble = Data(IndexFile.magic)
+            func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { preamble.append(contentsOf: $0) } }
+            u32(IndexFile.version)
+            let tagBytes = Array(tag.utf8)
+            u32(UInt32(tagBytes.count))
+            preamble.append(contentsOf: tagBytes)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let json = try encoder.encode(header)
+            u32(UInt32(json.count))
+            preamble.append(json)
+            let padding = (IndexFile.alignment - preamble.count % IndexFile.alignment) % IndexFile.alignment
+            preamble.append(contentsOf: [UInt8](repeating: 0, count: padding))
+            try append(preamble)
+        }
+
+        mutating func append(_ data: Data) throws {
+            data.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            try handle.write(contentsOf: data)
+            written += data.count
+        }
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+            // Large payloads go in 16 MB pieces so memory stays flat.
+            var offset = 0
+            while offset < bytes.count {
+                let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + (16 << 20))])
+                hasher.update(bufferPointer: piece)
+                try handle.write(contentsOf: Data(piece))
+                written += piece.count
+                offset += piece.count
+            }
+        }
+
+        mutating func append<T>(array: [T]) throws {
+            try array.withUnsafeBytes { try append($0) }
+        }
+
+        consuming func finish() throws {
+            let digest = Data(hasher.finalize())
+            try handle.write(contentsOf: digest)
+            try handle.synchronize()
+            try handle.close()
+            if rename(temporary.path, url.path) != 0 {
+                let reason = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(at: temporary)
+                throw IndexError("\(url.path): cannot move the new file into place (\(reason))")
+            }
+        }
+
+        func abandon() {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: temporary)
+        }
+    }
+
+    /// A verified, memory-mapped index file.
+    struct Contents: @unchecked Sendable {
+        let mapping: MappedFile
+        let tag: String
+        let header: IndexFileHeader
+        let payload: UnsafeRawBufferPointer
+
+        var descriptor: IndexDescriptor {
+            get throws { try IndexDescriptor(parsing: tag) }
+        }
+    }
+
+    /// Maps `url`, checks preamble, sizes and checksum.
+    static func read(_ url: URL, verifyChecksum: Bool = true) throws -> Contents {
+        let path = url.path
+        let mapping = try MappedFile(path: path)
+        let bytes = mapping.bytes
+        func corrupt(_ why: String) -> IndexError { IndexError("\(path): not a valid index file (\(why))") }
+        guard bytes.count >= 16 + 32, Array(bytes.prefix(4)) == magic else { throw corrupt("no LKIX tag") }
+        func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+        guard u32(4) == Int(version) else { throw corrupt("format version \(u32(4)), expected \(version)") }
+        let tagLength = u32(8)
+        guard tagLength < 256, 12 + tagLength + 4 <= bytes.count else { throw corrupt("bad tag length") }
+        let tag = String(decoding: bytes[12..<12 + tagLength], as: UTF8.self)
+        let headerAt = 12 + tagLength
+        let headerLength = u32(headerAt)
+        guard headerAt + 4 + headerLength <= bytes.count - 32 else { throw corrupt("bad header length") }
+        let header: IndexFileHeader
+        do {
+            header = try JSONDecoder().decode(IndexFileHeader.self, from: Data(bytes[headerAt + 4..<headerAt + 4 + headerLength]))
+        } catch {
+            throw corrupt("unreadable header")
+        }
+        let preambleEnd = headerAt + 4 + headerLength
+        let payloadAt = (preambleEnd + alignment - 1) / alignment * alignment
+        guard payloadAt + header.payloadBytes + 32 == bytes.count else {
+            throw corrupt("size \(bytes.count) bytes does not match its header (truncated or extended)")
+        }
+        if verifyChecksum {
+            let digest = SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes[0..<bytes.count - 32]))
+            guard Array(digest) == Array(bytes[(bytes.count - 32)...]) else { throw corrupt("checksum mismatch") }
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[payloadAt..<payloadAt + header.payloadBytes])
+        return Contents(mapping: mapping, tag: tag, header: header, payload: payload)
+    }
+}

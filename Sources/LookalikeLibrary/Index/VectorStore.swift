@@ -1,0 +1,489 @@
+// The shared vector store: every stored vector of a library as flat rows (Float32, or Float16 for
+// half the memory), addressed by image id, apart from any index structure. The exact index is a
+// scan over it; coarse methods keep only their codes or graph and re-rank their candidates here,
+// so a library holds one copy of its vectors whatever methods it serves. A store opened from a
+// snapshot file uses the file's Float32 rows in place (memory-mapped, no copy); rows added later
+// go to an owned segment; removed rows are tombstones skipped by every scan, and the store
+// compacts itself when a quarter of its rows are dead.
+//
+// Cosine and Euclidean on Float32 are BLAS products (one sgemv per query, or one sgemm per block
+// for a batch of queries: both are monotonic in the dot product of unit vectors); the other
+// metrics and Float16 use the vectorised C kernels split across the cores. Top-K by bounded heaps.
+import CBLAS
+import CKernels
+import Dispatch
+import Foundation
+import HeapModule
+
+public enum StoragePrecision: String, Sendable, CaseIterable, Codable {
+    case float32, float16
+
+    var bytesPerValue: Int { self == .float32 ? 4 : 2 }
+}
+
+public final class VectorStore: @unchecked Sendable {
+    // Everything mutable below is guarded by `lock`: scans read, add/remove/compaction write.
+    public let dimension: Int
+    public let precision: StoragePrecision
+    let lock = ReadWriteLock()
+    /// A snapshot's Float32 rows used in place (positions 0..<mappedRows), when opened from one.
+    private var mapping: MappedFile?
+    private var mappedRows: UnsafePointer<Float>?
+    private var mappedCount = 0
+    /// Rows added in memory (positions mappedCount...).
+    private var owned: RowBuffer
+    private var ids: [Int64] = []
+    private var positions: [Int64: Int] = [:]
+    private var dead: [Bool] = []
+    private var deadCount = 0
+    /// 1 / sum(positive values) per position, for chi-square; computed on first use.
+    private let chiScales = Locked<[Float]>([])
+
+    public init(dimension: Int, precision: StoragePrecision = .float32) {
+        self.dimension = dimension
+        self.precision = precision
+        owned = RowBuffer(bytesPerRow: dimension * precision.bytesPerValue)
+    }
+
+    /// Live vectors.
+    public var count: Int { lock.read { ids.count - deadCount } }
+
+    /// Bytes of the rows held (mapped or owned, tombstones included until compaction).
+    public var vectorBytes: Int { lock.read { mappedCount * dimension * 4 + owned.byteCount } }
+
+    public func contains(_ id: Int64) -> Bool { lock.read { positions[id] != nil } }
+
+    /// Ids of the live vectors, in storage order.
+    public var liveIds: [Int64] { lock.read { ids.indices.filter { !dead[$0] }.map { ids[$0] } } }
+
+    // MARK: changes
+
+    /// Adds (or replaces) vectors; `vectors` holds `ids.count` rows of `dimension` values.
+    public func add(ids newIds: [Int64], vectors: [Float]) throws {
+        guard vectors.count == newIds.count * dimension else {
+            throw IndexError("add: \(vectors.count) values for \(newIds.count) vectors of dimension \(dimension)")
+        }
+        guard !newIds.isEmpty else { return }
+        lock.write {
+            for id in newIds { if let old = positions[id], !dead[old] { dead[old] = true; deadCount += 1 } }
+            vectors.withUnsafeBufferPointer { src in
+                guard let s = src.baseAddress else { return }
+                switch precision {
+                case .float32:
+                    owned.append(UnsafeRawPointer(s), count: newIds.count)
+                case .float16:
+                    if let d = owned.appendUninitialised(count: newIds.count) {
+                        lk_f32_to_f16(s, d.assumingMemoryBound(to: UInt16.self), vectors.count)
+                    }
+                }
+            }
+            for id in newIds {
+                positions[id] = ids.count
+                ids.append(id)
+                dead.append(false)
+            }
+        }
+    }
+
+    /// Removes ids (tombstones); returns how many were live.
+    @discardableResult
+    public func remove(ids gone: Set<Int64>) -> Int {
+        guard !gone.isEmpty else { return 0 }
+        return lock.write {
+            var removed = 0
+            for id in gone {
+                guard let p = positions.removeValue(forKey: id) else { continue }
+                if !dead[p] { dead[p] = true; deadCount += 1; removed += 1 }
+            }
+            if deadCount > 1024 && deadCount * 4 > ids.count { compactLocked() }
+            return removed
+        }
+    }
+
+    /// Rewrites the live rows into one owned segment (drops tombstones and the mapping).
+    private func compactLocked() {
+        let fresh = RowBuffer(bytesPerRow: owned.bytesPerRow)
+        fresh.reserve(rows: ids.count - deadCount)
+        var newIds: [Int64] = []
+        newIds.reserveCapacity(ids.count - deadCount)
+        for p in ids.indices where !dead[p] {
+            if let row = rowPointerLocked(p) { fresh.append(row, count: 1) }
+            newIds.append(ids[p])
+        }
+        owned = fresh
+        mapping = nil
+        mappedRows = nil
+        mappedCount = 0
+        ids = newIds
+        positions = Dictionary(uniqueKeysWithValues: newIds.enumerated().map { ($1, $0) })
+        dead = [Bool](repeating: false, count: newIds.count)
+        deadCount = 0
+        chiScales.withLock { $0 = [] }
+    }
+
+    /// Address of the row at position `p` in the store's own precision.
+    private func rowPointerLocked(_ p: Int) -> UnsafeRawPointer? {
+        if p < mappedCount { return mappedRows.map { UnsafeRawPointer($0 + p * dimension) } }
+        return owned.row(p - mappedCount)
+    }
+
+    // MARK: reading
+
+    /// The stored vector of `id` as Float32.
+    public func reconstruct(_ id: Int64) -> [Float]? {
+        lock.read {
+            guard let p = positions[id], !dead[p], let row = rowPointerLocked(p) else { return nil }
+            return Self.floats(row, count: dimension, precision: p < mappedCount ? .float32 : precision)
+        }
+    }
+
+    private static func floats(_ row: UnsafeRawPointer, count: Int, precision: StoragePrecision) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialised in
+            if let out = buffer.baseAddress {
+                if precision == .float32 {
+                    out.update(from: row.assumingMemoryBound(to: Float.self), count: count)
+                } else {
+                    lk_f16_to_f32(row.assumingMemoryBound(to: UInt16.self), out, count)
+                }
+            }
+            initialised = count
+        }
+    }
+
+    /// Live vectors in batches of up to `batch` rows as Float32 (for training and building
+    /// coarse structures without copying the whole store at once).
+    public func forEachBatch(_ batch: Int = 4096, _ body: ([Int64], [Float]) throws -> Void) rethrows {
+        try lock.read {
+            var batchIds: [Int64] = []
+            var values: [Float] = []
+            for p in ids.indices where !dead[p] {
+                guard let row = rowPointerLocked(p) else { continue }
+                batchIds.append(ids[p])
+                values.append(contentsOf: Self.floats(row, count: dimension, precision: p < mappedCount ? .float32 : precision))
+                if batchIds.count == batch {
+                    try body(batchIds, values)
+                    batchIds.removeAll(keepingCapacity: true)
+                    values.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batchIds.isEmpty { try body(batchIds, values) }
+        }
+    }
+
+    /// Every live vector (ids and rows as Float32).
+    public func allVectors() -> (ids: [Int64], vectors: [Float]) {
+        var allIds: [Int64] = []
+        var all: [Float] = []
+        forEachBatch { i, v in allIds.append(contentsOf: i); all.append(contentsOf: v) }
+        return (allIds, all)
+    }
+
+    // MARK: search
+
+    /// Segments of rows as the scan kernels see them.
+    private struct Segment {
+        let start: Int
+        let count: Int
+        let f32: UnsafePointer<Float>?
+        let f16: UnsafePointer<UInt16>?
+    }
+
+    private func segmentsLocked() -> [Segment] {
+        var out: [Segment] = []
+        if mappedCount > 0, let rows = mappedRows { out.append(Segment(start: 0, count: mappedCount, f32: rows, f16: nil)) }
+        if owned.rows > 0, let base = owned.base {
+            out.append(precision == .float32
+                ? Segment(start: mappedCount, count: owned.rows, f32: UnsafePointer(base.assumingMemoryBound(to: Float.self)), f16: nil)
+                : Segment(start: mappedCount, count: owned.rows, f32: nil, f16: UnsafePointer(base.assumingMemoryBound(to: UInt16.self))))
+        }
+        return out
+    }
+
+    /// The `k` nearest live vectors to each of the `queries.count / dimension` queries.
+    func search(_ queries: [Float], k: Int, metric: Metric, parameters: SearchParameters) -> [[Neighbor]] {
+        let m = queries.count / dimension
+        guard m > 0 else { return [] }
+        return lock.read {
+            let n = ids.count
+            guard n > 0, k > 0 else { return Array(repeating: [], count: m) }
+            var heaps = (0..<m).map { _ in BoundedHeap(k: k) }
+            let segments = segmentsLocked()
+            let d = dimension
+            let ids = self.ids
+            let dead = self.dead
+            let restricts = parameters.restricts
+            let skip: (Int) -> Bool = { p in dead[p] || (restricts && !parameters.admits(ids[p])) }
+            queries.withUnsafeBufferPointer { qBuffer in
+                guard let q = qBuffer.baseAddress else { return }
+                if segments.allSatisfy({ $0.f32 != nil }) && (metric == .cosine || metric == .euclidean) {
+                    // Blocks sized so one block's scores for all queries stay within ~16 MB.
+                    let block = m == 1 ? n : max(1024, (1 << 22) / m)
+                    var scores = [Float](repeating: 0, count: m * min(block, n))
+                    for segment in segments {
+                        guard let x = segment.f32 else { continue }
+                        var r0 = 0
+                        while r0 < segment.count {
+                            let b = min(block, segment.count - r0)
+                            scores.withUnsafeMutableBufferPointer { s in
+                                guard let sp = s.baseAddress else { return }
+                                if m == 1 {
+                                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(b), Int32(d), -1, x + r0 * d, Int32(d), q, 1, 0, sp, 1)
+                                } else {
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(b), Int32(d),
+                                                -1, q, Int32(d), x + r0 * d, Int32(d), 0, sp, Int32(b))
+                                }
+                                let first = segment.start + r0
+                                heaps.withUnsafeMutableBufferPointer { h in
+                                    let work = UnsafeSendable((h, UnsafePointer(sp)))
+                                    let offer = { (qi: Int) in
+                                        let (h, sp) = work.value
+                                        let row = sp + qi * b
+                                        for r in 0..<b { h[qi].offer(row[r], first + r, skip: skip) }
+                                    }
+                                    if m == 1 { offer(0) } else {
+                                        let box = UnsafeSendable(offer)
+                                        DispatchQueue.concurrentPerform(iterations: m) { box.value($0) }
+                                    }
+                                }
+                            }
+                            r0 += b
+                        }
+                    }
+                } else {
+                    var values = [Float](repeating: 0, count: n)
+                    let scales = metric == .chi2 ? chiScalesLocked() : []
+                    for qi in 0..<m {
+                        values.withUnsafeMutableBufferPointer { out in
+                            guard let op = out.baseAddress else { return }
+                            scales.withUnsafeBufferPointer { sc in
+                                for segment in segments {
+                                    Self.distances(q + qi * d, d: d, metric: metric, segment: segment,
+                                                   scales: sc.baseAddress, out: op + segment.start)
+                                }
+                            }
+                            for p in 0..<n { heaps[qi].offer(op[p], p, skip: skip) }
+                        }
+                    }
+                }
+            }
+            return heaps.map { heap in heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) } }
+        }
+    }
+
+    /// Exact distances (or their monotonic stand-ins, see `distance(standIn:)`) of one query to a
+    /// segment's rows, split across the cores for large segments.
+    private static func distances(_ q: UnsafePointer<Float>, d: Int, metric: Metric, segment: Segment,
+                                  scales: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+        let n = segment.count
+        let positiveSum = metric == .chi2 ? (0..<d).reduce(Float(0)) { $0 + Swift.max(0, q[$1]) } : 0
+        let qScale: Float = positiveSum > 0 ? 1 / positiveSum : 0
+        let chunks = n >= 4096 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let per = (n + chunks - 1) / chunks
+        let work = UnsafeSendable((q, out, segment.f32, segment.f16, scales.map { $0 + segment.start }))
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let (q, out, r32, r16, sc) = work.value
+            let start = c * per, count = Swift.min(per, n - start)
+            guard count > 0 else { return }
+            let o = out + start
+            switch metric {
+            case .cosine, .euclidean:
+                if let r32 {
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(d), 1, r32 + start * d, Int32(d), q, 1, 0, o, 1)
+                } else if let r16 { lk_dot_f16(q, r16 + start * d, count, d, o) }
+                for i in 0..<count { o[i] = -o[i] }
+            case .manhattan:
+                if let r32 { lk_l1_f32(q, r32 + start * d, count, d, o) } else if let r16 { lk_l1_f16(q, r16 + start * d, count, d, o) }
+            case .chebyshev:
+                if let r32 { lk_linf_f32(q, r32 + start * d, count, d, o) } else if let r16 { lk_linf_f16(q, r16 + start * d, count, d, o) }
+            case .chi2:
+                guard let sc else { return }
+                if let r32 { lk_chi2_f32(q, qScale, r32 + start * d, sc + start, count, d, o) }
+                else if let r16 { lk_chi2_f16(q, qScale, r16 + start * d, sc + start, count, d, o) }
+            }
+        }
+    }
+
+    /// Chi-square row scales for every position (computed for the rows that lack one).
+    private func chiScalesLocked() -> [Float] {
+        let n = ids.count
+        return chiScales.withLock { scales in
+            if scales.count > n { scales = [] }
+            var p = scales.count
+            while p < n {
+                var s: Float = 0
+                if let row = rowPointerLocked(p) {
+                    for v in Self.floats(row, count: dimension, precision: p < mappedCount ? .float32 : precision) { s += Swift.max(0, v) }
+                }
+                scales.append(s > 0 ? 1 / s : 0)
+                p += 1
+            }
+            return scales
+        }
+    }
+
+    /// Re-ranks candidate ids exactly against one query: the `k` nearest under `metric`.
+    public func rank(_ query: [Float], candidates: [Int64], k: Int, metric: Metric,
+                     parameters: SearchParameters = SearchParameters()) -> [Neighbor] {
+        guard query.count == dimension, k > 0 else { return [] }
+        return lock.read {
+            var heap = BoundedHeap(k: k)
+            var seen = Set<Int>()
+            var out = [Float](repeating: 0, count: 1)
+            let d = dimension
+            query.withUnsafeBufferPointer { qb in
+                guard let q = qb.baseAddress else { return }
+                for id in candidates {
+                    guard let p = positions[id], !dead[p], parameters.admits(id), seen.insert(p).inserted,
+                          let row = rowPointerLocked(p) else { continue }
+                    let isF32 = p < mappedCount || precision == .float32
+                    var scale: [Float] = []
+                    if metric == .chi2 {
+                        let s = Self.floats(row, count: d, precision: isF32 ? .float32 : .float16).reduce(Float(0)) { $0 + Swift.max(0, $1) }
+                        scale = [s > 0 ? 1 / s : 0]
+                    }
+                    let segment = isF32
+                        ? Segment(start: 0, count: 1, f32: row.assumingMemoryBound(to: Float.self), f16: nil)
+                        : Segment(start: 0, count: 1, f32: nil, f16: row.assumingMemoryBound(to: UInt16.self))
+                    out.withUnsafeMutableBufferPointer { o in
+                        scale.withUnsafeBufferPointer { sc in
+                            if let op = o.baseAddress { Self.distances(q, d: d, metric: metric, segment: segment, scales: sc.baseAddress, out: op) }
+                        }
+                    }
+                    heap.offer(out[0], p, skip: { _ in false })
+                }
+            }
+            return heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) }
+        }
+    }
+
+    /// Scans rank cosine and Euclidean by -dot (monotonic in both for unit vectors); this turns
+    /// the stand-in back into the metric's distance.
+    static func distance(standIn v: Float, metric: Metric) -> Float {
+        switch metric {
+        case .cosine: return 1 + v
+        case .euclidean: return Swift.max(0, 2 + 2 * v).squareRoot()
+        default: return v
+        }
+    }
+
+    // MARK: persistence
+
+    /// Writes the live rows: ids, then rows in the store's precision (payload of an `IndexFile`).
+    func write(to url: URL, tag: String, catalogueCounter: Int64, model: String? = nil, variant: String? = nil,
+               fields: [String: String] = [:]) throws {
+        try lock.read {
+            let live = ids.indices.filter { !dead[$0] }
+            let idBytes = (live.count * 8 + IndexFile.alignment - 1) / IndexFile.alignment * IndexFile.alignment
+            var allFields = fields
+            allFields["precision"] = precision.rawValue
+            let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
+                                         model: model, variant: variant,
+                                         payloadBytes: idBytes + live.count * dimension * precision.bytesPerValue,
+                                         fields: allFields)
+            var writer = try IndexFile.Writer(url: url, tag: tag, header: header)
+            do {
+                var idData = Data(capacity: idBytes)
+                for p in live { withUnsafeBytes(of: ids[p].littleEndian) { idData.append(contentsOf: $0) } }
+                idData.append(contentsOf: [UInt8](repeating: 0, count: idBytes - idData.count))
+                try writer.append(idData)
+                // Runs of consecutive live rows in one segment are written in one piece.
+                var i = 0
+                while i < live.count {
+                    let p = live[i]
+                    var j = i + 1
+                    let inMapped = p < mappedCount
+                    while j < live.count && live[j] == live[j - 1] + 1 && (live[j] < mappedCount) == inMapped { j += 1 }
+                    guard let row = rowPointerLocked(p) else { break }
+                    let rows = j - i
+                    if inMapped && precision == .float16 {
+                        var halves = [UInt16](repeating: 0, count: rows * dimension)
+                        halves.withUnsafeMutableBufferPointer { h in
+                            if let hp = h.baseAddress { lk_f32_to_f16(row.assumingMemoryBound(to: Float.self), hp, rows * dimension) }
+                        }
+                        try writer.append(array: halves)
+                    } else {
+                        try writer.append(UnsafeRawBufferPointer(start: row, count: rows * owned.bytesPerRow))
+                    }
+                    i = j
+                }
+                try writer.finish()
+            } catch {
+                writer.abandon()
+                throw error
+            }
+        }
+    }
+
+    /// A store over a verified file's payload: Float32 rows are used in place from the mapping.
+    static func load(_ contents: IndexFile.Contents, precision wanted: StoragePrecision? = nil) throws -> VectorStore {
+        let h = contents.header
+        guard let stored = StoragePrecision(rawValue: h.fields["precision"] ?? "") else {
+            throw IndexError("\(contents.mapping.path): no storage precision in the header")
+        }
+        let precision = wanted ?? stored
+        let idBytes = (h.count * 8 + IndexFile.alignment - 1) / IndexFile.alignment * IndexFile.alignment
+        guard h.dimension > 0, h.count >= 0, h.payloadBytes == idBytes + h.count * h.dimension * stored.bytesPerValue else {
+            throw IndexError("\(contents.mapping.path): payload size does not match \(h.count) rows of \(h.dimension)")
+        }
+        let store = VectorStore(dimension: h.dimension, precision: precision)
+        let payload = contents.payload
+        guard let base = payload.baseAddress else { return store }
+        let fileIds = (0..<h.count).map { Int64(littleEndian: payload.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        let rows = base + idBytes
+        store.lock.write {
+            if stored == .float32 && precision == .float32 {
+                store.mapping = contents.mapping
+                store.mappedRows = rows.assumingMemoryBound(to: Float.self)
+                store.mappedCount = h.count
+            } else if stored == precision {
+                store.owned.append(rows, count: h.count)
+            } else if let out = store.owned.appendUninitialised(count: h.count) {
+                let values = h.count * h.dimension
+                if stored == .float32 {
+                    lk_f32_to_f16(rows.assumingMemoryBound(to: Float.self), out.assumingMemoryBound(to: UInt16.self), values)
+                } else {
+                    lk_f16_to_f32(rows.assumingMemoryBound(to: UInt16.self), out.assumingMemoryBound(to: Float.self), values)
+                }
+            }
+            store.ids = fileIds
+            store.positions.reserveCapacity(h.count)
+            for (p, id) in fileIds.enumerated() { store.positions[id] = p }
+            store.dead = [Bool](repeating: false, count: h.count)
+        }
+        guard store.positions.count == h.count else {
+            throw IndexError("\(contents.mapping.path): duplicate ids in the file")
+        }
+        return store
+    }
+}
+
+/// The k smallest (value, position) pairs seen so far; ties broken by position.
+struct BoundedHeap {
+    let k: Int
+    private var heap = Heap<HeapEntry>()
+
+    init(k: Int) {
+        self.k = k
+        heap.reserveCapacity(k + 1)
+    }
+
+    /// Offers a candidate; `skip` is asked only for candidates that would enter the heap.
+    @inline(__always)
+    mutating func offer(_ value: Float, _ index: Int, skip: (Int) -> Bool) {
+        if value.isNaN || k <= 0 { return }
+        let entry = HeapEntry(distance: value, index: index)
+        if heap.count == k, let worst = heap.max, !(entry < worst) { return }
+        if skip(index) { return }
+        heap.insert(entry)
+        if heap.count > k { _ = heap.popMax() }
+    }
+
+    /// The entries, nearest first.
+    func sorted() -> [HeapEntry] {
+        var copy = heap
+        var out: [HeapEntry] = []
+        out.reserveCapacity(copy.count)
+        while let e = copy.popMin() { out.append(e) }
+        return out
+    }
+}

@@ -1,0 +1,131 @@
+// Search/ owns answering queries over a library: the snapshot of its vectors kept beside the
+// catalogue (this file), the live library that follows the catalogue's changes (LiveLibrary), turning
+// a query (file, URL, upload, id, path) into a vector (QueryResolver, ImageFetcher) and presenting
+// ranked results (SearchService). The CLI and the server are thin callers of these.
+//
+// A snapshot is the library's raw vectors as one `IndexFile` (`<db>.indexes/vectors-raw.lkix`),
+// with the catalogue's change counter and the model's checksum in its header and a SHA-256 at its
+// end. Opening a library maps it (no copy, no SQLite read of every vector) and replays the journal
+// after its counter. A snapshot that is missing, corrupt, of another model or older than the
+// journal reaches is never trusted: the vectors are streamed from the catalogue instead. Only the
+// writer (`lookalike index`) writes snapshots, and it rewrites one only when enough changed.
+import Foundation
+import LookalikeEngine
+
+public enum LibrarySnapshot {
+    /// Where a catalogue's snapshots and index files live.
+    public static func folder(for catalogue: Catalogue) -> URL {
+        URL(fileURLWithPath: catalogue.path + ".indexes")
+    }
+
+    public static func url(for catalogue: Catalogue, variant: String = EmbeddingVariant.raw) -> URL {
+        folder(for: catalogue).appendingPathComponent("vectors-\(variant).lkix")
+    }
+
+    static let tag = "exact"
+
+    /// How a store was opened.
+    public struct Opening: Sendable, Codable {
+        /// "snapshot" or "catalogue".
+        public var source: String
+        /// Why the snapshot was not used (missing, corrupt, stale...), when it was not.
+        public var snapshotProblem: String?
+        public var counter: Int64
+        public var replayedAdds: Int
+        public var replayedRemovals: Int
+        public var seconds: Double
+    }
+
+    /// The library's vectors: from the snapshot plus the journal when it is valid, else streamed
+    /// from the catalogue. Never writes.
+    static func openStore(catalogue: Catalogue, model: ModelInfo, precision: StoragePrecision,
+                          variant: String = EmbeddingVariant.raw) throws -> (VectorStore, Opening) {
+        let started = Date()
+        let url = url(for: catalogue, variant: variant)
+        var problem: String?
+        if FileManager.default.fileExists(atPath: url.path) {
+            do {
+                let contents = try IndexFile.read(url)
+                let header = contents.header
+                guard header.model == model.checksum, header.variant == variant, header.dimension == model.dimension else {
+                    throw IndexError("snapshot was written for other vectors (model \(header.model?.prefix(12) ?? "?"), variant \(header.variant ?? "?"))")
+                }
+                guard let changes = try catalogue.changes(after: header.catalogueCounter, model: model.id, variant: variant) else {
+                    throw IndexError("snapshot (change \(header.catalogueCounter)) is older than the change journal reaches")
+                }
+                let store = try VectorStore.load(contents, precision: precision)
+                try apply(changes, to: store, catalogue: catalogue, model: model, variant: variant)
+                return (store, Opening(source: "snapshot", snapshotProblem: nil, counter: changes.counter,
+                                       replayedAdds: changes.added.count, replayedRemovals: changes.removed.count,
+                                       seconds: Date().timeIntervalSince(started)))
+            } catch {
+                problem = String(describing: error)
+            }
+        } else {
+            problem = "no snapshot yet"
+        }
+        let (store, counter) = try streamStore(catalogue: catalogue, model: model, precision: precision, variant: variant)
+        return (store, Opening(source: "catalogue", snapshotProblem: problem, counter: counter, replayedAdds: 0,
+                               replayedRemovals: 0, seconds: Date().timeIntervalSince(started)))
+    }
+
+    /// Every vector streamed from the catalogue into a new store. The counter is read first: the
+    /// changes after it are replayed later, and replaying a change already included is harmless.
+    static func streamStore(catalogue: Catalogue, model: ModelInfo, precision: StoragePrecision,
+                            variant: String) throws -> (VectorStore, Int64) {
+        let counter = try catalogue.changeCounter()
+        let store = VectorStore(dimension: model.dimension, precision: precision)
+        try catalogue.forEachVectorBatch(model: model.id, variant: variant, dimension: model.dimension) { ids, rows in
+            try store.add(ids: ids, vectors: Array(rows))
+        }
+        return (store, counter)
+    }
+
+    /// Applies net journal changes to a store (removals, then new or replaced vectors).
+    static func apply(_ changes: CatalogueChanges, to store: VectorStore, catalogue: Catalogue, model: ModelInfo,
+                      variant: String) throws {
+        store.remove(ids: changes.removed)
+        guard !changes.added.isEmpty else { return }
+        try catalogue.forEachVectorBatch(model: model.id, variant: variant, dimension: model.dimension,
+                                         ids: Array(changes.added)) { ids, rows in
+            try store.add(ids: ids, vectors: Array(rows))
+        }
+    }
+
+    /// What the writer did.
+    public struct Refresh: Sendable, Codable {
+        /// "written", "current" (nothing to do) or "deferred" (few changes: readers replay them).
+        public var action: String
+        public var reason: String
+        public var count: Int
+        public var counter: Int64
+        public var seconds: Double
+    }
+
+    /// The writer's step after indexing: (re)writes the snapshot when it is missing, invalid or
+    /// `rewriteFraction` of the library changed since it, then prunes the journal it covers.
+    @discardableResult
+    public static func refresh(catalogue: Catalogue, model: ModelInfo, variant: String = EmbeddingVariant.raw,
+                               rewriteFraction: Double = 0.05, minimumChanges: Int = 1000) throws -> Refresh {
+        let started = Date()
+        let url = url(for: catalogue, variant: variant)
+        let (store, opening) = try openStore(catalogue: catalogue, model: model, precision: .float32, variant: variant)
+        let changed = opening.replayedAdds + opening.replayedRemovals
+        var reason = opening.snapshotProblem ?? ""
+        if opening.source == "snapshot" {
+            if changed == 0 {
+                return Refresh(action: "current", reason: "no changes since the snapshot", count: store.count,
+                               counter: opening.counter, seconds: Date().timeIntervalSince(started))
+            }
+            if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
+                return Refresh(action: "deferred", reason: "\(changed) changes since the snapshot are replayed from the journal",
+                               count: store.count, counter: opening.counter, seconds: Date().timeIntervalSince(started))
+            }
+            reason = "\(changed) changes since the snapshot"
+        }
+        try store.write(to: url, tag: tag, catalogueCounter: opening.counter, model: model.checksum, variant: variant)
+        try catalogue.pruneJournal(through: opening.counter)
+        return Refresh(action: "written", reason: reason, count: store.count, counter: opening.counter,
+                       seconds: Date().timeIntervalSince(started))
+    }
+}

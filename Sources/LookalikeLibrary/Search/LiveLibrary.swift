@@ -1,0 +1,103 @@
+// A library open for search that follows its catalogue: it opens from the snapshot (or the
+// catalogue), then `refresh()` replays the journal's changes since its counter, so a long-running
+// process (a server) sees images that another process (`lookalike index`) adds, changes or deletes
+// within seconds, without a restart. Changes are applied in place under the store's write lock
+// (searches hold its read lock and run concurrently with each other); when the journal no longer
+// reaches back to the counter, a fresh store is opened and swapped in atomically.
+import Foundation
+import LookalikeEngine
+
+public final class LiveLibrary: Sendable {
+    public let catalogue: Catalogue
+    public let model: ModelInfo
+    public let precision: StoragePrecision
+    public let opening: LibrarySnapshot.Opening
+
+    private struct Generation: Sendable {
+        var store: VectorStore
+        var exact: ExactIndex
+        var counter: Int64
+        var lastCheck: Date
+    }
+    private let generation: Locked<Generation>
+    /// Serialises refreshes (searches do not take it).
+    private let refreshing = Locked<Void>(())
+
+    /// Opens the library at `catalogue` for search.
+    public init(catalogue: Catalogue, precision: StoragePrecision = .float32) throws {
+        guard let model = try catalogue.storedModel() else {
+            throw CatalogueError("library \(catalogue.path) is empty: index a folder first (`lookalike index <folder>`)")
+        }
+        self.catalogue = catalogue
+        self.model = model
+        self.precision = precision
+        let (store, opening) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision)
+        self.opening = opening
+        generation = Locked(Generation(store: store, exact: Self.exactIndex(store), counter: opening.counter, lastCheck: Date()))
+    }
+
+    private static func exactIndex(_ store: VectorStore) -> ExactIndex {
+        ExactIndex(store: store, descriptor: IndexDescriptor(method: ExactIndex.methodName,
+                                                             options: store.precision == .float16 ? ["f16"] : []))
+    }
+
+    /// The shared vector store (current generation).
+    public var store: VectorStore { generation.value.store }
+    /// The catalogue change the library reflects.
+    public var counter: Int64 { generation.value.counter }
+    public var count: Int { store.count }
+
+    /// The index serving `descriptor`. Exact search is a scan of the shared store under any metric.
+    public func index(for descriptor: IndexDescriptor) throws -> any VectorIndex {
+        let current = generation.value
+        switch descriptor.method {
+        case ExactIndex.methodName:
+            _ = try ExactIndex.precision(descriptor)
+            return ExactIndex(store: current.store, descriptor: descriptor.with(metric: descriptor.metric))
+        default:
+            guard IndexFactory.names.contains(descriptor.method) else {
+                throw IndexError("unknown index method '\(descriptor.method)'; known: \(IndexFactory.names.joined(separator: ", "))")
+            }
+            throw IndexError("index method '\(descriptor.method)' is not built for this library")
+        }
+    }
+
+    /// Replays the catalogue's changes since the last refresh. With `ifOlderThan`, does nothing when
+    /// the last look was more recent (cheap to call before every search). Returns the changes applied.
+    @discardableResult
+    public func refresh(ifOlderThan interval: TimeInterval = 0) throws -> CatalogueChanges? {
+        try refreshing.withLock { _ in
+            let current = generation.value
+            if interval > 0 && Date().timeIntervalSince(current.lastCheck) < interval { return nil }
+            let latest = try catalogue.changeCounter()
+            if latest == current.counter {
+                generation.withLock { $0.lastCheck = Date() }
+                return nil
+            }
+            if let changes = try catalogue.changes(after: current.counter, model: model.id) {
+                try LibrarySnapshot.apply(changes, to: current.store, catalogue: catalogue, model: model,
+                                          variant: EmbeddingVariant.raw)
+                generation.withLock {
+                    $0.counter = changes.counter
+                    $0.lastCheck = Date()
+                }
+                return changes
+            }
+            // The journal was pruned past our counter: open afresh and swap.
+            let (store, opening) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision)
+            generation.withLock { $0 = Generation(store: store, exact: Self.exactIndex(store), counter: opening.counter, lastCheck: Date()) }
+            return CatalogueChanges(counter: opening.counter)
+        }
+    }
+
+    /// Follows the catalogue in the background, refreshing every `interval` seconds until cancelled.
+    public func follow(every interval: TimeInterval = 1, onError: @escaping @Sendable (Error) -> Void = { _ in }) -> Task<Void, Never> {
+        Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                guard let self else { return }
+                do { try self.refresh() } catch { onError(error) }
+            }
+        }
+    }
+}

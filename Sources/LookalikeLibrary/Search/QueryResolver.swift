@@ -1,0 +1,129 @@
+// Turning a query into a vector, for every caller alike (CLI, batch search, server): an image file,
+// an http(s) URL, uploaded bytes, or an image already in the library by id or path. Library images
+// use their stored vector (no decode); the others are decoded and embedded through the engine's
+// async API, off the caller's threads, with the engine's bounded concurrency.
+import Foundation
+import LookalikeEngine
+
+public enum QuerySource: Sendable, Equatable {
+    case file(String)
+    case url(String)
+    case upload(bytes: [UInt8], name: String)
+    case id(Int64)
+    case path(String)
+
+    /// A file path or an http(s) URL, as typed on a command line.
+    public static func argument(_ text: String) -> QuerySource {
+        ImageFetcher.isURL(text) ? .url(text) : .file(text)
+    }
+
+    /// How the query is shown in answers.
+    public var summary: String {
+        switch self {
+        case .file(let p): return p
+        case .url(let u): return u
+        case .upload(let bytes, let name): return "upload \(name) (\(bytes.count) bytes)"
+        case .id(let id): return "id:\(id)"
+        case .path(let p): return p
+        }
+    }
+
+    public static func == (a: QuerySource, b: QuerySource) -> Bool { a.summary == b.summary }
+}
+
+/// Why a query could not be answered; `kind` maps onto HTTP statuses for the server.
+public struct QueryError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case badRequest, notFound, tooLarge, unsupportedType, unprocessable }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+public struct ResolvedQuery: Sendable {
+    public let vector: [Float]
+    /// The library image queried with, if any (excluded from its own results by default).
+    public let imageId: Int64?
+    public let summary: String
+    public let embedMilliseconds: Double
+    /// Top-5 ImageNet labels of an embedded query.
+    public let labels: [Label]
+    public let width: Int?
+    public let height: Int?
+}
+
+public final class QueryResolver: Sendable {
+    public let library: LiveLibrary
+    public let fetchPolicy: FetchPolicy
+    private let makeEmbedder: @Sendable () throws -> Embedder
+    private let embedder = Locked<Embedder?>(nil)
+
+    /// `makeEmbedder` is called once, on the first query that needs the network.
+    public init(library: LiveLibrary, fetchPolicy: FetchPolicy = FetchPolicy(),
+                makeEmbedder: @escaping @Sendable () throws -> Embedder) {
+        self.library = library
+        self.fetchPolicy = fetchPolicy
+        self.makeEmbedder = makeEmbedder
+    }
+
+    /// The engine, loaded on first use and checked against the library's model.
+    public func engine() throws -> Embedder {
+        try embedder.withLock { cached in
+            if let cached { return cached }
+            let made = try makeEmbedder()
+            try library.catalogue.verify(model: made.model)
+            cached = made
+            return made
+        }
+    }
+
+    public func resolve(_ source: QuerySource) async throws -> ResolvedQuery {
+        switch source {
+        case .id(let id):
+            return try libraryImage(id, summary: source.summary)
+        case .path(let path):
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            guard let id = try library.catalogue.imageId(path: absolute) else {
+                throw QueryError(.notFound, "\(path) is not in the library \(library.catalogue.path)")
+            }
+            return try libraryImage(id, summary: path)
+        case .file(let path):
+            return try await embedded(summary: path) { try await $0.embed(path: path) }
+        case .url(let url):
+            let bytes = try await ImageFetcher.fetch(url, policy: fetchPolicy)
+            return try await embedded(summary: url) { try await $0.embed(data: bytes, name: url) }
+        case .upload(let bytes, let name):
+            return try await embedded(summary: source.summary) { try await $0.embed(data: bytes, name: name) }
+        }
+    }
+
+    private func libraryImage(_ id: Int64, summary: String) throws -> ResolvedQuery {
+        guard let vector = try library.store.reconstruct(id) ?? library.catalogue.vector(imageId: id) else {
+            throw QueryError(.notFound, "no image with id \(id) in \(library.catalogue.path)")
+        }
+        return ResolvedQuery(vector: vector, imageId: id, summary: summary, embedMilliseconds: 0, labels: [],
+                             width: nil, height: nil)
+    }
+
+    private func embedded(summary: String, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
+        let engine = try engine()
+        let started = Date()
+        let (image, embedding): (DecodedImage, Embedding)
+        do {
+            (image, embedding) = try await run(engine)
+        } catch let error as DecodeError {
+            switch error.reason {
+            case .notFound: throw QueryError(.notFound, error.description)
+            case .notAnImage: throw QueryError(.unsupportedType, error.description)
+            case .tooLarge: throw QueryError(.tooLarge, error.description)
+            default: throw QueryError(.unprocessable, error.description)
+            }
+        }
+        return ResolvedQuery(vector: embedding.vector, imageId: nil, summary: summary,
+                             embedMilliseconds: Date().timeIntervalSince(started) * 1000, labels: embedding.top5,
+                             width: image.width, height: image.height)
+    }
+}
