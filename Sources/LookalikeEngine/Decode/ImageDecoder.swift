@@ -63,9 +63,9 @@ public struct DecodedImage: Sendable {
 
 public enum ImageDecoder {
     /// Side of the square output (the centre crop).
-    public static let outputSize = 224
+    public static let outputSize = Preprocessing.inputSize
     /// The shorter side is resized to this before cropping.
-    public static let resizeShortSide = 256
+    public static let resizeShortSide = Preprocessing.resizeShortSide
     /// Decompression-bomb limit on width x height read from the header.
     public static let maxPixels = 100_000_000
 

@@ -36,15 +36,15 @@ public enum EngineBenchmark {
         }
         for r in runners { _ = try r.run(count: batch) { fill($0, batch) } }
         let perWorker = max(1, (images + batch * runners.count - 1) / (batch * runners.count))
-        let errors = ErrorBox()
+        let errors = Locked<(any Error)?>(nil)
         let start = DispatchTime.now().uptimeNanoseconds
         DispatchQueue.concurrentPerform(iterations: runners.count) { w in
             for _ in 0..<perWorker {
-                do { _ = try runners[w].run(count: batch) { fill($0, batch) } } catch { errors.set(error) }
+                do { _ = try runners[w].run(count: batch) { fill($0, batch) } } catch { errors.withLock { if $0 == nil { $0 = error } } }
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        if let e = errors.error { throw e }
+        if let e = errors.value { throw e }
         return Measurement(label: "network batch \(batch), \(runners.count) worker(s) x \(threadsPerWorker) thread(s)",
                            images: perWorker * batch * runners.count, failures: 0, seconds: seconds)
     }
@@ -53,10 +53,10 @@ public enum EngineBenchmark {
     /// decoding and running its own single-threaded runtime).
     public static func endToEnd(paths: [String], weightsURL: URL? = nil, threads: Int = 2) throws -> Measurement {
         let embedder = try Embedder(weightsURL: weightsURL, threads: threads)
-        let counter = Counter()
+        let counter = Locked(0)
         let start = DispatchTime.now().uptimeNanoseconds
         embedder.embedFiles(paths) { _, _, result in
-            if case .failure = result { counter.increment() }
+            if case .failure = result { counter.withLock { $0 += 1 } }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return Measurement(label: "end-to-end embedFiles, \(threads) worker(s) decode+network",
@@ -96,20 +96,6 @@ public enum EngineBenchmark {
         return Measurement(label: "end-to-end decode thread -> 1 runtime x \(threads) thread(s), batch \(batch)",
                            images: ok, failures: failed, seconds: seconds)
     }
-}
-
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Error?
-    func set(_ e: Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
-    var error: Error? { lock.lock(); defer { lock.unlock() }; return stored }
-}
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func increment() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
 /// A blocking FIFO holding at most `capacity` items; `pop` returns nil once closed and drained.

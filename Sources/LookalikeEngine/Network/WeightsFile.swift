@@ -140,7 +140,7 @@ public enum EfficientNetLite0 {
         public var hidden: Int { inChannels * expandRatio }
         public var residual: Bool { stride == 1 && inChannels == outChannels }
     }
-    public static let stemChannels = 32, headChannels = 1280, classes = 1000, inputSize = 224
+    public static let stemChannels = 32, headChannels = 1280, classes = 1000, inputSize = Preprocessing.inputSize
     public static let blocks: [Block] = {
         // (in, out, expand, kernel, stride) for the 7 stages, repeated blocks expanded.
         let spec: [(Int, Int, Int, Int, Int)] = [

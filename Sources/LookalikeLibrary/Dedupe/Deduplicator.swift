@@ -1,9 +1,14 @@
-// Duplicate detection. Exact duplicates are files with identical bytes (one image, several paths in
-// the catalogue). Near-duplicates are images whose embeddings' cosine distance is under a threshold
-// (re-encodes, resizes, small crops, brightness changes): all pairs are scored with blocked matrix
-// products (BLAS sgemm) and pairs under the threshold are joined into groups by union-find.
+// Dedupe/ owns duplicate detection. Exact duplicates are files with identical bytes (one image,
+// several paths in the catalogue). Near-duplicates are images whose embeddings' cosine distance is
+// under a threshold (re-encodes, resizes, small crops, brightness changes). The library's vectors
+// are compared block against block (BLAS sgemm on 4096-row blocks of the shared store, upper
+// triangle only), and each close pair is joined at once by union-find, which also tracks each
+// group's largest linked distance: memory is two blocks plus one score block plus O(n) for the
+// union-find, never a list of pairs (which grows as n^2 in a library full of near-copies).
+// Dedupe always compares the raw network vectors.
 import CBLAS
 import Foundation
+import LookalikeEngine
 
 public struct DuplicateGroup: Sendable, Codable {
     /// "exact" (same bytes) or "near" (embedding distance under the threshold).
@@ -13,73 +18,104 @@ public struct DuplicateGroup: Sendable, Codable {
     public let maxDistance: Float
 }
 
+/// Disjoint sets over row numbers with the largest distance that joined each set.
+struct UnionFind {
+    private var parent: [Int32]
+    private var worst: [Float]
+    private(set) var joined: [Bool]
+
+    init(count: Int) {
+        parent = (0..<Int32(count)).map { $0 }
+        worst = [Float](repeating: 0, count: count)
+        joined = [Bool](repeating: false, count: count)
+    }
+
+    mutating func find(_ x: Int) -> Int {
+        var x = x
+        while Int(parent[x]) != x {
+            parent[x] = parent[Int(parent[x])]
+            x = Int(parent[x])
+        }
+        return x
+    }
+
+    mutating func union(_ a: Int, _ b: Int, distance: Float) {
+        let ra = find(a), rb = find(b)
+        joined[a] = true
+        joined[b] = true
+        if ra == rb {
+            worst[ra] = max(worst[ra], distance)
+        } else {
+            parent[ra] = Int32(rb)
+            worst[rb] = max(worst[rb], worst[ra], distance)
+        }
+    }
+
+    mutating func worstDistance(_ x: Int) -> Float { worst[find(x)] }
+}
+
 public enum Deduplicator {
     /// The default near-duplicate threshold on cosine distance (1 - cosine similarity); chosen by the
     /// measurement in scripts/dedupe_eval.py (see README "Duplicates").
     public static let defaultThreshold: Float = 0.10
+    static let block = 4096
 
-    /// Pairs (i, j, distance) with i < j and cosine distance below `threshold`, over `n` unit vectors.
-    public static func closePairs(vectors: [Float], count n: Int, dimension d: Int, threshold: Float) -> [(Int, Int, Float)] {
-        guard n > 1 else { return [] }
-        let block = 1024
-        var pairs: [(Int, Int, Float)] = []
+    /// Near-duplicate groups over the store's live vectors: for each group, the row numbers (in the
+    /// store's live order) and the largest linked distance.
+    static func nearGroups(store: VectorStore, threshold: Float) -> (ids: [Int64], groups: [(rows: [Int], worst: Float)]) {
+        let n = store.count
+        let d = store.dimension
+        guard n > 1 else { return ([], []) }
+        var sets = UnionFind(count: n)
+        var ids: [Int64] = []
+        ids.reserveCapacity(n)
         var scores = [Float](repeating: 0, count: block * block)
-        vectors.withUnsafeBufferPointer { v in
-            guard let base = v.baseAddress else { return }
-            var i0 = 0
-            while i0 < n {
-                let bi = min(block, n - i0)
-                var j0 = i0
-                while j0 < n {
-                    let bj = min(block, n - j0)
-                    scores.withUnsafeMutableBufferPointer { s in
-                        guard let sp = s.baseAddress else { return }
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(bi), Int32(bj), Int32(d),
-                                    1, base + i0 * d, Int32(d), base + j0 * d, Int32(d), 0, sp, Int32(bj))
-                        for a in 0..<bi {
-                            let start = j0 == i0 ? a + 1 : 0
-                            for b in start..<max(start, bj) {
-                                let distance = 1 - sp[a * bj + b]
-                                if distance < threshold { pairs.append((i0 + a, j0 + b, max(0, distance))) }
-                            }
+        var i0 = 0
+        store.forEachBatch(block) { rowIds, rows in
+            ids.append(contentsOf: rowIds)
+            let bi = rowIds.count
+            var j0 = i0
+            store.forEachBatch(block, startingAt: i0) { columnIds, columns in
+                let bj = columnIds.count
+                scores.withUnsafeMutableBufferPointer { s in
+                    rows.withUnsafeBufferPointer { a in
+                        columns.withUnsafeBufferPointer { b in
+                            guard let sp = s.baseAddress, let ap = a.baseAddress, let bp = b.baseAddress else { return }
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(bi), Int32(bj), Int32(d),
+                                        1, ap, Int32(d), bp, Int32(d), 0, sp, Int32(bj))
                         }
                     }
-                    j0 += bj
+                    for r in 0..<bi {
+                        let start = j0 == i0 ? r + 1 : 0
+                        for c in start..<max(start, bj) {
+                            let distance = 1 - s[r * bj + c]
+                            if distance < threshold { sets.union(i0 + r, j0 + c, distance: max(0, distance)) }
+                        }
+                    }
                 }
-                i0 += bi
+                j0 += bj
             }
+            i0 += bi
         }
-        return pairs
+        var members: [Int: [Int]] = [:]
+        for row in 0..<n where sets.joined[row] { members[sets.find(row), default: []].append(row) }
+        let groups = members.values.filter { $0.count > 1 }.map { ($0, sets.worstDistance($0[0])) }
+        return (ids, groups)
     }
 
     /// Groups of exact and near duplicates in the library.
     public static func groups(catalogue: Catalogue, threshold: Float = defaultThreshold) throws -> [DuplicateGroup] {
         var result = try catalogue.exactDuplicates().map { DuplicateGroup(kind: "exact", paths: $0, maxDistance: 0) }
         guard let model = try catalogue.storedModel() else { return result }
-        let (ids, vectors) = try catalogue.loadVectors(model: model.id, dimension: model.dimension)
-        let pairs = closePairs(vectors: vectors, count: ids.count, dimension: model.dimension, threshold: threshold)
-        var parent = Array(0..<ids.count)
-        func find(_ x: Int) -> Int {
-            var x = x
-            while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
-            return x
-        }
-        for (a, b, _) in pairs {
-            let ra = find(a), rb = find(b)
-            if ra != rb { parent[ra] = rb }
-        }
-        var members: [Int: Set<Int>] = [:]
-        var worst: [Int: Float] = [:]
-        for (a, b, distance) in pairs {
-            let root = find(a)
-            members[root, default: []].formUnion([a, b])
-            worst[root] = max(worst[root] ?? 0, distance)
-        }
-        let summaries = try catalogue.allSummaries()
+        let (store, _) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: .float32)
+        let (ids, groups) = nearGroups(store: store, threshold: threshold)
+        let wanted = groups.flatMap { $0.rows.map { ids[$0] } }
+        // One query with the ids when few (SQLite limits a query's parameters), else one pass over all.
+        let summaries = wanted.count <= 10_000 ? try catalogue.summaries(imageIds: wanted) : try catalogue.allSummaries()
         var near: [DuplicateGroup] = []
-        for (root, list) in members {
-            let paths = list.compactMap { summaries[ids[$0]]?.path }.sorted()
-            if paths.count > 1 { near.append(DuplicateGroup(kind: "near", paths: paths, maxDistance: worst[root] ?? 0)) }
+        for group in groups {
+            let paths = group.rows.compactMap { summaries[ids[$0]]?.path }.sorted()
+            if paths.count > 1 { near.append(DuplicateGroup(kind: "near", paths: paths, maxDistance: group.worst)) }
         }
         near.sort { $0.paths[0] < $1.paths[0] }
         result.append(contentsOf: near)

@@ -3,6 +3,7 @@
 // `exact` (Float32 rows) or `exact:f16` (Float16 rows: half the memory, the same ranking to within
 // rounding). Nothing is learned; its file is the store's rows.
 import Foundation
+import LookalikeEngine
 
 public final class ExactIndex: VectorIndex {
     public static let methodName = "exact"

@@ -6,6 +6,10 @@ import Foundation
 public enum IndexFactory {
     struct Method: Sendable {
         let summary: String
+        /// Descriptors the conformance tests run, and the recall@10 against brute force each
+        /// promises on their synthetic data.
+        let examples: [String]
+        let minimumRecallAt10: Double
         /// Makes an empty index; coarse methods re-rank against `store` when given one.
         let make: @Sendable (IndexDescriptor, Int, VectorStore?) throws -> any VectorIndex
         let read: @Sendable (IndexFile.Contents, VectorStore?) throws -> any VectorIndex
@@ -14,9 +18,15 @@ public enum IndexFactory {
     static let methods: [String: Method] = [
         ExactIndex.methodName: Method(
             summary: "exact scan of every vector (all metrics; exact:f16 halves the memory)",
+            examples: ["exact", "exact:f16"], minimumRecallAt10: 0.98,
             make: { descriptor, dimension, _ in try ExactIndex(descriptor: descriptor, dimension: dimension) },
             read: { contents, _ in try ExactIndex.read(contents) }),
     ]
+
+    /// Every registered example descriptor with the recall@10 its method promises (conformance tests).
+    public static var conformanceCases: [(descriptor: String, minimumRecallAt10: Double)] {
+        names.flatMap { name in methods[name].map { m in m.examples.map { ($0, m.minimumRecallAt10) } } ?? [] }
+    }
 
     /// Method names, sorted.
     public static var names: [String] { methods.keys.sorted() }

@@ -13,6 +13,7 @@ import CBLAS
 import CKernels
 import Dispatch
 import Foundation
+import LookalikeEngine
 import HeapModule
 
 public enum StoragePrecision: String, Sendable, CaseIterable, Codable {
@@ -152,11 +153,14 @@ public final class VectorStore: @unchecked Sendable {
 
     /// Live vectors in batches of up to `batch` rows as Float32 (for training and building
     /// coarse structures without copying the whole store at once).
-    public func forEachBatch(_ batch: Int = 4096, _ body: ([Int64], [Float]) throws -> Void) rethrows {
+    /// `startingAt` skips that many live rows first (without copying them).
+    public func forEachBatch(_ batch: Int = 4096, startingAt first: Int = 0, _ body: ([Int64], [Float]) throws -> Void) rethrows {
         try lock.read {
             var batchIds: [Int64] = []
             var values: [Float] = []
+            var skipped = 0
             for p in ids.indices where !dead[p] {
+                if skipped < first { skipped += 1; continue }
                 guard let row = rowPointerLocked(p) else { continue }
                 batchIds.append(ids[p])
                 values.append(contentsOf: Self.floats(row, count: dimension, precision: p < mappedCount ? .float32 : precision))

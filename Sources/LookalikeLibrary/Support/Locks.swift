@@ -1,9 +1,9 @@
-// Support/ holds the few concurrency and memory primitives the library's other folders share: a
-// reader-writer lock (searches run concurrently, updates exclusively), a growable raw row buffer
+// Support/ holds the few concurrency and memory primitives the library's other folders share (with
+// `Locked` from the engine): a reader-writer lock (searches run concurrently, updates exclusively), a growable raw row buffer
 // with stable addresses (scanned by BLAS and the C kernels while a read lock is held), and a
 // read-only memory mapping of a file (snapshots open without copying their vectors).
 import Foundation
-import Synchronization
+import LookalikeEngine
 
 /// Many readers or one writer (pthread_rwlock). Searches take it shared, add/remove exclusively.
 public final class ReadWriteLock: @unchecked Sendable {
@@ -31,17 +31,6 @@ public final class ReadWriteLock: @unchecked Sendable {
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
-}
-
-/// A value guarded by a mutex: the one small wrapper the library uses instead of hand-written
-/// lock classes (Synchronization.Mutex in a class, so it can be shared by reference).
-public final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    public init(_ value: Value) { mutex = Mutex(value) }
-    public func withLock<T: Sendable>(_ body: (inout Value) throws -> T) rethrows -> T {
-        try mutex.withLock { try body(&$0) }
-    }
-    public var value: Value { mutex.withLock { $0 } }
 }
 
 /// Rows of fixed byte size in one growable allocation. Not thread-safe: the owner guards it

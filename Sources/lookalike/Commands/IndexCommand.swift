@@ -74,22 +74,21 @@ struct IndexCommand: ParsableCommand {
 }
 
 /// Progress: a redrawn bar on a terminal, one line every few seconds otherwise.
-final class ProgressDisplay: @unchecked Sendable {
+final class ProgressDisplay: Sendable {
     private let terminal: Bool
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-    private var drewBar = false
+    private struct State { var lastDraw = Date.distantPast; var drewBar = false }
+    private let state = Locked(State())
 
     init(terminal: Bool) { self.terminal = terminal }
 
     func update(_ p: IndexProgress) {
-        lock.withLock {
+        state.withLock { state in
             let now = Date()
             let interval = terminal ? 0.1 : 5.0
             // Hashing is quick for most libraries: show it only when it takes a while.
             if p.phase == .hashing && p.elapsed < 2 { return }
-            guard now.timeIntervalSince(lastDraw) >= interval || p.done == p.total else { return }
-            lastDraw = now
+            guard now.timeIntervalSince(state.lastDraw) >= interval || p.done == p.total else { return }
+            state.lastDraw = now
             let fraction = p.total > 0 ? Double(p.done) / Double(p.total) : 1
             let eta = p.eta.map { "ETA \(duration($0))" } ?? "ETA --:--"
             let unit = p.phase == .hashing ? "files/s" : "img/s"
@@ -99,7 +98,7 @@ final class ProgressDisplay: @unchecked Sendable {
                 let filled = Int(fraction * Double(width))
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                 FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(Int(fraction * 100))%  \(stats)".utf8))
-                drewBar = true
+                state.drewBar = true
             } else {
                 Console.error("index: \(Int(fraction * 100))%  \(stats)")
             }
@@ -107,6 +106,6 @@ final class ProgressDisplay: @unchecked Sendable {
     }
 
     func finish() {
-        lock.withLock { if drewBar { FileHandle.standardError.write(Data("\n".utf8)) } }
+        state.withLock { if $0.drewBar { FileHandle.standardError.write(Data("\n".utf8)) } }
     }
 }
