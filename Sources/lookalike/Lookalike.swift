@@ -15,7 +15,7 @@ struct Lookalike: AsyncParsableCommand {
             """,
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
-            ExportCommand.self, InfoCommand.self, BenchSearchCommand.self, BenchEngineCommand.self,
+            ExportCommand.self, InfoCommand.self, EvalCommand.self, BenchSearchCommand.self, BenchEngineCommand.self,
         ]
     )
 }

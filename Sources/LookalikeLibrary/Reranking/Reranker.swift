@@ -1,0 +1,104 @@
+// Applies a `Reranking` to searches over a library: builds the augmented vectors (DBA) once from
+// the raw store, searching with the chosen index method for the neighbours, and answers queries
+// (library images or outside vectors) with optional query expansion. Used by evaluation and by
+// search; the reported scores are always raw cosine similarities (see Reranking).
+import Foundation
+import LookalikeEngine
+
+public final class Reranker: Sendable {
+    public let options: Reranking
+    public let raw: VectorStore
+    /// The index searched: over augmented vectors when DBA is on, else the library's own.
+    let index: any VectorIndex
+    /// The vectors `index` ranks (augmented, or the raw store).
+    let ranked: VectorStore
+    let filter: (@Sendable (Int64) -> Bool)?
+    public let preparationSeconds: Double
+
+    public init(library: LiveLibrary, index: any VectorIndex, options: Reranking,
+                filter: (@Sendable (Int64) -> Bool)? = nil) throws {
+        self.options = options
+        self.filter = filter
+        raw = library.store
+        let started = Date()
+        if options.augmentation > 0 {
+            let augmented = try Self.augment(raw, using: index, neighbours: options.augmentation, alpha: options.alpha, filter: filter)
+            let over = try IndexFactory.make(index.descriptor, dimension: raw.dimension, store: augmented)
+            let all = augmented.allVectors()
+            if !over.isTrained { try over.train(all.vectors) }
+            try over.add(ids: all.ids, vectors: all.vectors)
+            self.index = over
+            ranked = augmented
+        } else {
+            self.index = index
+            ranked = raw
+        }
+        preparationSeconds = Date().timeIntervalSince(started)
+    }
+
+    /// DBA: every vector replaced by the weighted mean of itself and its nearest neighbours.
+    static func augment(_ store: VectorStore, using index: any VectorIndex, neighbours n: Int, alpha: Double,
+                        filter: (@Sendable (Int64) -> Bool)?) throws -> VectorStore {
+        let out = VectorStore(dimension: store.dimension)
+        let d = store.dimension
+        try store.forEachBatch(256) { ids, vectors in
+            let found = try index.search(batch: vectors, k: n + 1, parameters: SearchParameters(filter: filter))
+            var rows: [Float] = []
+            rows.reserveCapacity(vectors.count)
+            for (i, id) in ids.enumerated() {
+                let base = Array(vectors[i * d..<(i + 1) * d])
+                let others = found[i].filter { $0.id != id }.prefix(n).compactMap { nb -> (Float, [Float])? in
+                    store.reconstruct(nb.id).map { (1 - nb.distance, $0) }
+                }
+                rows.append(contentsOf: Reranking.expand(base, neighbours: others, alpha: alpha))
+            }
+            try out.add(ids: ids, vectors: rows)
+        }
+        return out
+    }
+
+    /// The query vector as ranked: a library image's augmented vector, expanded when QE is on.
+    func prepared(_ vector: [Float]) throws -> [Float] {
+        guard options.expansion > 0 else { return vector }
+        let first = try index.search(vector, k: options.expansion, parameters: SearchParameters(filter: filter))
+        let neighbours = first.compactMap { nb in ranked.reconstruct(nb.id).map { (1 - nb.distance, $0) } }
+        return Reranking.expand(vector, neighbours: neighbours, alpha: options.alpha)
+    }
+
+    /// Rankings (ids, best first, up to `limit` + 1 so the query itself can be dropped) of library images.
+    public func rank(queries: [Int64], limit: Int) throws -> [[Int64]] {
+        var vectors: [Float] = []
+        for id in queries {
+            guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
+            vectors.append(contentsOf: try prepared(v))
+        }
+        return try index.search(batch: vectors, k: limit + 1, parameters: SearchParameters(filter: filter)).map { $0.map(\.id) }
+    }
+
+    /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding
+    /// `parameters.excluding`.
+    public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
+        let start = libraryId.flatMap { ranked.reconstruct($0) } ?? vector
+        let found = try index.search(try prepared(start), k: k, parameters: parameters)
+        // Order from the re-ranked vectors; distances are the raw cosine ones.
+        return found.map { nb in
+            guard let x = raw.reconstruct(nb.id) else { return nb }
+            var dot: Float = 0
+            for i in 0..<min(x.count, vector.count) { dot += x[i] * vector[i] }
+            return Neighbor(id: nb.id, distance: 1 - dot)
+        }
+    }
+
+    /// Mean milliseconds of single-query searches (top k) for these library images.
+    func latency(queries: [Int64], k: Int) throws -> Double {
+        guard !queries.isEmpty else { return 0 }
+        var total = 0.0
+        for id in queries {
+            guard let v = raw.reconstruct(id) else { continue }
+            let t = DispatchTime.now().uptimeNanoseconds
+            _ = try search(vector: v, libraryId: id, k: k, parameters: SearchParameters(excluding: [id]))
+            total += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6
+        }
+        return total / Double(queries.count)
+    }
+}

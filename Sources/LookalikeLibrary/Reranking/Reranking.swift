@@ -1,0 +1,79 @@
+// Reranking/ owns ranking better than plain cosine without labels, by using the library's own
+// neighbourhood structure (measured in ../shared/notes/retrieval.md and by `lookalike eval`):
+// - database-side augmentation (DBA): each library vector is replaced by the weighted mean of
+//   itself and its `augmentation` nearest neighbours, weights max(0, cos)^alpha (itself: 1);
+// - alpha-weighted query expansion (alpha-QE): the query is replaced by the weighted mean of itself
+//   and its `expansion` nearest (augmented) library vectors, weights max(0, cos)^alpha, and searched
+//   again.
+// Both change only the order: a result's reported score stays the cosine similarity of the raw
+// embeddings of the query and the result. Dedupe never uses them.
+import Foundation
+
+public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// DBA neighbours (0: off).
+    public var augmentation: Int
+    /// alpha-QE neighbours (0: off).
+    public var expansion: Int
+    public var alpha: Double
+
+    public init(augmentation: Int = 0, expansion: Int = 0, alpha: Double = 3) {
+        self.augmentation = augmentation
+        self.expansion = expansion
+        self.alpha = alpha
+    }
+
+    public static let none = Reranking()
+
+    /// What searches and evaluation use unless told otherwise (see README "Retrieval quality").
+    public static let libraryDefault = Reranking()
+
+    public var isNone: Bool { augmentation == 0 && expansion == 0 }
+
+    /// `none`, or e.g. `dba:10+qe:10` (alpha 3 unless `,alpha=N`).
+    public var description: String {
+        if isNone { return "none" }
+        var parts: [String] = []
+        if augmentation > 0 { parts.append("dba:\(augmentation)") }
+        if expansion > 0 { parts.append("qe:\(expansion)") }
+        return parts.joined(separator: "+") + (alpha == 3 ? "" : ",alpha=\(alpha)")
+    }
+
+    /// Parses `none`, `dba:10`, `qe:5`, `dba:10+qe:10`, optionally `,alpha=3`.
+    public init(parsing text: String) throws {
+        self.init()
+        let pieces = text.split(separator: ",")
+        for setting in pieces.dropFirst() {
+            let pair = setting.split(separator: "=")
+            guard pair.count == 2, pair[0] == "alpha", let a = Double(pair[1]), a >= 0 else {
+                throw IndexError("re-ranking '\(text)': unknown setting '\(setting)' (expected alpha=N)")
+            }
+            alpha = a
+        }
+        let head = pieces.first.map(String.init) ?? ""
+        if head == "none" || head.isEmpty { return }
+        for part in head.split(separator: "+") {
+            let kv = part.split(separator: ":")
+            guard kv.count == 2, let n = Int(kv[1]), n > 0, n <= 100 else {
+                throw IndexError("re-ranking '\(text)': '\(part)' should be dba:N or qe:N with 1 <= N <= 100")
+            }
+            switch kv[0] {
+            case "dba": augmentation = n
+            case "qe": expansion = n
+            default: throw IndexError("re-ranking '\(text)': unknown step '\(kv[0])' (dba or qe)")
+            }
+        }
+    }
+
+    /// Weighted sum of `neighbours` rows (weights max(0, cos)^alpha) added to `base` (weight 1),
+    /// L2-normalised.
+    static func expand(_ base: [Float], neighbours: [(similarity: Float, vector: [Float])], alpha: Double) -> [Float] {
+        var out = base
+        for (similarity, vector) in neighbours {
+            let w = Float(pow(Double(max(0, similarity)), alpha))
+            guard w > 0 else { continue }
+            for i in out.indices { out[i] += w * vector[i] }
+        }
+        let norm = out.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? out.map { $0 / norm } : base
+    }
+}

@@ -1,0 +1,107 @@
+// `lookalike eval`: measures retrieval quality on a labelled library (labels = folder names) with
+// a search method and re-ranking: P@k, R@k, F1@k, mAP, precision at each rank, a per-class table
+// (worst first), time per query against exact; JSON with --json, a visual report with --html.
+import ArgumentParser
+import Foundation
+import LookalikeEngine
+import LookalikeLibrary
+
+extension EvaluationOptions.Clutter: ExpressibleByArgument {}
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Measure retrieval quality (precision, recall, F1, mAP) on a labelled library.",
+        discussion: """
+            Labels are the images' folder names. Every labelled image with at least one other image of \
+            its label is a query (or --queries N of them, or those listed in --queries-from); each \
+            ranks all other images. Images in a folder named BACKGROUND_Google are clutter: searched \
+            against, never a query or relevant (--clutter exclude leaves them out, as the reference \
+            peer does). With the exact method mAP is over the full ranking; coarse methods are judged \
+            on the top 1,000 they return, relevant images they miss counting as misses.
+            """)
+
+    @OptionGroup var database: DatabaseOption
+
+    @Option(help: "Cut-off rank for P@k, R@k, F1@k and the precision-at-rank curve.")
+    var k: Int = 20
+
+    @Option(help: "Queries: all, or a number to sample (with --seed).")
+    var queries: String = "all"
+
+    @Option(help: "File listing query images, one library path per line (absolute or like saxophone/image_0016.jpg).")
+    var queriesFrom: String?
+
+    @Option(help: "Seed for sampled queries.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Index method descriptor (known: \(IndexFactory.names.joined(separator: ", "))).")
+    var method: String = ExactIndex.methodName
+
+    @Option(help: "Re-ranking: none, dba:N, qe:N or dba:N+qe:M (alpha 3; ',alpha=A' to change).")
+    var rerank: String = Reranking.libraryDefault.description
+
+    @Option(help: "Clutter images (BACKGROUND_Google): distractor (searched against) or exclude.")
+    var clutter: EvaluationOptions.Clutter = .distractor
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Option(help: "Also write a self-contained HTML report to this file.")
+    var html: String?
+
+    func validate() throws {
+        guard k > 0 else { throw ValidationError("--k must be at least 1") }
+        guard queries == "all" || (Int(queries) ?? 0) > 0 else { throw ValidationError("--queries must be 'all' or a positive number") }
+        _ = try IndexDescriptor(parsing: method)
+        _ = try Reranking(parsing: rerank)
+    }
+
+    func run() throws {
+        let catalogue = try Catalogue(path: database.db, mustExist: true)
+        let library = try LiveLibrary(catalogue: catalogue)
+        var options = EvaluationOptions()
+        options.k = k
+        options.seed = seed
+        options.method = try IndexDescriptor(parsing: method)
+        options.reranking = try Reranking(parsing: rerank)
+        options.clutter = clutter
+        if let queriesFrom {
+            guard let text = try? String(contentsOfFile: queriesFrom, encoding: .utf8) else {
+                throw Failure(message: "\(queriesFrom): cannot read the query list")
+            }
+            options.queries = .paths(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") })
+        } else if let n = Int(queries) {
+            options.queries = .sample(n)
+        }
+        let terminal = Console.stderrIsTerminal
+        let report = try Evaluator.run(library: library, options: options) { done, total in
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[2Keval: \(done)/\(total) queries".utf8)) }
+        }
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        if let html {
+            let thumbnails = ReportThumbnails(catalogue: catalogue)
+            try EvaluationHTML.render(report, thumbnails: thumbnails).write(toFile: html, atomically: true, encoding: .utf8)
+        }
+        if json {
+            print(try Console.json(report))
+            return
+        }
+        print("library:   \(report.library) (\(report.images) images, clutter: \(report.clutter))")
+        print("method:    \(report.method), re-ranking \(report.reranking); AP over the \(report.apOver)")
+        print("queries:   \(report.queries), k = \(report.k)")
+        print(table(["P@\(k)", "R@\(k)", "F1@\(k)", "mAP", "ms/query", "exact ms/query", "time saved"],
+                    [[format(report.precision_at_k, 4), format(report.recall_at_k, 4), format(report.f1_at_k, 4),
+                      format(report.map, 4), format(report.ms_per_query, 2), format(report.exact_ms_per_query, 2),
+                      "\(format(report.time_reduction_percent, 1)) %"]], rightAligned: Set(0..<7)))
+        if report.preparation_s > 0.01 { print("re-ranking preparation: \(format(report.preparation_s, 2)) s") }
+        let ranks = report.precision_at_rank.enumerated().map { "P@\($0.offset + 1)=\(format($0.element, 3))" }
+        print("precision at rank: " + ranks.joined(separator: " "))
+        print("\nworst classes:")
+        print(table(["label", "queries", "P@\(k)", "R@\(k)", "mAP"],
+                    report.per_class.prefix(10).map { [$0.label, String($0.queries), format($0.precisionAtK, 3), format($0.recallAtK, 3), format($0.map, 3)] },
+                    rightAligned: [1, 2, 3, 4]))
+        if let html { print("\nreport: \(html)") }
+    }
+}
