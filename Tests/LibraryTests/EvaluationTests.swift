@@ -81,3 +81,69 @@ import Testing
         #expect(throws: IndexError.self) { _ = try Reranking(parsing: "magic:3") }
     }
 }
+
+@Suite(.serialized) struct RerankingInLibraryTests {
+    static let variant = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation,
+                                                      alpha: Reranking.libraryDefault.alpha)
+
+    /// Augmented vectors recomputed from scratch over the catalogue's raw vectors.
+    static func fullAugmentation(_ catalogue: Catalogue) throws -> [Int64: [Float]] {
+        let model = try #require(try catalogue.storedModel())
+        let (raw, _) = try LibrarySnapshot.streamStore(catalogue: catalogue, model: model, precision: .float32, variant: EmbeddingVariant.raw)
+        let index = ExactIndex(store: raw, descriptor: IndexDescriptor(method: "exact"))
+        let out = try Reranker.augment(raw, using: index, neighbours: Reranking.libraryDefault.augmentation,
+                                       alpha: Reranking.libraryDefault.alpha, filter: nil)
+        return Dictionary(uniqueKeysWithValues: out.liveIds.compactMap { id in out.reconstruct(id).map { (id, $0) } })
+    }
+
+    @Test func augmentedVectorsStayInStepIncrementally() throws {
+        let dir = try Fixture.tempDir()
+        let photos = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: photos, classes: ["pizza", "dalmatian", "airplanes"])
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let indexer = try Indexer(catalogue: catalogue, embedder: Fixture.embedder())
+        let first = try indexer.run(roots: [photos.path])
+        #expect(first.maintenance?.augmentation?.full == true)
+        // Add three classes, then remove one: only touched images are recomputed, and every stored
+        // augmented vector equals a full recomputation.
+        try Fixture.copySamples(to: photos, classes: ["sunflower", "butterfly", "Motorbikes"])
+        let added = try indexer.run(roots: [photos.path])
+        #expect(added.maintenance?.augmentation?.full == false)
+        try FileManager.default.removeItem(at: photos.appendingPathComponent("dalmatian"))
+        let removed = try indexer.run(roots: [photos.path], prune: true)
+        #expect(removed.removed == 6 && removed.maintenance?.augmentation?.full == false)
+        #expect((removed.maintenance?.augmentation?.recomputed ?? 99) < 30)
+        let model = try #require(try catalogue.storedModel())
+        let (stored, _) = try LibrarySnapshot.streamStore(catalogue: catalogue, model: model, precision: .float32, variant: Self.variant)
+        let expected = try Self.fullAugmentation(catalogue)
+        #expect(stored.count == 30 && expected.count == 30)
+        for (id, vector) in expected {
+            let got = try #require(stored.reconstruct(id))
+            #expect(zip(got, vector).map { abs($0 - $1) }.max() ?? 1 < 1e-5, "image \(id)")
+        }
+        // A live library opens both variants from their snapshots.
+        let live = try LiveLibrary(catalogue: catalogue)
+        #expect(live.augmentedVariant == Self.variant && live.augmented?.count == 30)
+    }
+
+    @Test func searchSaysWhichRerankingRanAndScoresStayCosine() async throws {
+        let catalogue = try SearchTests.sampleLibrary()
+        let service = try SearchService(catalogue: catalogue)
+        let query = try #require(service.library.store.liveIds.first)
+        let answer = try await service.search(.id(query), SearchRequest(k: 8))
+        #expect(answer.reranking == Reranking.libraryDefault.description)
+        let q = try #require(service.library.store.reconstruct(query))
+        for r in answer.results {
+            let x = try #require(service.library.store.reconstruct(r.id))
+            let cosine = zip(q, x).map(*).reduce(0, +)
+            #expect(abs(r.score - cosine) < 1e-4)
+        }
+        #expect(!answer.results.contains { $0.id == query })
+        let plain = try await service.search(.id(query), SearchRequest(k: 8, reranking: .none))
+        #expect(plain.reranking == "none")
+        #expect(plain.results.map(\.score) == plain.results.map(\.score).sorted(by: >))
+        // Other metrics rank plainly.
+        let chi = try await service.search(.id(query), SearchRequest(k: 8, metric: .chi2))
+        #expect(chi.reranking == "none")
+    }
+}

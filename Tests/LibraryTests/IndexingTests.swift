@@ -142,13 +142,17 @@ import Testing
         #expect(info.images == total)
         let check = try DatabaseQueue(path: db.path).read { db -> (String?, Int, Int, Int, Int) in
             (try String.fetchOne(db, sql: "PRAGMA integrity_check"),
-             try EmbeddingRecord.fetchCount(db),
+             try EmbeddingRecord.filter(EmbeddingRecord.Columns.variant == EmbeddingVariant.raw).fetchCount(db),
              try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count,
              try ImageRecord.having(ImageRecord.files.isEmpty).fetchCount(db),
-             try ImageRecord.fetchCount(db) - ImageRecord.joining(required: ImageRecord.embedding).fetchCount(db))
+             try ImageRecord.fetchCount(db) - ImageRecord.joining(required: ImageRecord.embedding
+                .filter(EmbeddingRecord.Columns.variant == EmbeddingVariant.raw)).fetchCount(db))
         }
         #expect(check.0 == "ok")
-        #expect(check.1 == total)            // one embedding per image
+        #expect(check.1 == total)            // one raw embedding per image
+        // ... and one re-ranking (augmented) vector per image, brought in step by the rerun.
+        let augmented = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha)
+        #expect(try catalogue.vectorCount(model: "efficientnet-lite0", variant: augmented) == total)
         #expect(check.2 == 0)                // no dangling references
         #expect(check.3 == 0)                // every image has a path
         #expect(check.4 == 0)                // every image has its embedding

@@ -152,3 +152,56 @@ extension Catalogue {
     }
 
 }
+
+// MARK: derived vectors (re-ranking)
+
+extension Catalogue {
+    /// Stores derived vectors of `variant` (replacing earlier ones) with the neighbours each was
+    /// computed from, in one transaction.
+    public func storeDerived(_ rows: [(imageId: Int64, vector: [Float], neighbours: [Int64])], model: String,
+                             variant: String) throws {
+        guard !rows.isEmpty else { return }
+        try pool.write { db in
+            for row in rows where try ImageRecord.exists(db, key: row.imageId) {
+                try EmbeddingRecord(imageId: row.imageId, model: model, variant: variant, vector: Self.blob(row.vector), norm: 1).save(db)
+                _ = try NeighbourEdgeRecord.filter(NeighbourEdgeRecord.Columns.imageId == row.imageId
+                                                   && NeighbourEdgeRecord.Columns.variant == variant).deleteAll(db)
+                for (rank, neighbour) in row.neighbours.enumerated() {
+                    try NeighbourEdgeRecord(imageId: row.imageId, variant: variant, rank: rank, neighbourId: neighbour).insert(db)
+                }
+            }
+        }
+    }
+
+    /// Images whose `variant` vector was computed from any of `ids`.
+    public func imagesDerived(from ids: Set<Int64>, variant: String) throws -> Set<Int64> {
+        guard !ids.isEmpty else { return [] }
+        return try pool.read { db in
+            var found = Set<Int64>()
+            for chunk in Array(ids).chunked(500) {
+                let rows = try NeighbourEdgeRecord
+                    .filter(NeighbourEdgeRecord.Columns.variant == variant && chunk.contains(NeighbourEdgeRecord.Columns.neighbourId))
+                    .select(NeighbourEdgeRecord.Columns.imageId, as: Int64.self).fetchAll(db)
+                found.formUnion(rows)
+            }
+            return found
+        }
+    }
+
+    /// A stored fact (meta key/value).
+    public func fact(_ key: String) throws -> String? {
+        try pool.read { db in try MetaRecord.fetchOne(db, key: key)?.value }
+    }
+
+    public func setFact(_ key: String, _ value: String?) throws {
+        try pool.write { db in
+            if let value { try MetaRecord(key: key, value: value).save(db) } else { _ = try MetaRecord.deleteOne(db, key: key) }
+        }
+    }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min(count, $0 + size)] }
+    }
+}

@@ -49,6 +49,11 @@ extension Catalogue {
         }
     }
 
+    /// How many vectors of `model` / `variant` the library holds.
+    public func vectorCount(model: String, variant: String = EmbeddingVariant.raw) throws -> Int {
+        try pool.read { db in try EmbeddingRecord.all().of(model: model, variant: variant).fetchCount(db) }
+    }
+
     /// All vectors of `model` in one buffer (for export; search streams into its store instead).
     public func loadVectors(model: String, variant: String = EmbeddingVariant.raw, dimension: Int) throws -> (ids: [Int64], vectors: [Float]) {
         var ids: [Int64] = []

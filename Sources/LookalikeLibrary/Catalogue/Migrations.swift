@@ -55,6 +55,18 @@ enum CatalogueMigrations {
             }
         }
         migrator.registerMigration(CatalogueMigrations.v2, migrate: v2)
+        migrator.registerMigration("v3: neighbour lists of re-ranking variants") { db in
+            // Which images each augmented vector was computed from: when an image goes, the ones
+            // that used it are found here (no foreign key on neighbourId: the edge must outlive it).
+            try db.create(table: "neighbourEdge") { t in
+                t.belongsTo("image", onDelete: .cascade).notNull()
+                t.column("variant", .text).notNull()
+                t.column("rank", .integer).notNull()
+                t.column("neighbourId", .integer).notNull()
+                t.primaryKey(["imageId", "variant", "rank"])
+            }
+            try db.create(index: "neighbourEdge_on_neighbour", on: "neighbourEdge", columns: ["variant", "neighbourId"])
+        }
         return migrator
     }
 

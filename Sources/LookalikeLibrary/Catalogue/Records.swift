@@ -153,3 +153,18 @@ public struct ImageCodeRecord: Codable, Sendable, FetchableRecord, PersistableRe
     public var trainedModel: String
     public var code: Data
 }
+
+/// One neighbour an augmented (re-ranking) vector was computed from.
+public struct NeighbourEdgeRecord: Codable, Sendable, FetchableRecord, PersistableRecord, TableRecord {
+    public static let databaseTableName = "neighbourEdge"
+    public var imageId: Int64
+    public var variant: String
+    public var rank: Int
+    public var neighbourId: Int64
+
+    public enum Columns {
+        public static let imageId = Column(CodingKeys.imageId)
+        public static let variant = Column(CodingKeys.variant)
+        public static let neighbourId = Column(CodingKeys.neighbourId)
+    }
+}

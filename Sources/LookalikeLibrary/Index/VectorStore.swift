@@ -59,6 +59,17 @@ public final class VectorStore: @unchecked Sendable {
 
     // MARK: changes
 
+    /// Makes room for `rows` more vectors at once (a bulk load then grows its buffer once, instead
+    /// of by steps whose copies would briefly hold the vectors twice).
+    public func reserveCapacity(_ rows: Int) {
+        lock.write {
+            owned.reserve(rows: owned.rows + rows)
+            ids.reserveCapacity(ids.count + rows)
+            dead.reserveCapacity(dead.count + rows)
+            positions.reserveCapacity(positions.count + rows)
+        }
+    }
+
     /// Adds (or replaces) vectors; `vectors` holds `ids.count` rows of `dimension` values.
     public func add(ids newIds: [Int64], vectors: [Float]) throws {
         guard vectors.count == newIds.count * dimension else {

@@ -23,8 +23,8 @@ public struct IndexSummary: Sendable, Codable {
     public var embedded = 0
     /// Roots whose files --prune kept because the root looked unmounted (see `--force`).
     public var protectedRoots: [ProtectedRoot] = []
-    /// What happened to the library snapshot after the run.
-    public var snapshot: LibrarySnapshot.Refresh?
+    /// What happened to the snapshots and derived vectors after the run.
+    public var maintenance: LibrarySnapshot.Maintenance?
     public var failed: Int { failures.count }
 }
 
@@ -58,14 +58,17 @@ public final class Indexer: Sendable {
     let commitInterval: Double
     /// Rewrite the library snapshot after a run (the indexer is the one writer of derived files).
     let writesSnapshot: Bool
+    /// The re-ranking whose derived vectors (database-side augmentation) the run keeps in step.
+    let reranking: Reranking
 
     public init(catalogue: Catalogue, embedder: Embedder, batchSize: Int = 64, commitInterval: Double = 1.0,
-                writesSnapshot: Bool = true) {
+                writesSnapshot: Bool = true, reranking: Reranking = .libraryDefault) {
         self.catalogue = catalogue
         self.embedder = embedder
         self.batchSize = batchSize
         self.commitInterval = commitInterval
         self.writesSnapshot = writesSnapshot
+        self.reranking = reranking
     }
 
     /// What the run knows after looking at the files: what to embed, what to link, what failed.
@@ -98,7 +101,7 @@ public final class Indexer: Sendable {
         try forgetGone(files: files, roots: roots, known: known, prune: prune, force: force, summary: &summary)
 
         if writesSnapshot {
-            summary.snapshot = try LibrarySnapshot.refresh(catalogue: catalogue, model: model)
+            summary.maintenance = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: reranking)
         }
         summary.seconds = Date().timeIntervalSince(started)
         run.indexed = summary.indexed

@@ -15,13 +15,20 @@ public final class Reranker: Sendable {
     let filter: (@Sendable (Int64) -> Bool)?
     public let preparationSeconds: Double
 
-    public init(library: LiveLibrary, index: any VectorIndex, options: Reranking,
-                filter: (@Sendable (Int64) -> Bool)? = nil) throws {
-        self.options = options
+    /// `computeMissing`: build the augmented vectors in memory when the library has not stored
+    /// them (evaluation); otherwise the augmentation step is skipped (`options` says what applies).
+    public init(library: LiveLibrary, index: any VectorIndex, options wanted: Reranking,
+                filter: (@Sendable (Int64) -> Bool)? = nil, computeMissing: Bool = true) throws {
+        var options = wanted
         self.filter = filter
         raw = library.store
         let started = Date()
-        if options.augmentation > 0 {
+        let stored = library.augmentedVariant == DatabaseAugmentation.variant(neighbours: options.augmentation, alpha: options.alpha)
+            ? library.augmented : nil
+        if options.augmentation > 0, let stored, index.descriptor.method == ExactIndex.methodName {
+            self.index = ExactIndex(store: stored, descriptor: index.descriptor)
+            ranked = stored
+        } else if options.augmentation > 0 && computeMissing {
             let augmented = try Self.augment(raw, using: index, neighbours: options.augmentation, alpha: options.alpha, filter: filter)
             let over = try IndexFactory.make(index.descriptor, dimension: raw.dimension, store: augmented)
             let all = augmented.allVectors()
@@ -30,9 +37,11 @@ public final class Reranker: Sendable {
             self.index = over
             ranked = augmented
         } else {
+            options.augmentation = 0
             self.index = index
             ranked = raw
         }
+        self.options = options
         preparationSeconds = Date().timeIntervalSince(started)
     }
 
@@ -58,9 +67,11 @@ public final class Reranker: Sendable {
     }
 
     /// The query vector as ranked: a library image's augmented vector, expanded when QE is on.
-    func prepared(_ vector: [Float]) throws -> [Float] {
+    func prepared(_ vector: [Float], libraryId: Int64?) throws -> [Float] {
         guard options.expansion > 0 else { return vector }
-        let first = try index.search(vector, k: options.expansion, parameters: SearchParameters(filter: filter))
+        // A library image is not its own neighbour (it already has weight 1).
+        let first = try index.search(vector, k: options.expansion,
+                                     parameters: SearchParameters(excluding: libraryId.map { [$0] } ?? [], filter: filter))
         let neighbours = first.compactMap { nb in ranked.reconstruct(nb.id).map { (1 - nb.distance, $0) } }
         return Reranking.expand(vector, neighbours: neighbours, alpha: options.alpha)
     }
@@ -70,7 +81,7 @@ public final class Reranker: Sendable {
         var vectors: [Float] = []
         for id in queries {
             guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
-            vectors.append(contentsOf: try prepared(v))
+            vectors.append(contentsOf: try prepared(v, libraryId: id))
         }
         return try index.search(batch: vectors, k: limit + 1, parameters: SearchParameters(filter: filter)).map { $0.map(\.id) }
     }
@@ -79,7 +90,7 @@ public final class Reranker: Sendable {
     /// `parameters.excluding`.
     public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         let start = libraryId.flatMap { ranked.reconstruct($0) } ?? vector
-        let found = try index.search(try prepared(start), k: k, parameters: parameters)
+        let found = try index.search(try prepared(start, libraryId: libraryId), k: k, parameters: parameters)
         // Order from the re-ranked vectors; distances are the raw cosine ones.
         return found.map { nb in
             guard let x = raw.reconstruct(nb.id) else { return nb }

@@ -24,8 +24,9 @@ public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
 
     public static let none = Reranking()
 
-    /// What searches and evaluation use unless told otherwise (see README "Retrieval quality").
-    public static let libraryDefault = Reranking()
+    /// What indexing prepares and searches and evaluation use unless told otherwise: measured to
+    /// beat plain cosine on Caltech-101, Corel-1K and the bundled samples (README "Retrieval quality").
+    public static let libraryDefault = Reranking(augmentation: 15, expansion: 10, alpha: 3)
 
     public var isNone: Bool { augmentation == 0 && expansion == 0 }
 

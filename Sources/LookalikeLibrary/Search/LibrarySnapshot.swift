@@ -75,6 +75,7 @@ public enum LibrarySnapshot {
                             variant: String) throws -> (VectorStore, Int64) {
         let counter = try catalogue.changeCounter()
         let store = VectorStore(dimension: model.dimension, precision: precision)
+        store.reserveCapacity(try catalogue.vectorCount(model: model.id, variant: variant))
         try catalogue.forEachVectorBatch(model: model.id, variant: variant, dimension: model.dimension) { ids, rows in
             try store.add(ids: ids, vectors: Array(rows))
         }
@@ -102,30 +103,69 @@ public enum LibrarySnapshot {
         public var seconds: Double
     }
 
-    /// The writer's step after indexing: (re)writes the snapshot when it is missing, invalid or
-    /// `rewriteFraction` of the library changed since it, then prunes the journal it covers.
+    /// Rewrites the snapshot of `variant` when it is missing, invalid or `rewriteFraction` of the
+    /// library changed since it (else readers replay the journal); returns what it did and the
+    /// counter the snapshot now reflects. `opened` reuses a store the caller already opened.
     @discardableResult
     public static func refresh(catalogue: Catalogue, model: ModelInfo, variant: String = EmbeddingVariant.raw,
-                               rewriteFraction: Double = 0.05, minimumChanges: Int = 1000) throws -> Refresh {
+                               rewriteFraction: Double = 0.05, minimumChanges: Int = 1000, prune: Bool = true,
+                               opened: (VectorStore, Opening)? = nil) throws -> Refresh {
         let started = Date()
         let url = url(for: catalogue, variant: variant)
-        let (store, opening) = try openStore(catalogue: catalogue, model: model, precision: .float32, variant: variant)
+        let (store, opening) = try opened ?? openStore(catalogue: catalogue, model: model, precision: .float32, variant: variant)
         let changed = opening.replayedAdds + opening.replayedRemovals
         var reason = opening.snapshotProblem ?? ""
+        var result: Refresh?
         if opening.source == "snapshot" {
             if changed == 0 {
-                return Refresh(action: "current", reason: "no changes since the snapshot", count: store.count,
-                               counter: opening.counter, seconds: Date().timeIntervalSince(started))
+                result = Refresh(action: "current", reason: "no changes since the snapshot", count: store.count,
+                                 counter: opening.counter, seconds: 0)
+            } else if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
+                // The snapshot stays at its own counter: the journal after it must be kept.
+                let snapshotCounter = (try? IndexFile.read(url, verifyChecksum: false).header.catalogueCounter) ?? 0
+                result = Refresh(action: "deferred", reason: "\(changed) changes since the snapshot are replayed from the journal",
+                                 count: store.count, counter: snapshotCounter, seconds: 0)
+            } else {
+                reason = "\(changed) changes since the snapshot"
             }
-            if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
-                return Refresh(action: "deferred", reason: "\(changed) changes since the snapshot are replayed from the journal",
-                               count: store.count, counter: opening.counter, seconds: Date().timeIntervalSince(started))
-            }
-            reason = "\(changed) changes since the snapshot"
         }
-        try store.write(to: url, tag: tag, catalogueCounter: opening.counter, model: model.checksum, variant: variant)
-        try catalogue.pruneJournal(through: opening.counter)
-        return Refresh(action: "written", reason: reason, count: store.count, counter: opening.counter,
-                       seconds: Date().timeIntervalSince(started))
+        if result == nil {
+            try store.write(to: url, tag: tag, catalogueCounter: opening.counter, model: model.checksum, variant: variant)
+            result = Refresh(action: "written", reason: reason, count: store.count, counter: opening.counter, seconds: 0)
+        }
+        guard var done = result else { throw IndexError("snapshot refresh produced no result") }
+        if prune { try catalogue.pruneJournal(through: done.counter) }
+        done.seconds = Date().timeIntervalSince(started)
+        return done
+    }
+
+    /// What the writer did after a run.
+    public struct Maintenance: Sendable, Codable {
+        public var snapshot: Refresh
+        public var augmentation: DatabaseAugmentation.Refresh?
+        public var augmentedSnapshot: Refresh?
+    }
+
+    /// The writer's step after indexing: derived vectors (re-ranking) brought in step, snapshots of
+    /// every variant refreshed, then the journal pruned up to the oldest snapshot's counter.
+    public static func maintain(catalogue: Catalogue, model: ModelInfo, reranking: Reranking) throws -> Maintenance {
+        var opened = try openStore(catalogue: catalogue, model: model, precision: .float32)
+        var augmentation: DatabaseAugmentation.Refresh?
+        var augmentedSnapshot: Refresh?
+        if reranking.augmentation > 0 {
+            augmentation = try DatabaseAugmentation.refresh(catalogue: catalogue, model: model, raw: opened.0,
+                                                            rawCounter: opened.1.counter,
+                                                            neighbours: reranking.augmentation, alpha: reranking.alpha)
+        }
+        // Only derived vectors changed since the raw store was read (one writer): it is current.
+        if let later = try catalogue.changes(after: opened.1.counter, model: model.id), later.isEmpty {
+            opened.1.counter = later.counter
+        }
+        let snapshot = try refresh(catalogue: catalogue, model: model, prune: false, opened: opened)
+        if let variant = augmentation?.variant {
+            augmentedSnapshot = try refresh(catalogue: catalogue, model: model, variant: variant, prune: false)
+        }
+        try catalogue.pruneJournal(through: min(snapshot.counter, augmentedSnapshot?.counter ?? snapshot.counter))
+        return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot)
     }
 }

@@ -16,9 +16,13 @@ public final class LiveLibrary: Sendable {
     private struct Generation: Sendable {
         var store: VectorStore
         var exact: ExactIndex
+        /// The re-ranking vectors (database-side augmentation) when the writer stored them.
+        var augmented: VectorStore?
         var counter: Int64
         var lastCheck: Date
     }
+    /// The embedding variant of the augmented vectors searched with the default re-ranking.
+    public let augmentedVariant: String?
     private let generation: Locked<Generation>
     /// Serialises refreshes (searches do not take it).
     private let refreshing = Locked<Void>(())
@@ -33,8 +37,20 @@ public final class LiveLibrary: Sendable {
         self.precision = precision
         let (store, opening) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision)
         self.opening = opening
-        generation = Locked(Generation(store: store, exact: Self.exactIndex(store), counter: opening.counter, lastCheck: Date()))
+        let defaults = Reranking.libraryDefault
+        var variant: String?
+        if defaults.augmentation > 0 {
+            let v = DatabaseAugmentation.variant(neighbours: defaults.augmentation, alpha: defaults.alpha)
+            if try catalogue.vectorCount(model: model.id, variant: v) > 0 { variant = v }
+        }
+        augmentedVariant = variant
+        let augmented = try variant.map { try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision, variant: $0).0 }
+        generation = Locked(Generation(store: store, exact: Self.exactIndex(store), augmented: augmented,
+                                       counter: opening.counter, lastCheck: Date()))
     }
+
+    /// The augmented vectors (current generation), when the library has them.
+    public var augmented: VectorStore? { generation.value.augmented }
 
     private static func exactIndex(_ store: VectorStore) -> ExactIndex {
         ExactIndex(store: store, descriptor: IndexDescriptor(method: ExactIndex.methodName,
@@ -74,9 +90,13 @@ public final class LiveLibrary: Sendable {
                 generation.withLock { $0.lastCheck = Date() }
                 return nil
             }
-            if let changes = try catalogue.changes(after: current.counter, model: model.id) {
+            if let changes = try catalogue.changes(after: current.counter, model: model.id),
+               let augmentedChanges = try augmentedVariant.map({ try catalogue.changes(after: current.counter, model: model.id, variant: $0) }) ?? CatalogueChanges(counter: changes.counter) {
                 try LibrarySnapshot.apply(changes, to: current.store, catalogue: catalogue, model: model,
                                           variant: EmbeddingVariant.raw)
+                if let variant = augmentedVariant, let augmented = current.augmented {
+                    try LibrarySnapshot.apply(augmentedChanges, to: augmented, catalogue: catalogue, model: model, variant: variant)
+                }
                 generation.withLock {
                     $0.counter = changes.counter
                     $0.lastCheck = Date()
@@ -85,7 +105,9 @@ public final class LiveLibrary: Sendable {
             }
             // The journal was pruned past our counter: open afresh and swap.
             let (store, opening) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision)
-            generation.withLock { $0 = Generation(store: store, exact: Self.exactIndex(store), counter: opening.counter, lastCheck: Date()) }
+            let augmented = try augmentedVariant.map { try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision, variant: $0).0 }
+            generation.withLock { $0 = Generation(store: store, exact: Self.exactIndex(store), augmented: augmented,
+                                                  counter: opening.counter, lastCheck: Date()) }
             return CatalogueChanges(counter: opening.counter)
         }
     }

@@ -21,14 +21,19 @@ public struct SearchRequest: Sendable {
     public var method: IndexDescriptor
     public var includeSelf: Bool
     public var parameters: SearchParameters
+    /// Re-ranking of cosine searches (other metrics rank plainly); applied where the library has
+    /// the derived vectors it needs, and each answer says what was applied.
+    public var reranking: Reranking
 
     public init(k: Int = 10, metric: Metric = .cosine, method: IndexDescriptor = IndexDescriptor(method: ExactIndex.methodName),
-                includeSelf: Bool = false, parameters: SearchParameters = SearchParameters()) {
+                includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(),
+                reranking: Reranking = .libraryDefault) {
         self.k = k
         self.metric = metric
         self.method = method
         self.includeSelf = includeSelf
         self.parameters = parameters
+        self.reranking = reranking
     }
 }
 
@@ -37,6 +42,8 @@ public struct SearchAnswer: Sendable, Codable {
     public let queryId: Int64?
     public let metric: String
     public let method: String
+    /// The re-ranking applied ("none", "dba:15+qe:10"...); scores stay raw cosine similarities.
+    public let reranking: String
     /// Milliseconds ranking (and presenting) took.
     public let searchMilliseconds: Double
     /// Milliseconds decoding and embedding the query took (0 for library images).
@@ -67,19 +74,32 @@ public final class SearchService: Sendable {
         let started = Date()
         var parameters = request.parameters
         if let id = query.imageId, !request.includeSelf { parameters.excluding.insert(id) }
-        let results = try rank(vector: query.vector, request: request, parameters: parameters)
+        let (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
         return SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
-                            method: request.method.name, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
+                            method: request.method.name, reranking: applied.description, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
                             embedMilliseconds: query.embedMilliseconds, results: results)
     }
 
     /// Ranks the library against a query vector (L2-normalised) and presents the results.
     public func rank(vector: [Float], request: SearchRequest, parameters: SearchParameters? = nil) throws -> [SearchResult] {
+        try rankExplained(vector: vector, libraryId: nil, request: request, parameters: parameters).0
+    }
+
+    /// Ranks and says which re-ranking was applied. A library image (`libraryId`) is searched
+    /// with its augmented vector when the library has them.
+    public func rankExplained(vector: [Float], libraryId: Int64?, request: SearchRequest,
+                              parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking) {
         var parameters = parameters ?? request.parameters
         parameters.metric = request.metric
         let index = try library.index(for: request.method.with(metric: request.metric))
+        if request.metric == .cosine && !request.reranking.isNone {
+            let reranker = try Reranker(library: library, index: index, options: request.reranking,
+                                        filter: parameters.filter, computeMissing: false)
+            let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
+            return (try present(neighbors, metric: .cosine), reranker.options)
+        }
         let neighbors = try index.search(vector, k: request.k, parameters: parameters)
-        return try present(neighbors, metric: request.metric)
+        return (try present(neighbors, metric: request.metric), .none)
     }
 
     /// Paths, labels and readable scores for ranked neighbours.
@@ -96,15 +116,19 @@ public final class SearchService: Sendable {
 
     // Synchronous conveniences for library images and vectors (tests, evaluation).
 
-    public func search(vector: [Float], k: Int, metric: Metric, excluding: Set<Int64> = []) throws -> [SearchResult] {
-        try rank(vector: vector, request: SearchRequest(k: k, metric: metric), parameters: SearchParameters(excluding: excluding))
+    public func search(vector: [Float], k: Int, metric: Metric, excluding: Set<Int64> = [],
+                       reranking: Reranking = .none) throws -> [SearchResult] {
+        try rank(vector: vector, request: SearchRequest(k: k, metric: metric, reranking: reranking),
+                 parameters: SearchParameters(excluding: excluding))
     }
 
-    public func search(imageId: Int64, k: Int, metric: Metric, includeSelf: Bool = false) throws -> [SearchResult] {
+    public func search(imageId: Int64, k: Int, metric: Metric, includeSelf: Bool = false,
+                       reranking: Reranking = .none) throws -> [SearchResult] {
         guard let vector = try library.store.reconstruct(imageId) ?? catalogue.vector(imageId: imageId) else {
             throw QueryError(.notFound, "no image with id \(imageId) in \(catalogue.path)")
         }
-        return try search(vector: vector, k: k, metric: metric, excluding: includeSelf ? [] : [imageId])
+        return try rankExplained(vector: vector, libraryId: imageId, request: SearchRequest(k: k, metric: metric, reranking: reranking),
+                                 parameters: SearchParameters(excluding: includeSelf ? [] : [imageId])).0
     }
 
     public func search(path: String, k: Int, metric: Metric, includeSelf: Bool = false) throws -> [SearchResult] {
