@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Generate the HEIC / AVIF / JPEG XL and EXIF test fixtures in Tests/EngineTests/Fixtures/decode/.
+
+Needs (generation only; the tests read the committed files and need no Python):
+  pip install pillow pillow-heif   # HEIC through libheif + x265 (pillow-heif wheels), AVIF through
+                                   # Pillow's own AVIF plugin (libavif, Pillow >= 11.3)
+  apt-get install libjxl-tools     # cjxl, for JPEG XL
+Run: python3 scripts/make_format_fixtures.py   (then check the sizes it prints: tens of KB each)
+
+The source photo is Tests/EngineTests/Fixtures/cat.jpg (public domain, see LICENSES.md):
+  cat.heic, cat.avif             the photo as HEIC (HEVC) and AVIF, lossy
+  cat.jxl                        the photo as a bare JPEG XL codestream (lossy, from the pixels)
+  cat_container.jxl              cat.jpg losslessly recompressed by cjxl: the JPEG XL container
+  cat_irot.heic                  the photo stored turned 90 degrees anticlockwise, with an `irot`
+                                 property (and EXIF Orientation 6, as phones write both) that
+                                 turns it upright again: it must decode upright and not twice turned
+  cat_thumb.heic                 the photo at 480x320 as a 3x2-tile grid (as phones write it) with
+                                 a stored 400x267 thumbnail (>= the 256-px short side the
+                                 preprocessing needs): decoded from the thumbnail
+  cat_thumb_small.heic           the same with a 240x160 thumbnail (too small: full decode)
+  heic_named.jpg                 a green HEIC under a .jpg name; jpeg_named.heic: a yellow JPEG
+  multi.heic                     three solid images (red, blue primary, green): the primary is blue
+  rgba.heic, rgba.avif           left half transparent, right half opaque blue
+  bomb.heic                      a small HEIC whose `ispe` says 12000x12000 (over the 100 MP limit)
+  truncated.{heic,avif,jxl}      the first half of cat.{heic,avif,jxl}; truncated_container.jxl
+                                 the first half of cat_container.jxl
+  corrupt.{heic,avif,jxl}        a valid signature (ftyp box / JXL signature) followed by noise
+EXIF (capture date with offset, make, model, GPS) on small solid images, one per container:
+  exif.jpg (fast libjpeg-turbo path), exif.heic, exif.avif, exif.png, exif.webp, exif.tiff
+  exif_orient_only.heic          EXIF with nothing but an Orientation: every fact must be absent
+"""
+import io
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+import pillow_heif
+from PIL import Image, TiffImagePlugin
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "decode")
+CAT = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "cat.jpg")
+
+# The EXIF facts the tests expect (see DecodeTests / FormatTests).
+DATE = "2023:06:14 09:41:05"
+OFFSET = "+02:00"
+MAKE, MODEL = "Apple", "iPhone 13"
+# Sydney Opera House (south, east) for the JPEG; the Statue of Liberty (north, west) elsewhere.
+SYDNEY = ("S", (33, 51, 31.0), "E", (151, 12, 54.8))
+LIBERTY = ("N", (40, 41, 21.4), "W", (74, 2, 40.2))
+
+
+def path(name):
+    return os.path.join(OUT, name)
+
+
+def exif_bytes(gps, orientation=None):
+    exif = Image.Exif()
+    exif[0x010F] = MAKE
+    exif[0x0110] = MODEL
+    if orientation is not None:
+        exif[0x0112] = orientation
+    ifd = exif.get_ifd(0x8769)  # Exif IFD
+    ifd[0x9003] = DATE  # DateTimeOriginal
+    ifd[0x9011] = OFFSET  # OffsetTimeOriginal
+    lat_ref, lat, lon_ref, lon = gps
+    g = exif.get_ifd(0x8825)  # GPS IFD
+    g[0x0000] = b"\x02\x03\x00\x00"  # GPSVersionID
+    g[0x0001] = lat_ref
+    g[0x0002] = tuple(TiffImagePlugin.IFDRational(v) for v in lat)
+    g[0x0003] = lon_ref
+    g[0x0004] = tuple(TiffImagePlugin.IFDRational(v) for v in lon)
+    return exif.tobytes()
+
+
+def heic(image, name, **kwargs):
+    kwargs.setdefault("quality", 60)
+    # x265's fastest preset: the fixtures are tiny, the default preset only costs time.
+    kwargs.setdefault("enc_params", {"preset": "fast"})
+    image.save(path(name), format="HEIF", **kwargs)
+
+
+def avif(image, name, **kwargs):
+    kwargs.setdefault("quality", 60)
+    image.save(path(name), format="AVIF", **kwargs)
+
+
+def half(src, dst):
+    data = open(path(src), "rb").read()
+    open(path(dst), "wb").write(data[: len(data) // 2])
+
+
+def corrupt(dst, signature):
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    open(path(dst), "wb").write(signature + noise)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    pillow_heif.register_heif_opener()
+    cat = Image.open(CAT).convert("RGB")
+    assert cat.size == (451, 300)
+
+    heic(cat, "cat.heic")
+    avif(cat, "cat.avif")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = os.path.join(tmp, "cat.png")
+        cat.save(png)
+        subprocess.run(["cjxl", png, path("cat.jxl"), "-d", "1.5", "--quiet"], check=True)
+        subprocess.run(["cjxl", CAT, path("cat_container.jxl"), "--quiet"], check=True)
+    assert open(path("cat.jxl"), "rb").read(2) == b"\xff\x0a", "expected a bare codestream"
+    assert open(path("cat_container.jxl"), "rb").read(8)[4:] == b"JXL ", "expected the container"
+
+    # Stored turned anticlockwise; Orientation 6 = "rotate 90 clockwise to show". pillow-heif
+    # turns the EXIF orientation into an irot property and keeps the EXIF tag, as iPhones do.
+    sideways = cat.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    heic(sideways, "cat_irot.heic", exif=exif.tobytes())
+    irot = open(path("cat_irot.heic"), "rb").read()
+    assert b"irot" in irot, "no irot box written"
+    with Image.open(path("cat_irot.heic")) as im:  # pillow-heif applies irot: upright again
+        assert im.size == (451, 300), im.size
+
+    big = cat.resize((480, 320), Image.Resampling.LANCZOS)
+    heic(big, "cat_thumb.heic", thumbnails=[400], tile_size=160)
+    heic(big, "cat_thumb_small.heic", thumbnails=[240], tile_size=160)
+    for name, box in (("cat_thumb.heic", 400), ("cat_thumb_small.heic", 240)):
+        info = pillow_heif.open_heif(path(name)).info
+        assert info.get("thumbnails") == [box], (name, info.get("thumbnails"))
+
+    heic(Image.new("RGB", (48, 32), (30, 200, 40)), "heic_named.jpg", quality=90)
+    Image.new("RGB", (48, 32), (230, 210, 20)).save(path("jpeg_named.heic"), format="JPEG", quality=95)
+
+    solids = [Image.new("RGB", (48, 32), c) for c in ((220, 30, 30), (30, 40, 220), (30, 200, 40))]
+    heic(solids[0], "multi.heic", save_all=True, append_images=solids[1:], primary_index=1)
+    assert pillow_heif.open_heif(path("multi.heic")).primary_index == 1
+
+    rgba = np.zeros((32, 48, 4), np.uint8)
+    rgba[:, 24:] = (0, 0, 255, 255)
+    heic(Image.fromarray(rgba, "RGBA"), "rgba.heic", quality=90)
+    avif(Image.fromarray(rgba, "RGBA"), "rgba.avif", quality=90)
+
+    # A 64x64 HEIC whose image-size property claims 12000x12000: refused by the header check.
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(buf, format="HEIF", quality=30)
+    data = bytearray(buf.getvalue())
+    at = data.find(b"ispe")
+    assert at > 0 and int.from_bytes(data[at + 8 : at + 12], "big") == 64
+    data[at + 8 : at + 16] = (12000).to_bytes(4, "big") + (12000).to_bytes(4, "big")
+    open(path("bomb.heic"), "wb").write(bytes(data))
+
+    for ext in ("heic", "avif", "jxl"):
+        half(f"cat.{ext}", f"truncated.{ext}")
+    half("cat_container.jxl", "truncated_container.jxl")
+    corrupt("corrupt.heic", open(path("cat.heic"), "rb").read(32))
+    corrupt("corrupt.avif", open(path("cat.avif"), "rb").read(32))
+    corrupt("corrupt.jxl", b"\xff\x0a")
+
+    # EXIF facts, one small image per container.
+    plain = Image.new("RGB", (64, 48), (90, 140, 200))
+    plain.save(path("exif.jpg"), quality=90, exif=exif_bytes(SYDNEY))
+    heic(plain, "exif.heic", exif=exif_bytes(LIBERTY))
+    avif(plain, "exif.avif", exif=exif_bytes(LIBERTY))
+    plain.save(path("exif.png"), exif=exif_bytes(LIBERTY))
+    plain.save(path("exif.webp"), lossless=True, exif=exif_bytes(LIBERTY))
+    plain.save(path("exif.tiff"), exif=exif_bytes(LIBERTY))
+    only = Image.Exif()
+    only[0x0112] = 1
+    heic(plain, "exif_orient_only.heic", exif=only.tobytes())
+
+    names = sorted(f for f in os.listdir(OUT) if f.split(".")[-1] in ("heic", "avif", "jxl") or
+                   f.startswith(("exif", "heic_named")))
+    for f in names:
+        print(f"{os.path.getsize(path(f)):8d}  {f}")
+    print(f"{sum(os.path.getsize(path(f)) for f in names)} bytes in {len(names)} files")
+
+
+if __name__ == "__main__":
+    main()
