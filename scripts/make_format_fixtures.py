@@ -21,6 +21,7 @@ The source photo is Tests/EngineTests/Fixtures/cat.jpg (public domain, see LICEN
   heic_named.jpg                 a green HEIC under a .jpg name; jpeg_named.heic: a yellow JPEG
   multi.heic                     three solid images (red, blue primary, green): the primary is blue
   rgba.heic, rgba.avif           left half transparent, right half opaque blue
+  p3_green.heic                  sRGB green stored as Display P3 numbers with a P3 ICC profile
   bomb.heic                      a small HEIC whose `ispe` says 12000x12000 (over the 100 MP limit)
   truncated.{heic,avif,jxl}      the first half of cat.{heic,avif,jxl}; truncated_container.jxl
                                  the first half of cat_container.jxl
@@ -31,12 +32,13 @@ EXIF (capture date with offset, make, model, GPS) on small solid images, one per
 """
 import io
 import os
+import struct
 import subprocess
 import tempfile
 
 import numpy as np
 import pillow_heif
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageCms, TiffImagePlugin
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "decode")
@@ -72,6 +74,35 @@ def exif_bytes(gps, orientation=None):
     g[0x0003] = lon_ref
     g[0x0004] = tuple(TiffImagePlugin.IFDRational(v) for v in lon)
     return exif.tobytes()
+
+
+def display_p3_profile():
+    """A minimal ICC v2 RGB matrix/TRC profile with Display P3's primaries (D50-adapted
+    colorants as in Apple's profile) and a 2.2 gamma: what phones tag their HEICs with, made
+    here because neither Pillow nor libvips ships a P3 profile."""
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x, y, z):
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    text = b"Display P3 (Lookalike test)"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text) + 1) + text + b"\0" + bytes(8) + bytes(3) + bytes(67)
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)),
+            (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)), (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve), (b"cprt", b"text" + bytes(4) + b"CC0\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + bytes(12)
+              + b"acsp" + bytes(24) + struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
 
 
 def heic(image, name, **kwargs):
@@ -142,6 +173,15 @@ def main():
     rgba[:, 24:] = (0, 0, 255, 255)
     heic(Image.fromarray(rgba, "RGBA"), "rgba.heic", quality=90)
     avif(Image.fromarray(rgba, "RGBA"), "rgba.avif", quality=90)
+
+    # sRGB green as Display P3 numbers (about 117, 251, 63), tagged with the P3 profile: decoded
+    # with the profile honoured it is green again; read as sRGB it would be a dull olive.
+    p3 = display_p3_profile()
+    to_p3 = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(p3)),
+                                    "RGB", "RGB")
+    green_p3 = ImageCms.applyTransform(Image.new("RGB", (48, 32), (0, 255, 0)), to_p3)
+    print("sRGB (0, 255, 0) in Display P3:", green_p3.getpixel((0, 0)))
+    heic(green_p3, "p3_green.heic", quality=95, icc_profile=p3)
 
     # A 64x64 HEIC whose image-size property claims 12000x12000: refused by the header check.
     buf = io.BytesIO()

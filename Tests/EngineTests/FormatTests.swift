@@ -1,7 +1,7 @@
 // FormatTests: the photo formats phones write (HEIC, AVIF, JPEG XL) and the EXIF facts of a photo,
 // against small committed fixtures in Fixtures/decode made by scripts/make_format_fixtures.py
 // from cat.jpg: each format decodes to the same picture as the JPEG (pixels, and embeddings with
-// cosine >= 0.98), HEIF irot is applied once, the primary image of a multi-image file is used,
+// cosine >= 0.98), HEIF irot is applied once, ICC profiles are honoured, the primary image of a multi-image file is used,
 // alpha is flattened on white, a stored thumbnail is used only when big enough and embeds like
 // the full image, names that lie about the format do not matter, broken and oversized files get
 // typed errors naming the file; and capture time, camera and GPS are read from JPEG (fast path),
@@ -150,6 +150,13 @@ struct FormatTests {
         let image = try ImageDecoder.decode(path: fixture(name))
         #expect(near(pixel(image, 112, 10), (255, 255, 255), 6), "\(name): \(pixel(image, 112, 10))")
         #expect(near(pixel(image, 112, 214), (0, 0, 255), 12), "\(name): \(pixel(image, 112, 214))")
+    }
+
+    @Test("a HEIC's colour profile is honoured: sRGB green stored as Display P3 numbers decodes green")
+    func colourProfile() throws {
+        let image = try ImageDecoder.decode(path: fixture("p3_green.heic"))
+        let mean = meanColour(image)
+        #expect(near(mean, (0, 255, 0), 16), "\(mean)")  // the P3 numbers are about (116, 251, 77)
     }
 
     @Test("names do not matter: a HEIC named .jpg and a JPEG named .heic decode by content")
