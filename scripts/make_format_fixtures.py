@@ -18,6 +18,8 @@ The source photo is Tests/EngineTests/Fixtures/cat.jpg (public domain, see LICEN
                                  a stored 400x267 thumbnail (>= the 256-px short side the
                                  preprocessing needs): decoded from the thumbnail
   cat_thumb_small.heic           the same with a 240x160 thumbnail (too small: full decode)
+  cat_thumb_damaged.heic         cat_thumb.heic with the thumbnail's coded data replaced by noise: a
+                                 damaged thumbnail must not lose the photo
   heic_named.jpg                 a green HEIC under a .jpg name; jpeg_named.heic: a yellow JPEG
   multi.heic                     three solid images (red, blue primary, green): the primary is blue
   rgba.heic, rgba.avif           left half transparent, right half opaque blue
@@ -74,6 +76,57 @@ def exif_bytes(gps, orientation=None):
     g[0x0003] = lon_ref
     g[0x0004] = tuple(TiffImagePlugin.IFDRational(v) for v in lon)
     return exif.tobytes()
+
+
+def heif_boxes(data, start, end):
+    """(type, offset, header size, size) of the ISO-BMFF boxes in data[start:end]."""
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[start + 8 : start + 16])[0], 16
+        elif size == 0:
+            size = end - start
+        yield kind, start, header, size
+        start += size
+
+
+def heif_items(data):
+    """Item id -> [(file offset, length)] from `iloc`, and the ids of thumbnail items (`thmb`)."""
+    extents, thumbs = {}, []
+    meta = next((o, h, n) for k, o, h, n in heif_boxes(data, 0, len(data)) if k == b"meta")
+    for kind, o, h, n in heif_boxes(data, meta[0] + meta[1] + 4, meta[0] + meta[2]):
+        body = data[o + h : o + n]
+        pos = 4
+
+        def read(k):
+            nonlocal pos
+            pos += k
+            return int.from_bytes(body[pos - k : pos], "big")
+
+        if kind == b"iloc":
+            version = body[0]
+            sizes = read(2)
+            off_size, len_size, base_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15
+            index_size = sizes & 15 if version in (1, 2) else 0
+            for _ in range(read(2 if version < 2 else 4)):
+                item = read(2 if version < 2 else 4)
+                method = read(2) & 15 if version in (1, 2) else 0
+                read(2)  # data reference index
+                base = read(base_size)
+                spans = []
+                for _ in range(read(2)):
+                    read(index_size)
+                    spans.append((base + read(off_size), read(len_size)))
+                if method == 0:  # in the file (1 = in the meta box's idat)
+                    extents[item] = spans
+        elif kind == b"iref":
+            while pos < len(body):
+                size, ref = struct.unpack(">I4s", body[pos : pos + 8])
+                if ref == b"thmb":
+                    thumbs.append(int.from_bytes(body[pos + 8 : pos + 10], "big"))
+                pos += size
+    return extents, thumbs
 
 
 def display_p3_profile():
@@ -161,6 +214,21 @@ def main():
     for name, box in (("cat_thumb.heic", 400), ("cat_thumb_small.heic", 240)):
         info = pillow_heif.open_heif(path(name)).info
         assert info.get("thumbnails") == [box], (name, info.get("thumbnails"))
+    # The thumbnail's coded data replaced by noise (same length): libheif fails on it, the photo
+    # itself is whole.
+    data = bytearray(open(path("cat_thumb.heic"), "rb").read())
+    extents, thumbs = heif_items(bytes(data))
+    assert len(thumbs) == 1 and len(extents[thumbs[0]]) == 1
+    offset, length = extents[thumbs[0]][0]
+    data[offset + 4 : offset + length] = np.random.default_rng(5).integers(0, 256, length - 4, dtype=np.uint8).tobytes()
+    open(path("cat_thumb_damaged.heic"), "wb").write(bytes(data))
+    damaged = pillow_heif.open_heif(path("cat_thumb_damaged.heic"))
+    damaged[0].load()  # the primary image decodes
+    try:
+        damaged[0].get_thumbnail(0).load()
+        raise AssertionError("the thumbnail of cat_thumb_damaged.heic still decodes")
+    except (ValueError, EOFError, RuntimeError, OSError):
+        pass
 
     heic(Image.new("RGB", (48, 32), (30, 200, 40)), "heic_named.jpg", quality=90)
     Image.new("RGB", (48, 32), (230, 210, 20)).save(path("jpeg_named.heic"), format="JPEG", quality=95)

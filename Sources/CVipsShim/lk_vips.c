@@ -918,6 +918,12 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
 vips_failed:
     g_object_unref(img);
     if (profileSource != NULL) g_object_unref(profileSource);
+    if (r->used_thumbnail) {
+        /* A damaged thumbnail must not cost the photo: decode the image itself. */
+        vips_error_clear();
+        lk_reset(r);
+        return lk_decode(in, head, headLen, shortSide, crop, maxPixels, 0, out, r);
+    }
     return lk_fail_load(r, in, format, head, "cannot decode pixels");
 }
 

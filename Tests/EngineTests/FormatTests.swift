@@ -138,6 +138,14 @@ struct FormatTests {
         #expect(small.pixels == smallFull.pixels)
     }
 
+    @Test("a HEIC whose stored thumbnail is damaged is decoded from the photo itself")
+    func damagedThumbnail() throws {
+        let image = try ImageDecoder.decode(path: fixture("cat_thumb_damaged.heic"))
+        let full = try ImageDecoder.decode(path: fixture("cat_thumb.heic"), storedThumbnail: false)
+        #expect(image.width == 480 && image.height == 320)
+        #expect(image.pixels == full.pixels)
+    }
+
     @Test("a multi-image HEIC decodes its primary image (the second of three here)")
     func primaryImage() throws {
         let image = try ImageDecoder.decode(path: fixture("multi.heic"))
