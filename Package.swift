@@ -21,8 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
-        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev", "libturbojpeg0-dev"])]),
-        .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("turbojpeg")]),
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev", "libturbojpeg0-dev", "libexif-dev"])]),
+        // libvips wrappers, the libjpeg-turbo fast path, and libexif for the photo's EXIF facts.
+        .target(name: "CVipsShim", dependencies: ["CVips"],
+                linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
         .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Distance kernels BLAS has no routine for (L1, L-inf, chi-square, Float16 dot),

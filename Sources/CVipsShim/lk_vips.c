@@ -2,14 +2,18 @@
  * vips initialisation (once, thread-safe, operation cache off, one worker thread per pipeline,
  * glib "VIPS" log output silenced unless LOOKALIKE_VIPS_WARNINGS is set), format sniffing by
  * magic bytes, and the decode pipeline: explicit per-format loader (never guessing from the
- * file name) -> header checks (bomb limit before any pixel is decoded) -> shrink-on-load for
- * JPEG/WebP -> sRGB 8-bit -> alpha flattened on white -> antialiased linear resize to shorter
- * side 256 -> EXIF orientation -> centre crop. Every vips object is unreffed on every path. */
+ * file name; HEIC/AVIF through libvips' heifload = libheif, JPEG XL through jxlload = libjxl)
+ * -> header checks (bomb limit before any pixel is decoded) -> shrink-on-load for JPEG/WebP, a
+ * HEIF's stored thumbnail when it is big enough -> embedded ICC profile to sRGB (HEIF/AVIF/JXL)
+ * -> sRGB 8-bit -> alpha flattened on white -> antialiased linear resize to shorter side 256 ->
+ * EXIF orientation -> centre crop. EXIF facts (lk_exif.c) come from the same header read.
+ * Every vips object is unreffed on every path. */
 #define _GNU_SOURCE
 #include "lk_vips.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include <vips/vips.h>
 #include <turbojpeg.h>
 
+#include "lk_exif.h"
 #include "lk_resample.h"
 
 /* ---------------------------------------------------------------- init */
@@ -70,8 +75,39 @@ static unsigned int lk_le32(const unsigned char *p) {
            ((unsigned int)p[3] << 24);
 }
 
+static unsigned int lk_be32(const unsigned char *p) {
+    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) |
+           (unsigned int)p[3];
+}
+
+/* ISO-BMFF: a leading `ftyp` box whose major or compatible brands name a still-image HEIF
+ * profile libheif decodes. Video brands (isom, mp42, qt ...) are not images. */
+static int lk_sniff_ftyp(const unsigned char *b, size_t n) {
+    if (n < 16 || memcmp(b + 4, "ftyp", 4) != 0) return LK_FMT_NONE;
+    size_t size = lk_be32(b);
+    if (size < 16) return LK_FMT_NONE;
+    size_t end = size < n ? size : n;
+    static const char *const heif[] = {"heic", "heix", "heim", "heis", "hevc", "hevx",
+                                       "hevm", "hevs", "mif1", "msf1", "mif2", "miaf"};
+    int found = LK_FMT_NONE;
+    for (size_t off = 8; off + 4 <= end; off += 4) {
+        if (off == 12) continue; /* minor version, not a brand */
+        const unsigned char *brand = b + off;
+        if (memcmp(brand, "avif", 4) == 0 || memcmp(brand, "avis", 4) == 0) return LK_FMT_AVIF;
+        for (size_t i = 0; i < sizeof heif / sizeof heif[0]; i++)
+            if (memcmp(brand, heif[i], 4) == 0) found = LK_FMT_HEIF;
+    }
+    return found;
+}
+
 int lk_sniff_bytes(const unsigned char *b, size_t n) {
     if (b == NULL) return LK_FMT_NONE;
+    /* JPEG XL: bare codestream (FF 0A) or the ISO-BMFF container's signature box. */
+    if (n >= 2 && b[0] == 0xFF && b[1] == 0x0A) return LK_FMT_JXL;
+    static const unsigned char jxlBox[12] = {0, 0, 0, 12, 'J', 'X', 'L', ' ', 0x0D, 0x0A, 0x87, 0x0A};
+    if (n >= 12 && memcmp(b, jxlBox, 12) == 0) return LK_FMT_JXL;
+    int bmff = lk_sniff_ftyp(b, n);
+    if (bmff != LK_FMT_NONE) return bmff;
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return LK_FMT_JPEG;
     if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return LK_FMT_PNG;
     if (n >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0)) return LK_FMT_GIF;
@@ -90,7 +126,7 @@ int lk_sniff_bytes(const unsigned char *b, size_t n) {
 }
 
 int lk_sniff_file(const char *path) {
-    unsigned char head[32];
+    unsigned char head[LK_SNIFF_BYTES];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return LK_FMT_NONE;
     ssize_t got = 0;
@@ -177,8 +213,12 @@ typedef struct {
     size_t length;
 } lk_input;
 
-/* shrink: JPEG integer shrink-on-load (1, 2, 4, 8); WebP uses 1/shrink as scale. */
-static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
+/* shrink: JPEG integer shrink-on-load (1, 2, 4, 8); WebP uses 1/shrink as scale.
+ * thumbnail: HEIF/AVIF only, load the primary image's stored thumbnail (libvips falls back to
+ * the primary image when there is none). heifload is never given `page`/`n`: left unset, it
+ * loads the file's primary item, which for a multi-image HEIF is the photo itself; libheif
+ * applies the irot/imir/clap transformations and libvips then drops the EXIF orientation. */
+static VipsImage *lk_load(const lk_input *in, int format, int shrink, int thumbnail) {
     VipsImage *out = NULL;
     int rc = -1;
     const VipsAccess acc = VIPS_ACCESS_SEQUENTIAL;
@@ -203,6 +243,13 @@ static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
             break;
         case LK_FMT_BMP:
             rc = vips_magickload(p, &out, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_HEIF:
+        case LK_FMT_AVIF:
+            rc = vips_heifload(p, &out, "thumbnail", thumbnail, "access", acc, "fail_on", fail, NULL);
+            break;
+        case LK_FMT_JXL:
+            rc = vips_jxlload(p, &out, "access", acc, "fail_on", fail, NULL);
             break;
         default:
             vips_error("lookalike", "unsupported format");
@@ -232,6 +279,14 @@ static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
         case LK_FMT_BMP:
             rc = vips_magickload_buffer((void *)d, n, &out, "access", acc, "fail_on", fail, NULL);
             break;
+        case LK_FMT_HEIF:
+        case LK_FMT_AVIF:
+            rc = vips_heifload_buffer((void *)d, n, &out, "thumbnail", thumbnail, "access", acc,
+                                      "fail_on", fail, NULL);
+            break;
+        case LK_FMT_JXL:
+            rc = vips_jxlload_buffer((void *)d, n, &out, "access", acc, "fail_on", fail, NULL);
+            break;
         default:
             vips_error("lookalike", "unsupported format");
         }
@@ -243,9 +298,82 @@ static VipsImage *lk_load(const lk_input *in, int format, int shrink) {
     return out;
 }
 
+/* ISO-BMFF (HEIF, AVIF, the JPEG XL container): does a top-level box claim to extend past the
+ * end of the input? Box headers only, so a few small reads even for a large file. */
+static int lk_bmff_truncated(const lk_input *in) {
+    int fd = -1;
+    unsigned long long total = 0;
+    if (in->path != NULL) {
+        fd = open(in->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            return 0;
+        }
+        total = (unsigned long long)st.st_size;
+    } else {
+        total = in->length;
+    }
+    unsigned long long off = 0;
+    int truncated = 0;
+    for (int boxes = 0; off < total && boxes < 10000; boxes++) {
+        unsigned char h[16];
+        size_t want = total - off < sizeof h ? (size_t)(total - off) : sizeof h;
+        if (want < 8) {
+            truncated = 1;
+            break;
+        }
+        if (fd >= 0) {
+            if (pread(fd, h, want, (off_t)off) != (ssize_t)want) break;
+        } else {
+            memcpy(h, (const unsigned char *)in->data + off, want);
+        }
+        unsigned long long size = lk_be32(h);
+        if (size == 1) { /* 64-bit size follows the type */
+            if (want < 16) {
+                truncated = 1;
+                break;
+            }
+            size = ((unsigned long long)lk_be32(h + 8) << 32) | lk_be32(h + 12);
+        } else if (size == 0) {
+            break; /* box extends to the end of the file */
+        }
+        /* Not a box structure (a size below the header, a type that is not four printable
+         * characters): corrupt, not truncated. */
+        if (size < 8) break;
+        int printable = 1;
+        for (int i = 4; i < 8; i++)
+            if (h[i] < 0x20 || h[i] > 0x7E) printable = 0;
+        if (!printable) break;
+        if (size > total - off) {
+            truncated = 1;
+            break;
+        }
+        off += size;
+    }
+    if (fd >= 0) close(fd);
+    return truncated;
+}
+
 /* Does the input end before its format's end marker? Used to classify a failed decode as
  * truncation without relying on the (process-wide, racy) vips error text. */
 static int lk_looks_truncated(const lk_input *in, int format) {
+    if (format == LK_FMT_HEIF || format == LK_FMT_AVIF) return lk_bmff_truncated(in);
+    if (format == LK_FMT_JXL) {
+        /* Only the container has boxes to check; a bare codestream has no end marker. */
+        unsigned char head[2] = {0, 0};
+        if (in->path != NULL) {
+            int fd = open(in->path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) return 0;
+            ssize_t got = pread(fd, head, 2, 0);
+            close(fd);
+            if (got != 2) return 0;
+        } else if (in->length >= 2) {
+            memcpy(head, in->data, 2);
+        }
+        return head[0] == 0 && head[1] == 0 ? lk_bmff_truncated(in) : 0;
+    }
     unsigned char tail[16];
     size_t n = 0;
     unsigned long long total = 0;
@@ -465,6 +593,7 @@ static int lk_decode_jpeg_fast(const lk_input *in, int shortSide, int crop, long
         status = LK_UNREADABLE;
         goto done;
     }
+    lk_exif_read(data, n, &r->meta);
     r->status = LK_OK;
     r->message[0] = '\0';
     status = LK_OK;
@@ -476,8 +605,135 @@ done:
     return status;
 }
 
+/* ---------------------------------------------------------------- HEIF, ICC, EXIF helpers */
+
+static int lk_is_heif(int format) {
+    return format == LK_FMT_HEIF || format == LK_FMT_AVIF;
+}
+
+static int lk_heif_thumbnails_enabled(void) {
+    const char *v = getenv("LOOKALIKE_HEIF_THUMBNAILS");
+    return v == NULL || strcmp(v, "0") != 0;
+}
+
+/* The primary image's stored thumbnail, when it can stand in for the full image: at least
+ * shortSide on its shorter side (so the final resample still only shrinks) and the primary's
+ * shape (same orientation, aspect within 1 %: a thumbnail that was not rotated like the image,
+ * or is a crop, is not used). NULL otherwise, with the vips error buffer left clean. */
+static VipsImage *lk_heif_thumbnail(const lk_input *in, int format, long long W, long long H,
+                                    int shortSide) {
+    VipsImage *thumb = lk_load(in, format, 1, 1);
+    if (thumb == NULL) {
+        vips_error_clear();
+        return NULL;
+    }
+    long long tw = vips_image_get_width(thumb), th = vips_image_get_height(thumb);
+    double aspect = (double)W / (double)H, thumbAspect = th > 0 ? (double)tw / (double)th : 0;
+    int usable = tw > 0 && th > 0 && tw * th < W * H && (tw < th ? tw : th) >= shortSide &&
+                 (tw > th) == (W > H) && fabs(thumbAspect / aspect - 1.0) <= 0.01;
+    if (!usable) {
+        g_object_unref(thumb);
+        return NULL;
+    }
+    return thumb;
+}
+
+/* HEIF/AVIF/JPEG XL photos carry a colour profile (phones: Display P3). Converting it to sRGB is
+ * per-pixel, so it is done on the 224x224 result, not on 12 megapixels. JPEG/PNG/... are left
+ * as they were: the reference (Pillow) ignores their profiles and their pixels must match it.
+ * A profile lcms cannot use leaves the pixels as decoded (a bad tag should not lose a photo). */
+static void lk_icc_to_srgb(VipsImage *source, unsigned char *rgb, int side) {
+    const void *profile = NULL;
+    size_t length = 0;
+    if (vips_image_get_typeof(source, VIPS_META_ICC_NAME) == 0 ||
+        vips_image_get_blob(source, VIPS_META_ICC_NAME, &profile, &length) != 0 ||
+        profile == NULL || length == 0)
+        return;
+    VipsImage *crop = vips_image_new_from_memory(rgb, (size_t)side * side * 3, side, side, 3,
+                                                 VIPS_FORMAT_UCHAR);
+    if (crop == NULL) {
+        vips_error_clear();
+        return;
+    }
+    /* The blob is copied: `source` may be released before `crop`. */
+    void *copy = g_memdup2(profile, length);
+    vips_image_set_blob(crop, VIPS_META_ICC_NAME, (VipsCallbackFn)g_free, copy, length);
+    VipsImage *srgb = NULL;
+    if (vips_icc_transform(crop, &srgb, "srgb", "embedded", TRUE, "intent", VIPS_INTENT_PERCEPTUAL,
+                           "depth", 8, NULL) == 0 && srgb != NULL &&
+        vips_image_get_bands(srgb) == 3 && vips_image_get_format(srgb) == VIPS_FORMAT_UCHAR) {
+        size_t size = 0;
+        unsigned char *pixels = vips_image_write_to_memory(srgb, &size);
+        if (pixels != NULL && size == (size_t)side * side * 3) memcpy(rgb, pixels, size);
+        g_free(pixels);
+    }
+    vips_error_clear();
+    if (srgb != NULL) g_object_unref(srgb);
+    g_object_unref(crop);
+}
+
+/* A TIFF is itself EXIF-structured (IFD0 with Make/Model, pointers to the Exif and GPS IFDs),
+ * but libvips' tiffload does not hand those IFDs on: libexif reads the file's start directly.
+ * IFDs normally sit at the start; a file whose EXIF lies beyond the first LK_TIFF_EXIF_BYTES
+ * loses those facts (libexif bounds-checks every offset). */
+#define LK_TIFF_EXIF_BYTES (4u << 20)
+
+static void lk_tiff_meta(const lk_input *in, lk_photo_meta *meta) {
+    if (in->path == NULL) {
+        size_t n = in->length < LK_TIFF_EXIF_BYTES ? in->length : LK_TIFF_EXIF_BYTES;
+        lk_exif_read((const unsigned char *)in->data, n, meta);
+        return;
+    }
+    int fd = open(in->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    unsigned char *buf = malloc(LK_TIFF_EXIF_BYTES);
+    ssize_t got = 0;
+    while (buf != NULL && got < (ssize_t)LK_TIFF_EXIF_BYTES) {
+        ssize_t k = read(fd, buf + got, LK_TIFF_EXIF_BYTES - (size_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += k;
+    }
+    close(fd);
+    if (buf != NULL && got > 0) lk_exif_read(buf, (size_t)got, meta);
+    free(buf);
+}
+
+/* EXIF facts of a loaded header (libvips keeps the raw block as "exif-data"). */
+static void lk_meta_from_image(const lk_input *in, int format, VipsImage *img, lk_photo_meta *meta) {
+    if (format == LK_FMT_TIFF) {
+        lk_tiff_meta(in, meta);
+        return;
+    }
+    const void *exif = NULL;
+    size_t length = 0;
+    if (vips_image_get_typeof(img, VIPS_META_EXIF_NAME) != 0 &&
+        vips_image_get_blob(img, VIPS_META_EXIF_NAME, &exif, &length) == 0 && exif != NULL)
+        lk_exif_read((const unsigned char *)exif, length, meta);
+}
+
+/* ---------------------------------------------------------------- decode */
+
+/* A loader failed: the vips error, as truncation when the file ends inside its structure. */
+static int lk_fail_load(lk_result *r, const lk_input *in, int format, const unsigned char *head,
+                        const char *stage) {
+    lk_fail_vips(r, stage);
+    if (lk_looks_truncated(in, format)) {
+        r->status = LK_TRUNCATED;
+    } else if (format == LK_FMT_JXL && head[0] == 0xFF) {
+        /* A bare JPEG XL codestream has no end marker or sizes to tell truncation from damage,
+         * and libjxl only says that it failed. */
+        size_t used = strlen(r->message);
+        snprintf(r->message + used, sizeof r->message - used, " (JPEG XL data damaged or cut short)");
+    }
+    return r->status;
+}
+
+static const char *const lk_formats_list = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL";
+
 static int lk_decode(const lk_input *in, const unsigned char *head, size_t headLen, int shortSide,
-                     int crop, long long maxPixels, unsigned char *out, lk_result *r) {
+                     int crop, long long maxPixels, int allowThumbnail, unsigned char *out,
+                     lk_result *r) {
     if (lk_vips_init() != 0) {
         lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
         return r->status;
@@ -485,7 +741,9 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     int format = lk_sniff_bytes(head, headLen);
     r->format = format;
     if (format == LK_FMT_NONE) {
-        lk_fail(r, LK_NOT_IMAGE, "not a supported image (JPEG, PNG, GIF, WebP, BMP, TIFF)");
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a supported image (%s)", lk_formats_list);
+        lk_fail(r, LK_NOT_IMAGE, msg);
         return r->status;
     }
     if (format == LK_FMT_BMP) {
@@ -510,11 +768,9 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     }
 
     /* Header only: loaders are lazy, no pixels are decoded yet. */
-    VipsImage *img = lk_load(in, format, 1);
+    VipsImage *img = lk_load(in, format, 1, 0);
     if (img == NULL) {
-        lk_fail_vips(r, "cannot read header");
-        if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
-        return r->status;
+        return lk_fail_load(r, in, format, head, "cannot read header");
     }
     long long W = vips_image_get_width(img), H = vips_image_get_height(img);
     int swap = vips_image_get_orientation_swap(img);
@@ -537,6 +793,13 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         lk_fail(r, LK_TOO_LARGE, "aspect ratio too extreme to resize");
         return r->status;
     }
+    lk_meta_from_image(in, format, img, &r->meta);
+    /* HEIF/AVIF (and JPEG XL here) carry their profile; kept for after the resize. */
+    VipsImage *profileSource = NULL;
+    if (lk_is_heif(format) || format == LK_FMT_JXL) {
+        profileSource = img;
+        g_object_ref(profileSource);
+    }
 
     /* Shrink-on-load, keeping at least twice the target so the final resample antialiases. */
     long long shorter = W < H ? W : H;
@@ -550,15 +813,23 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         }
     }
     if (shrink > 1) {
-        VipsImage *small = lk_load(in, format, shrink);
+        VipsImage *small = lk_load(in, format, shrink, 0);
         if (small == NULL) {
             g_object_unref(img);
-            lk_fail_vips(r, "cannot read header");
-            if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
-            return r->status;
+            if (profileSource != NULL) g_object_unref(profileSource);
+            return lk_fail_load(r, in, format, head, "cannot read header");
         }
         g_object_unref(img);
         img = small;
+    }
+    /* HEVC and AV1 have no shrink-on-load: a big enough stored thumbnail replaces the image. */
+    if (lk_is_heif(format) && allowThumbnail && shorter > shortSide && lk_heif_thumbnails_enabled()) {
+        VipsImage *thumb = lk_heif_thumbnail(in, format, W, H, shortSide);
+        if (thumb != NULL) {
+            g_object_unref(img);
+            img = thumb;
+            r->used_thumbnail = 1;
+        }
     }
     int orientation = vips_image_get_orientation(img);
     VipsImage *next = NULL;
@@ -622,6 +893,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         g_object_unref(img);
         if (size != (size_t)w * (size_t)h * 3) {
             g_free(pixels);
+            if (profileSource != NULL) g_object_unref(profileSource);
             lk_fail(r, LK_CORRUPT, "unexpected pixel layout after decode");
             return r->status;
         }
@@ -630,9 +902,14 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         int rc = lk_resize_crop_rgb8(pixels, w, h, tW, tH, crop, out);
         g_free(pixels);
         if (rc != 0) {
+            if (profileSource != NULL) g_object_unref(profileSource);
             lk_fail(r, LK_CORRUPT, "out of memory while resizing");
             return r->status;
         }
+    }
+    if (profileSource != NULL) {
+        lk_icc_to_srgb(profileSource, out, crop);
+        g_object_unref(profileSource);
     }
     r->status = LK_OK;
     r->message[0] = '\0';
@@ -640,18 +917,69 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
 
 vips_failed:
     g_object_unref(img);
-    lk_fail_vips(r, "cannot decode pixels");
-    if (lk_looks_truncated(in, format)) r->status = LK_TRUNCATED;
-    return r->status;
+    if (profileSource != NULL) g_object_unref(profileSource);
+    if (r->used_thumbnail) {
+        /* A damaged thumbnail must not cost the photo: decode the image itself. */
+        vips_error_clear();
+        lk_reset(r);
+        return lk_decode(in, head, headLen, shortSide, crop, maxPixels, 0, out, r);
+    }
+    return lk_fail_load(r, in, format, head, "cannot decode pixels");
+}
+
+/* Header and EXIF only. BMP (no EXIF) is answered from its own header: its loader
+ * (ImageMagick) may decode pixels just to read one. */
+static int lk_metadata(const lk_input *in, const unsigned char *head, size_t headLen, lk_result *r) {
+    if (lk_vips_init() != 0) {
+        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
+        return r->status;
+    }
+    int format = lk_sniff_bytes(head, headLen);
+    r->format = format;
+    if (format == LK_FMT_NONE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a supported image (%s)", lk_formats_list);
+        lk_fail(r, LK_NOT_IMAGE, msg);
+        return r->status;
+    }
+    if (format == LK_FMT_BMP) {
+        long long bw = 0, bh = 0;
+        if (lk_bmp_size(head, headLen, &bw, &bh) != 0 || bw <= 0 || bh <= 0) {
+            lk_fail(r, LK_CORRUPT, "invalid BMP header");
+            return r->status;
+        }
+        r->width = bw > INT32_MAX ? INT32_MAX : (int)bw;
+        r->height = bh > INT32_MAX ? INT32_MAX : (int)bh;
+        r->status = LK_OK;
+        return LK_OK;
+    }
+    VipsImage *img = lk_load(in, format, 1, 0);
+    if (img == NULL) {
+        return lk_fail_load(r, in, format, head, "cannot read header");
+    }
+    long long W = vips_image_get_width(img), H = vips_image_get_height(img);
+    int swap = vips_image_get_orientation_swap(img);
+    r->width = (int)(swap ? H : W);
+    r->height = (int)(swap ? W : H);
+    if (W <= 0 || H <= 0) {
+        g_object_unref(img);
+        lk_fail(r, LK_CORRUPT, "image has no pixels");
+        return r->status;
+    }
+    lk_meta_from_image(in, format, img, &r->meta);
+    g_object_unref(img);
+    r->status = LK_OK;
+    r->message[0] = '\0';
+    return LK_OK;
 }
 
 static void lk_reset(lk_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
-                   unsigned char *out, lk_result *r) {
-    lk_reset(r);
+/* Opens a file for decoding: the typed failures (missing, directory, empty ...) and its first
+ * LK_SNIFF_BYTES bytes. Returns LK_OK or the status already recorded in r. */
+static int lk_read_head(const char *path, unsigned char *head, size_t *headLen, lk_result *r) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -680,10 +1008,9 @@ int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixel
         lk_fail(r, LK_EMPTY, "file is empty");
         return r->status;
     }
-    unsigned char head[32];
     ssize_t got = 0;
-    while (got < (ssize_t)sizeof head) {
-        ssize_t n = read(fd, head + got, sizeof head - (size_t)got);
+    while (got < (ssize_t)LK_SNIFF_BYTES) {
+        ssize_t n = read(fd, head + got, LK_SNIFF_BYTES - (size_t)got);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             int e = errno;
@@ -695,18 +1022,49 @@ int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixel
         got += n;
     }
     close(fd);
+    *headLen = (size_t)got;
+    return LK_OK;
+}
+
+int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
+                   int allowThumbnail, unsigned char *out, lk_result *r) {
+    lk_reset(r);
+    unsigned char head[LK_SNIFF_BYTES];
+    size_t got = 0;
+    if (lk_read_head(path, head, &got, r) != LK_OK) return r->status;
     lk_input in = {path, NULL, 0};
-    return lk_decode(&in, head, (size_t)got, shortSide, crop, maxPixels, out, r);
+    return lk_decode(&in, head, got, shortSide, crop, maxPixels, allowThumbnail, out, r);
 }
 
 int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop, long long maxPixels,
-                     unsigned char *out, lk_result *r) {
+                     int allowThumbnail, unsigned char *out, lk_result *r) {
     lk_reset(r);
     if (data == NULL || length == 0) {
         lk_fail(r, LK_EMPTY, "buffer is empty");
         return r->status;
     }
     lk_input in = {NULL, data, length};
-    size_t headLen = length < 32 ? length : 32;
-    return lk_decode(&in, (const unsigned char *)data, headLen, shortSide, crop, maxPixels, out, r);
+    size_t headLen = length < LK_SNIFF_BYTES ? length : LK_SNIFF_BYTES;
+    return lk_decode(&in, (const unsigned char *)data, headLen, shortSide, crop, maxPixels,
+                     allowThumbnail, out, r);
+}
+
+int lk_metadata_file(const char *path, lk_result *r) {
+    lk_reset(r);
+    unsigned char head[LK_SNIFF_BYTES];
+    size_t got = 0;
+    if (lk_read_head(path, head, &got, r) != LK_OK) return r->status;
+    lk_input in = {path, NULL, 0};
+    return lk_metadata(&in, head, got, r);
+}
+
+int lk_metadata_buffer(const void *data, size_t length, lk_result *r) {
+    lk_reset(r);
+    if (data == NULL || length == 0) {
+        lk_fail(r, LK_EMPTY, "buffer is empty");
+        return r->status;
+    }
+    lk_input in = {NULL, data, length};
+    size_t headLen = length < LK_SNIFF_BYTES ? length : LK_SNIFF_BYTES;
+    return lk_metadata(&in, (const unsigned char *)data, headLen, r);
 }

@@ -1,9 +1,11 @@
 /* CVipsShim: the only C code between Lookalike and libvips. libvips' API is variadic
  * (name/value option lists ending in NULL), which Swift cannot call, so this target exposes a
  * few plain functions: one-time thread-safe initialisation (cache off, one worker per decode,
- * VIPS-WARNING log lines silenced), a magic-byte sniffer, and a complete "file or buffer ->
- * 224x224 RGB8" decode that applies the reference geometry (shorter side 256, centre crop) and
- * reports failures as a status code plus a message. All vips objects are released before return. */
+ * VIPS-WARNING log lines silenced), a magic-byte sniffer (JPEG, PNG, GIF, WebP, BMP, TIFF,
+ * HEIC/HEIF, AVIF, JPEG XL), a complete "file or buffer -> 224x224 RGB8" decode that applies the
+ * reference geometry (shorter side 256, centre crop), and a header-only read of the photo's
+ * EXIF facts (capture time, camera, GPS; parsed by libexif). Failures are a status code plus a
+ * message. All vips objects are released before return. */
 #ifndef LK_VIPS_H
 #define LK_VIPS_H
 
@@ -13,7 +15,7 @@
 extern "C" {
 #endif
 
-/* Formats recognised by content (magic bytes). */
+/* Formats recognised by content (magic bytes; ISO-BMFF `ftyp` brands for HEIF/AVIF). */
 enum {
     LK_FMT_NONE = 0,
     LK_FMT_JPEG = 1,
@@ -21,8 +23,14 @@ enum {
     LK_FMT_GIF = 3,
     LK_FMT_WEBP = 4,
     LK_FMT_BMP = 5,
-    LK_FMT_TIFF = 6
+    LK_FMT_TIFF = 6,
+    LK_FMT_HEIF = 7, /* HEIC (HEVC) and other HEIF brands, decoded by libheif */
+    LK_FMT_AVIF = 8, /* AV1 in HEIF, decoded by libheif */
+    LK_FMT_JXL = 9   /* JPEG XL codestream or container, decoded by libjxl */
 };
+
+/* Bytes the sniffer looks at (an ftyp box lists its compatible brands within them). */
+#define LK_SNIFF_BYTES 64
 
 /* Decode outcome. */
 enum {
@@ -36,18 +44,31 @@ enum {
     LK_UNREADABLE = 7
 };
 
+/* What the file says about the photo, from EXIF; empty strings / has_gps 0 when absent. */
+typedef struct {
+    char date_time_original[24];  /* EXIF DateTimeOriginal, "YYYY:MM:DD HH:MM:SS" as stored */
+    char offset_time_original[8]; /* EXIF OffsetTimeOriginal, "+HH:MM" as stored */
+    char make[64];
+    char model[64];
+    int has_gps;
+    double gps_latitude;  /* decimal degrees, north positive */
+    double gps_longitude; /* decimal degrees, east positive */
+} lk_photo_meta;
+
 typedef struct {
     int status;        /* LK_OK or an error code above */
     int format;        /* LK_FMT_* detected from content */
     int width;         /* original width after EXIF orientation (also set for LK_TOO_LARGE) */
     int height;        /* original height after EXIF orientation */
+    int used_thumbnail; /* 1 when a HEIF's stored thumbnail was decoded instead of the image */
     char message[512]; /* human-readable reason when status != LK_OK */
+    lk_photo_meta meta; /* EXIF facts, filled when status is LK_OK */
 } lk_result;
 
 /* Initialise libvips once (thread-safe, idempotent). Returns 0 on success. */
 int lk_vips_init(void);
 
-/* Format from the first bytes of a file (needs up to 32 bytes; fewer is fine). */
+/* Format from the first bytes of a file (needs up to LK_SNIFF_BYTES bytes; fewer is fine). */
 int lk_sniff_bytes(const unsigned char *bytes, size_t count);
 
 /* Format of the file at path by content, LK_FMT_NONE when unreadable or not recognised. */
@@ -55,11 +76,20 @@ int lk_sniff_file(const char *path);
 
 /* Decode a file / an in-memory buffer. `out` receives crop*crop*3 bytes (RGB, row-major)
  * when status is LK_OK. shortSide/crop are the reference geometry (256 / 224);
- * maxPixels is the decompression-bomb limit on width*height from the header. */
+ * maxPixels is the decompression-bomb limit on width*height from the header. With
+ * allowThumbnail, a HEIF/AVIF whose stored thumbnail has the image's shape and a shorter side of
+ * at least shortSide is decoded from that thumbnail (HEVC/AV1 have no shrink-on-load); the
+ * environment variable LOOKALIKE_HEIF_THUMBNAILS=0 turns that off process-wide (benchmarks). */
 int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
-                   unsigned char *out, lk_result *result);
+                   int allowThumbnail, unsigned char *out, lk_result *result);
 int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop,
-                     long long maxPixels, unsigned char *out, lk_result *result);
+                     long long maxPixels, int allowThumbnail, unsigned char *out,
+                     lk_result *result);
+
+/* Header and EXIF only, no pixel decode: fills result->format, width/height (after orientation)
+ * and result->meta. Same statuses as decoding, except that no size limit applies. */
+int lk_metadata_file(const char *path, lk_result *result);
+int lk_metadata_buffer(const void *data, size_t length, lk_result *result);
 
 #ifdef __cplusplus
 }

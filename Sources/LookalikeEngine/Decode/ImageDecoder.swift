@@ -1,10 +1,13 @@
 // Decode: owns turning an image file or an in-memory buffer into the reference geometry
 // (shorter side 256 with Pillow-like antialiased bilinear resampling, centre crop 224x224, RGB8
 // HWC) through libvips via the CVipsShim C target. Formats are recognised by content (JPEG, PNG,
-// GIF first frame, WebP, BMP, TIFF), EXIF orientation is applied, grey / CMYK / 16-bit are
-// converted to 8-bit sRGB, alpha is flattened on white, large JPEG/WebP use shrink-on-load, and
-// images over 100 megapixels by header are refused before any pixel is decoded. Every failure
-// is a typed DecodeError naming the file; decoding is thread-safe and keeps no vips cache.
+// GIF first frame, WebP, BMP, TIFF, HEIC/HEIF and AVIF through libheif, JPEG XL through libjxl),
+// EXIF orientation (HEIF: irot/imir) is applied, grey / CMYK / 16-bit are converted to 8-bit
+// sRGB (HEIF/AVIF/JPEG XL colour profiles too), alpha is flattened on white, large JPEG/WebP use
+// shrink-on-load and HEIF/AVIF a big enough stored thumbnail, and images over 100 megapixels by
+// header are refused before any pixel is decoded. The photo's EXIF facts (capture time, camera,
+// GPS) come with the pixels, or alone from `metadata(path:)` without decoding pixels. Every
+// failure is a typed DecodeError naming the file; decoding is thread-safe and keeps no vips cache.
 import CVipsShim
 
 /// Why an image could not be decoded, with the file it concerns.
@@ -33,7 +36,8 @@ public struct DecodeError: Error, CustomStringConvertible, Sendable {
         switch reason {
         case .notFound: why = "file not found"
         case .emptyFile: why = "file is empty"
-        case .notAnImage: why = "not an image (content is not JPEG, PNG, GIF, WebP, BMP or TIFF)"
+        case .notAnImage:
+            why = "not an image (content is not JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF or JPEG XL)"
         case .truncated: why = "file is truncated"
         case .corrupt(let detail): why = "corrupt image (\(detail))"
         case .tooLarge(let w, let h):
@@ -46,6 +50,37 @@ public struct DecodeError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// What a photo file says about itself (from EXIF), each field nil when the file does not say.
+public struct PhotoMetadata: Sendable, Codable, Equatable {
+    /// Capture time, EXIF DateTimeOriginal as ISO 8601 local time ("2023-06-14T09:41:05"),
+    /// with the UTC offset when the file records it (OffsetTimeOriginal: "2023-06-14T09:41:05+02:00").
+    public let capturedAt: String?
+    /// EXIF Make and Model ("Apple", "iPhone 13").
+    public let cameraMake: String?
+    public let cameraModel: String?
+    /// GPS position in decimal degrees: north and east positive, south and west negative.
+    public let gpsLatitude: Double?
+    public let gpsLongitude: Double?
+    /// Original pixel size after orientation (the size the photo is shown at).
+    public let pixelWidth: Int?
+    public let pixelHeight: Int?
+
+    public init(capturedAt: String? = nil, cameraMake: String? = nil, cameraModel: String? = nil,
+                gpsLatitude: Double? = nil, gpsLongitude: Double? = nil,
+                pixelWidth: Int? = nil, pixelHeight: Int? = nil) {
+        self.capturedAt = capturedAt
+        self.cameraMake = cameraMake
+        self.cameraModel = cameraModel
+        self.gpsLatitude = gpsLatitude
+        self.gpsLongitude = gpsLongitude
+        self.pixelWidth = pixelWidth
+        self.pixelHeight = pixelHeight
+    }
+
+    /// No field known.
+    public static let empty = PhotoMetadata()
+}
+
 /// An image already in the network's input geometry: 224x224 RGB8, row-major (HWC).
 public struct DecodedImage: Sendable {
     /// Original dimensions after EXIF orientation (before resizing and cropping).
@@ -53,11 +88,14 @@ public struct DecodedImage: Sendable {
     public let height: Int
     /// `ImageDecoder.outputSize * ImageDecoder.outputSize * 3` bytes, RGB interleaved.
     public let pixels: [UInt8]
+    /// The file's EXIF facts (capture time, camera, GPS) and its original size.
+    public let metadata: PhotoMetadata
 
-    public init(width: Int, height: Int, pixels: [UInt8]) {
+    public init(width: Int, height: Int, pixels: [UInt8], metadata: PhotoMetadata = .empty) {
         self.width = width
         self.height = height
         self.pixels = pixels
+        self.metadata = metadata
     }
 }
 
@@ -70,45 +108,75 @@ public enum ImageDecoder {
     public static let maxPixels = 100_000_000
 
     /// Decodes the image file at `path` (format by content, not by extension).
-    public static func decode(path: String) throws(DecodeError) -> DecodedImage {
+    ///
+    /// `storedThumbnail`: a HEIC/AVIF that stores a thumbnail of the photo at least
+    /// `resizeShortSide` pixels on its shorter side, with the photo's shape, is decoded from it
+    /// (HEVC/AV1 cannot shrink on load, and the full image is then resized to that size anyway:
+    /// 10x less work, same embedding within cosine 0.98, see the README). Pass false for the
+    /// full image. Other formats ignore it.
+    public static func decode(path: String, storedThumbnail: Bool = true) throws(DecodeError) -> DecodedImage {
         var result = lk_result()
         var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
         let status = pixels.withUnsafeMutableBufferPointer { out in
             lk_decode_file(path, Int32(resizeShortSide), Int32(outputSize), Int64(maxPixels),
-                           out.baseAddress, &result)
+                           storedThumbnail ? 1 : 0, out.baseAddress, &result)
         }
         return try finish(status: status, result: result, pixels: pixels, name: path)
     }
 
     /// Decodes an in-memory image (uploads, downloaded URLs); `name` is used in errors.
-    public static func decode(data: [UInt8], name: String) throws(DecodeError) -> DecodedImage {
+    public static func decode(data: [UInt8], name: String, storedThumbnail: Bool = true) throws(DecodeError) -> DecodedImage {
         var result = lk_result()
         var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
         let status = data.withUnsafeBytes { input in
             pixels.withUnsafeMutableBufferPointer { out in
                 lk_decode_buffer(input.baseAddress, input.count, Int32(resizeShortSide),
-                                 Int32(outputSize), Int64(maxPixels), out.baseAddress, &result)
+                                 Int32(outputSize), Int64(maxPixels), storedThumbnail ? 1 : 0,
+                                 out.baseAddress, &result)
             }
         }
         return try finish(status: status, result: result, pixels: pixels,
                           name: name.isEmpty ? "<memory>" : name)
     }
 
+    /// The photo's EXIF facts and original size, read from the header only (no pixel decode):
+    /// cheap enough to fill in images already in a library. Same errors as `decode(path:)`
+    /// except the size limit, which does not apply when no pixel is decoded.
+    public static func metadata(path: String) throws(DecodeError) -> PhotoMetadata {
+        var result = lk_result()
+        let status = lk_metadata_file(path, &result)
+        try check(status: status, result: result, name: path)
+        return photoMetadata(result)
+    }
+
+    /// `metadata(path:)` for an in-memory image; `name` is used in errors.
+    public static func metadata(data: [UInt8], name: String) throws(DecodeError) -> PhotoMetadata {
+        var result = lk_result()
+        let status = data.withUnsafeBytes { input in
+            lk_metadata_buffer(input.baseAddress, input.count, &result)
+        }
+        try check(status: status, result: result, name: name.isEmpty ? "<memory>" : name)
+        return photoMetadata(result)
+    }
+
     /// True when the file's first bytes are those of a supported image format (JPEG, PNG,
-    /// GIF, WebP, BMP, TIFF). Cheap: reads at most 32 bytes; false for unreadable files.
+    /// GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL). Cheap: reads at most 64 bytes; false for
+    /// unreadable files.
     public static func sniff(path: String) -> Bool {
         lk_sniff_file(path) != Int32(LK_FMT_NONE)
     }
 
     private static func finish(status: Int32, result: lk_result, pixels: [UInt8],
                                name: String) throws(DecodeError) -> DecodedImage {
-        if status == Int32(LK_OK) {
-            return DecodedImage(width: Int(result.width), height: Int(result.height), pixels: pixels)
-        }
-        let message = withUnsafeBytes(of: result.message) { raw -> String in
-            let bytes = raw.prefix { $0 != 0 }
-            return String(decoding: bytes, as: UTF8.self)
-        }
+        try check(status: status, result: result, name: name)
+        return DecodedImage(width: Int(result.width), height: Int(result.height), pixels: pixels,
+                            metadata: photoMetadata(result))
+    }
+
+    /// Throws the DecodeError for a failed status.
+    private static func check(status: Int32, result: lk_result, name: String) throws(DecodeError) {
+        if status == Int32(LK_OK) { return }
+        let message = cString(result.message)
         let reason: DecodeError.Reason
         switch status {
         case Int32(LK_NOT_FOUND): reason = .notFound
@@ -121,5 +189,57 @@ public enum ImageDecoder {
         default: reason = .corrupt(message.isEmpty ? "decoder failed" : message)
         }
         throw DecodeError(path: name, reason: reason)
+    }
+
+    /// The C result's EXIF facts as PhotoMetadata (strings validated, empty ones dropped).
+    private static func photoMetadata(_ result: lk_result) -> PhotoMetadata {
+        let meta = result.meta
+        let make = cString(meta.make), model = cString(meta.model)
+        let hasGPS = meta.has_gps != 0
+        return PhotoMetadata(
+            capturedAt: ExifDate.iso8601(dateTime: cString(meta.date_time_original),
+                                         offset: cString(meta.offset_time_original)),
+            cameraMake: make.isEmpty ? nil : make,
+            cameraModel: model.isEmpty ? nil : model,
+            gpsLatitude: hasGPS ? meta.gps_latitude : nil,
+            gpsLongitude: hasGPS ? meta.gps_longitude : nil,
+            pixelWidth: result.width > 0 ? Int(result.width) : nil,
+            pixelHeight: result.height > 0 ? Int(result.height) : nil)
+    }
+
+    /// A fixed-size C char array (imported as a tuple) up to its NUL, as UTF-8 (invalid bytes
+    /// become U+FFFD: EXIF strings are nominally ASCII but cameras write what they like).
+    private static func cString<T>(_ tuple: T) -> String {
+        withUnsafeBytes(of: tuple) { raw -> String in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
+
+/// EXIF date strings to ISO 8601.
+enum ExifDate {
+    /// "YYYY:MM:DD HH:MM:SS" (+ "+HH:MM") -> "YYYY-MM-DDTHH:MM:SS(+HH:MM)"; nil for the blank or
+    /// zero dates cameras write when the clock was never set, and for anything malformed.
+    static func iso8601(dateTime: String, offset: String) -> String? {
+        let d = Array(dateTime.utf8.prefix(19))
+        guard d.count == 19 else { return nil }
+        let digitPositions = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        guard digitPositions.allSatisfy({ d[$0] >= 0x30 && d[$0] <= 0x39 }),
+              d[4] == 0x3A, d[7] == 0x3A, d[10] == 0x20 || d[10] == 0x54, d[13] == 0x3A, d[16] == 0x3A
+        else { return nil }
+        func number(_ range: Range<Int>) -> Int { range.reduce(0) { $0 * 10 + Int(d[$1] - 0x30) } }
+        let (year, month, day) = (number(0..<4), number(5..<7), number(8..<10))
+        let (hour, minute, second) = (number(11..<13), number(14..<16), number(17..<19))
+        guard year > 0, (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60,
+              second <= 60 else { return nil }
+        // The digits were validated: the stored text, with ISO separators.
+        var text = String(decoding: d[0..<4], as: UTF8.self) + "-" + String(decoding: d[5..<7], as: UTF8.self)
+            + "-" + String(decoding: d[8..<10], as: UTF8.self) + "T" + String(decoding: d[11..<19], as: UTF8.self)
+        let o = Array(offset.utf8.prefix(6))
+        if o.count == 6, o[0] == 0x2B || o[0] == 0x2D, o[3] == 0x3A,
+           [1, 2, 4, 5].allSatisfy({ o[$0] >= 0x30 && o[$0] <= 0x39 }) {
+            text += String(decoding: o, as: UTF8.self)
+        }
+        return text
     }
 }

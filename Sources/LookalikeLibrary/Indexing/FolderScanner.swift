@@ -18,6 +18,7 @@ public struct ScannedFile: Sendable, Hashable {
 public enum FolderScanner {
     public static let imageExtensions: Set<String> = [
         "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "tif", "tiff",
+        "heic", "heif", "hif", "avif", "jxl",
     ]
 
     /// All image files under `roots` (folders or single files), sorted by path.
