@@ -3,6 +3,7 @@
 // their embeddings, which the journal records), and the run log.
 import Foundation
 import GRDB
+import LookalikeEngine
 
 extension Catalogue {
     /// Every file the library knows, keyed by path.
@@ -203,5 +204,43 @@ extension Catalogue {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min(count, $0 + size)] }
+    }
+}
+
+// MARK: photo facts
+
+extension Catalogue {
+    /// Images whose photo facts were never read, with their first path.
+    public func imagesWithoutMetadata() throws -> [(Int64, String)] {
+        try pool.read { db in
+            let ids = try ImageRecord.filter(Column("metadataRead") == false).select(ImageRecord.Columns.id, as: Int64.self).fetchAll(db)
+            guard !ids.isEmpty else { return [] }
+            var firstPath: [Int64: String] = [:]
+            for file in try FileRecord.all().inInsertionOrder().fetchAll(db) where firstPath[file.imageId] == nil {
+                firstPath[file.imageId] = file.path
+            }
+            return ids.compactMap { id in firstPath[id].map { (id, $0) } }
+        }
+    }
+
+    /// Stores read photo facts (one transaction per call).
+    public func storeMetadata(_ facts: [(Int64, PhotoMetadata)]) throws {
+        try pool.write { db in
+            for (id, metadata) in facts {
+                guard var image = try ImageRecord.fetchOne(db, key: id) else { continue }
+                image.apply(metadata)
+                try image.update(db)
+            }
+        }
+    }
+
+    /// The stored record of one image (size, tags, photo facts).
+    public func image(id: Int64) throws -> ImageRecord? {
+        try pool.read { db in try ImageRecord.fetchOne(db, key: id) }
+    }
+
+    /// Every path of one image, first first.
+    public func paths(imageId: Int64) throws -> [String] {
+        try pool.read { db in try FileRecord.all().filter(imageId: imageId).inInsertionOrder().fetchAll(db).map(\.path) }
     }
 }

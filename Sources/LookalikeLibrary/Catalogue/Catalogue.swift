@@ -28,7 +28,7 @@ public struct FileState: Sendable {
 public enum IndexedItem: Sendable {
     /// A file whose content is not in the library yet, with its embedding.
     case newImage(path: String, label: String, fileSize: Int64, mtime: Double, contentHash: String,
-                  width: Int, height: Int, tags: String, vector: [Float], norm: Float, metadata: PhotoFacts)
+                  width: Int, height: Int, tags: String, vector: [Float], norm: Float, metadata: PhotoMetadata)
     /// A file whose content is already in the library (a duplicate, or a rename).
     case link(path: String, label: String, fileSize: Int64, mtime: Double, contentHash: String)
     /// A file whose size or mtime changed but whose content did not.
@@ -37,31 +37,15 @@ public enum IndexedItem: Sendable {
     case failure(path: String, reason: String, fileSize: Int64, mtime: Double)
 }
 
-/// What a photo's file says about it (EXIF), stored with the image when the decoder provides it.
-public struct PhotoFacts: Sendable, Codable, Equatable {
-    public var capturedAt: String?
-    public var cameraMake: String?
-    public var cameraModel: String?
-    public var gpsLatitude: Double?
-    public var gpsLongitude: Double?
-    public init(capturedAt: String? = nil, cameraMake: String? = nil, cameraModel: String? = nil,
-                gpsLatitude: Double? = nil, gpsLongitude: Double? = nil) {
-        self.capturedAt = capturedAt
-        self.cameraMake = cameraMake
-        self.cameraModel = cameraModel
-        self.gpsLatitude = gpsLatitude
-        self.gpsLongitude = gpsLongitude
-    }
-    public static let none = PhotoFacts()
-}
-
 extension ImageRecord {
-    mutating func apply(_ facts: PhotoFacts) {
+    /// Takes what the photo's file says about itself (EXIF: capture date, camera, GPS).
+    mutating func apply(_ facts: PhotoMetadata) {
         capturedAt = facts.capturedAt
         cameraMake = facts.cameraMake
         cameraModel = facts.cameraModel
         gpsLatitude = facts.gpsLatitude
         gpsLongitude = facts.gpsLongitude
+        metadataRead = true
     }
 }
 

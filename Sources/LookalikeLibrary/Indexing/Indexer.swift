@@ -23,6 +23,8 @@ public struct IndexSummary: Sendable, Codable {
     public var embedded = 0
     /// Roots whose files --prune kept because the root looked unmounted (see `--force`).
     public var protectedRoots: [ProtectedRoot] = []
+    /// Images indexed earlier whose photo facts were read in this run.
+    public var metadataFilled = 0
     /// What happened to the snapshots and derived vectors after the run.
     public var maintenance: LibrarySnapshot.Maintenance?
     public var failed: Int { failures.count }
@@ -99,6 +101,7 @@ public final class Indexer: Sendable {
         let failed = try embed(plan.toEmbed, known: known, summary: &summary, progress: progress)
         try link(plan.links, known: known, failedTwins: failed, jobs: plan.toEmbed, summary: &summary)
         try forgetGone(files: files, roots: roots, known: known, prune: prune, force: force, summary: &summary)
+        summary.metadataFilled = try fillMetadata()
 
         if writesSnapshot {
             summary.maintenance = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: reranking)
@@ -178,7 +181,7 @@ public final class Indexer: Sendable {
                 writer.add(.newImage(path: file.path, label: file.label, fileSize: file.fileSize,
                                      mtime: file.mtime, contentHash: hash, width: image.width,
                                      height: image.height, tags: tags, vector: embedding.vector, norm: norm,
-                                     metadata: .none))
+                                     metadata: image.metadata))
             case .failure(let error):
                 writer.add(.failure(path: file.path, reason: Self.reason(error, path: file.path),
                                     fileSize: file.fileSize, mtime: file.mtime))
@@ -250,6 +253,28 @@ public final class Indexer: Sendable {
         } else {
             summary.missing += Set(gone).count
         }
+    }
+
+    /// 5. Photo facts (capture date, camera, GPS) for images indexed before the catalogue kept them:
+    /// read from the file's header only (no decode, no re-embedding), committed in batches.
+    func fillMetadata() throws -> Int {
+        let pending = try catalogue.imagesWithoutMetadata()
+        guard !pending.isEmpty else { return 0 }
+        let results = Locked<[(Int64, PhotoMetadata)]>([])
+        DispatchQueue.concurrentPerform(iterations: pending.count) { i in
+            let (id, path) = pending[i]
+            // A file that cannot be read now keeps its flag and is tried again next run; one that is
+            // read but carries no EXIF gets empty facts.
+            guard let facts = try? ImageDecoder.metadata(path: path) else {
+                if !FileManager.default.fileExists(atPath: path) { return }
+                results.withLock { $0.append((id, .empty)) }
+                return
+            }
+            results.withLock { $0.append((id, facts)) }
+        }
+        let found = results.value
+        for chunk in found.chunked(500) { try catalogue.storeMetadata(Array(chunk)) }
+        return found.count
     }
 
     /// The error's message without the path prefix (the failures list shows the path already).
