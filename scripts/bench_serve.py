@@ -85,8 +85,24 @@ def wrk(base, script, connections, seconds, threads=2):
             "p50_ms": to_ms(latency["50"]), "p99_ms": to_ms(latency["99"]), "errors": errors, "raw": out}
 
 
-def make_jpeg(source, dest, long_side, quality):
-    subprocess.run(["vips", "thumbnail", source, f"{dest}[Q={quality}]", str(long_side), "--size", "force"], check=True)
+def dimensions(path):
+    out = subprocess.run(["vipsheader", path], capture_output=True, text=True, check=True).stdout
+    w, h = re.search(r"(\d+)x(\d+)", out).groups()
+    return int(w), int(h)
+
+
+def make_jpeg(source, dest, pixels=None, target_bytes=None, quality=90):
+    """A JPEG of `source` resized (aspect kept) to about `pixels` pixels, or to about `target_bytes`."""
+    w, h = dimensions(source)
+    scale = (pixels / (w * h)) ** 0.5 if pixels else 4.0
+    for _ in range(6):
+        subprocess.run(["vips", "resize", source, f"{dest}[Q={quality}]", f"{scale:.4f}"], check=True)
+        if not target_bytes:
+            return
+        size = os.path.getsize(dest)
+        if abs(size - target_bytes) < 0.08 * target_bytes:
+            return
+        scale *= (target_bytes / size) ** 0.5
 
 
 def main():
@@ -119,9 +135,9 @@ def main():
 
     photo = os.path.join(args.dataset, "airplanes/image_0001.jpg")
     one_mp = os.path.join(OUT, "query-1mp.jpg")
-    make_jpeg(photo, one_mp, 1155, 90)  # 1155 x ~866 = 1.0 MP
+    make_jpeg(photo, one_mp, pixels=1_000_000)
     five_mb = os.path.join(OUT, "query-5mb.jpg")
-    make_jpeg(photo, five_mb, 6000, 100)
+    make_jpeg(photo, five_mb, target_bytes=5_000_000, quality=97)
 
     def upload_lua(path, name):
         script = os.path.join(OUT, name)

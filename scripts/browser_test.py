@@ -18,6 +18,7 @@ import time
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -62,8 +63,10 @@ def main() -> int:
 
     def upload(path):
         field = driver.find_element(By.ID, "file-input")
+        # A hidden file input cannot take keys: show it for the moment it takes the path.
         driver.execute_script("arguments[0].hidden = false;", field)
         field.send_keys(os.path.abspath(path))
+        driver.execute_script("arguments[0].hidden = true;", field)
 
     try:
         step = "load the page and see the gallery"
@@ -116,6 +119,19 @@ def main() -> int:
             " && document.getElementById('query-image').complete"))
         labels = [e.text for e in css("#results-grid .label")]
         print(f"upload {os.path.basename(args.upload)}: {len(labels)} results, labels {sorted(set(labels))}")
+
+        step = "draw a box on the query image and see results for the region"
+        before_scores = [e.text for e in css("#results-grid .score")]
+        frame = driver.find_element(By.ID, "query-image")
+        w, h = frame.rect["width"], frame.rect["height"]
+        (ActionChains(driver).move_to_element_with_offset(frame, int(-w * 0.3), int(-h * 0.3)).click_and_hold()
+         .move_by_offset(int(w * 0.25), int(h * 0.25)).move_by_offset(int(w * 0.25), int(h * 0.25)).release().perform())
+        wait.until(lambda _: css("#clear-box:not([hidden])") and css("#query-box:not([hidden])"))
+        wait.until(results_ready())
+        wait.until(lambda _: [e.text for e in css("#results-grid .score")] != before_scores)
+        wait.until(lambda _: driver.execute_script(
+            "return [...document.querySelectorAll('#results-grid img')].every(i => i.complete && i.naturalWidth > 0)"))
+        print(f"box search: {len(result_ids())} results for the region")
         time.sleep(0.3)
         driver.save_screenshot(os.path.join(args.screenshots, "results.png"))
 

@@ -54,6 +54,11 @@ public enum LookalikeServer {
             logger.warning("library refresh failed: \(error)")
         }
         defer { follower.cancel() }
+        // Load the network now, in the background, so the first upload does not pay for it.
+        let resolver = services.search.resolver
+        Task.detached(priority: .utility) {
+            do { _ = try resolver.engine() } catch { logger.warning("the network could not be loaded (uploads will fail): \(error)") }
+        }
         let app = buildApplication(services: services, onRunning: onRunning)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }

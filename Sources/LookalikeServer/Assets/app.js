@@ -35,10 +35,12 @@ async function api(path, options = {}) {
 }
 
 function friendly(status, reason) {
+  // The server names the field ("image: ..."); a person needs only the reason.
+  const plain = reason.replace(/^(image|url): /, "");
   const limit = state.stats ? Math.round(state.stats.max_upload_bytes / 1048576) : 20;
-  if (status === 413) return `That file is too large: the limit is ${limit} MB. (${reason})`;
-  if (status === 415) return `That file is not an image Lookalike can read (JPEG, PNG, GIF, WebP, BMP or TIFF). (${reason})`;
-  if (status === 422) return `That image could not be read: ${reason}`;
+  if (status === 413) return `That file is too large: the limit is ${limit} MB.`;
+  if (status === 415) return plain.charAt(0).toUpperCase() + plain.slice(1) + ".";
+  if (status === 422) return `That image could not be read: ${plain}`;
   if (status === 404) return `Not found: ${reason}`;
   if (status === 403) return `Refused: ${reason}`;
   return reason;
@@ -239,6 +241,13 @@ async function runSearch(kind, params) {
   }
 }
 
+function scoreBar(percent) {
+  // Width through the CSSOM: the page's Content-Security-Policy forbids inline style attributes.
+  const fill = el("span");
+  fill.style.width = `${percent}%`;
+  return el("div", { class: "bar", "aria-hidden": "true" }, fill);
+}
+
 function renderResults(answer, kind, params) {
   state.current = { answer, kind, params };
   const q = answer.query;
@@ -266,7 +275,7 @@ function renderResults(answer, kind, params) {
     tile(r, `/?id=${r.id}`, r.tags[0] ? r.tags[0].name : r.label),
     el("div", { class: "meta" }, [el("span", { class: "label", text: r.label }),
                                    el("span", { class: "score", title: `distance ${r.distance.toFixed(4)}`, text: r.score.toFixed(3) })]),
-    el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${Math.max(2, 100 * r.score / maxScore)}%` })),
+    scoreBar(Math.max(2, 100 * r.score / maxScore)),
   ])));
   document.title = `${$("results-title").textContent} — Lookalike`;
   window.scrollTo({ top: 0 });
