@@ -1,10 +1,11 @@
 # Lookalike: `make demo` runs the main job end to end, `make test` runs the tests; both do the
-# set-up first (idempotent). `make bench` compares speed with the reference peer.
+# set-up first (idempotent). `make bench` compares speed with the reference peer, then measures the
+# HTTP server under load (scripts/bench_serve.py: wrk against `lookalike serve` on Caltech-101).
 SWIFT ?= swift
 RELEASE_BIN := .build/release/lookalike
 DEMO_DB := out/demo.db
 
-.PHONY: setup build release test demo bench clean
+.PHONY: setup build release test demo bench bench-serve clean
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +24,10 @@ demo: release
 
 bench: release
 	@python3 scripts/bench.py
+	@python3 scripts/bench_serve.py
+
+bench-serve: release
+	@python3 scripts/bench_serve.py
 
 clean:
 	rm -rf .build out

@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // Lookalike: reverse image search. The targets follow the pipeline:
 // C shims (libvips, XNNPACK, BLAS) -> LookalikeEngine (decode, preprocess, network, embedding)
-// -> LookalikeLibrary (catalogue, index, ranking, dedupe, export) -> `lookalike` CLI.
+// -> LookalikeLibrary (catalogue, index, ranking, dedupe, export) -> LookalikeServer (HTTP API and
+// web page on Hummingbird) -> `lookalike` CLI.
 import PackageDescription
 
 let package = Package(
@@ -12,6 +13,7 @@ let package = Package(
         .executable(name: "lookalike", targets: ["lookalike"]),
         .library(name: "LookalikeEngine", targets: ["LookalikeEngine"]),
         .library(name: "LookalikeLibrary", targets: ["LookalikeLibrary"]),
+        .library(name: "LookalikeServer", targets: ["LookalikeServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.5.0"),
     ],
     targets: [
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev", "libturbojpeg0-dev", "libexif-dev"])]),
@@ -44,10 +49,30 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // The HTTP server: routes, request context, middleware, and the web page's assets
+        // (Assets/, embedded in the binary at build time: no Node step, nothing to install beside it).
+        .target(
+            name: "LookalikeServer",
+            dependencies: [
+                "LookalikeEngine", "LookalikeLibrary",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [
+                .embedInCode("Assets/index.html"),
+                .embedInCode("Assets/app.css"),
+                .embedInCode("Assets/app.js"),
+                .embedInCode("Assets/login.html"),
+                .embedInCode("Assets/openapi.json"),
+            ]
+        ),
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "LookalikeEngine", "LookalikeLibrary",
+                "LookalikeEngine", "LookalikeLibrary", "LookalikeServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
@@ -56,6 +81,11 @@ let package = Package(
         // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
         .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine", "lookalike"],
                     resources: [.copy("Fixtures")]),
+        // API tests through HummingbirdTesting, plus the browser test (it runs the executable).
+        .testTarget(name: "ServerTests", dependencies: [
+            "LookalikeServer", "LookalikeLibrary", "LookalikeEngine", "lookalike",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

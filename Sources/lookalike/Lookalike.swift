@@ -12,10 +12,12 @@ struct Lookalike: AsyncParsableCommand {
               lookalike index ~/Pictures            # build or update ./lookalike.db
               lookalike search photo.jpg -k 10      # the 10 most similar images
               lookalike search --path ~/Pictures/a.jpg
+              lookalike serve                       # web app + API at http://127.0.0.1:8080/
             """,
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
-            ExportCommand.self, InfoCommand.self, EvalCommand.self, BenchSearchCommand.self, BenchEngineCommand.self,
+            ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, BenchSearchCommand.self,
+            BenchEngineCommand.self,
         ]
     )
 }

@@ -91,6 +91,20 @@ int lk_decode_buffer(const void *data, size_t length, int shortSide, int crop,
 int lk_metadata_file(const char *path, lk_result *result);
 int lk_metadata_buffer(const void *data, size_t length, lk_result *result);
 
+/* Like lk_decode_buffer, but only the region (x, y, w, h in fractions of the image after EXIF
+ * orientation) is resized to the reference geometry: a search for part of a photo. Always goes
+ * through libvips (the Pillow-exact JPEG path is for whole images). */
+int lk_decode_buffer_region(const void *data, size_t length, int shortSide, int crop,
+                            long long maxPixels, double x, double y, double w, double h,
+                            unsigned char *out, lk_result *result);
+
+/* A JPEG thumbnail of the image file at path, longer side `size` (never upsized), EXIF orientation
+ * applied, alpha flattened on white, metadata stripped. On LK_OK *out holds *length bytes that
+ * the caller frees with lk_free; result->width/height are the thumbnail's. */
+int lk_thumbnail_file(const char *path, int size, int quality, unsigned char **out, size_t *length,
+                      lk_result *result);
+void lk_free(void *pointer);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 // GPS) come with the pixels, or alone from `metadata(path:)` without decoding pixels. Every
 // failure is a typed DecodeError naming the file; decoding is thread-safe and keeps no vips cache.
 import CVipsShim
+import Foundation
 
 /// Why an image could not be decoded, with the file it concerns.
 public struct DecodeError: Error, CustomStringConvertible, Sendable {
@@ -159,6 +160,33 @@ public enum ImageDecoder {
         return photoMetadata(result)
     }
 
+    /// Decodes only `crop` (a region of the image after EXIF orientation) into the reference
+    /// geometry: the region's shorter side is resized to 256 and centre-cropped like a whole image.
+    /// A nil crop is `decode(data:name:)` (the Pillow-exact JPEG path).
+    public static func decode(data: [UInt8], name: String, crop: CropBox?) throws(DecodeError) -> DecodedImage {
+        guard let crop else { return try decode(data: data, name: name) }
+        var result = lk_result()
+        var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
+        let status = data.withUnsafeBytes { input in
+            pixels.withUnsafeMutableBufferPointer { out in
+                lk_decode_buffer_region(input.baseAddress, input.count, Int32(resizeShortSide), Int32(outputSize),
+                                        Int64(maxPixels), crop.x, crop.y, crop.width, crop.height,
+                                        out.baseAddress, &result)
+            }
+        }
+        return try finish(status: status, result: result, pixels: pixels, name: name.isEmpty ? "<memory>" : name)
+    }
+
+    /// The format of an in-memory image by its first bytes, nil when it is none we read.
+    public static func format(of bytes: [UInt8]) -> ImageFormat? {
+        bytes.withUnsafeBufferPointer { ImageFormat(code: lk_sniff_bytes($0.baseAddress, min($0.count, Int(LK_SNIFF_BYTES)))) }
+    }
+
+    /// The format of a file by content, nil when unreadable or not an image we read.
+    public static func format(path: String) -> ImageFormat? {
+        ImageFormat(code: lk_sniff_file(path))
+    }
+
     /// True when the file's first bytes are those of a supported image format (JPEG, PNG,
     /// GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL). Cheap: reads at most 64 bytes; false for
     /// unreadable files.
@@ -166,16 +194,21 @@ public enum ImageDecoder {
         lk_sniff_file(path) != Int32(LK_FMT_NONE)
     }
 
-    private static func finish(status: Int32, result: lk_result, pixels: [UInt8],
-                               name: String) throws(DecodeError) -> DecodedImage {
+    static func finish(status: Int32, result: lk_result, pixels: [UInt8],
+                       name: String) throws(DecodeError) -> DecodedImage {
         try check(status: status, result: result, name: name)
         return DecodedImage(width: Int(result.width), height: Int(result.height), pixels: pixels,
                             metadata: photoMetadata(result))
     }
 
     /// Throws the DecodeError for a failed status.
-    private static func check(status: Int32, result: lk_result, name: String) throws(DecodeError) {
+    static func check(status: Int32, result: lk_result, name: String) throws(DecodeError) {
         if status == Int32(LK_OK) { return }
+        throw error(status: status, result: result, name: name)
+    }
+
+    /// The typed error for a shim status other than LK_OK.
+    static func error(status: Int32, result: lk_result, name: String) -> DecodeError {
         let message = cString(result.message)
         let reason: DecodeError.Reason
         switch status {
@@ -188,7 +221,7 @@ public enum ImageDecoder {
         case Int32(LK_UNREADABLE): reason = .unreadable(message)
         default: reason = .corrupt(message.isEmpty ? "decoder failed" : message)
         }
-        throw DecodeError(path: name, reason: reason)
+        return DecodeError(path: name, reason: reason)
     }
 
     /// The C result's EXIF facts as PhotoMetadata (strings validated, empty ones dropped).
@@ -242,4 +275,81 @@ enum ExifDate {
         }
         return text
     }
+}
+
+/// A region of an image in fractions of its width and height (after EXIF orientation):
+/// x, y of the top-left corner in 0..<1, width and height in (0, 1], inside the image.
+public struct CropBox: Sendable, Equatable, Codable, CustomStringConvertible {
+    public let x: Double, y: Double, width: Double, height: Double
+
+    public struct Invalid: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    public init(x: Double, y: Double, width: Double, height: Double) throws(Invalid) {
+        let all = [x, y, width, height]
+        guard all.allSatisfy({ $0.isFinite }) else { throw Invalid(description: "box values must be numbers") }
+        guard x >= 0, y >= 0, x < 1, y < 1 else { throw Invalid(description: "box x and y must be fractions in 0..<1 (got \(x), \(y))") }
+        guard width > 0, height > 0, width <= 1, height <= 1 else {
+            throw Invalid(description: "box width and height must be fractions in (0, 1] (got \(width), \(height))")
+        }
+        // A little tolerance for rounding in clients; the decoder clamps to the image.
+        guard x + width <= 1.001, y + height <= 1.001 else {
+            throw Invalid(description: "box must lie inside the image (x + width and y + height at most 1)")
+        }
+        self.x = x
+        self.y = y
+        self.width = min(width, 1 - x)
+        self.height = min(height, 1 - y)
+    }
+
+    /// Parses "x,y,w,h" (fractions of the image).
+    public init(parsing text: String) throws(Invalid) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 4, let x = parts[0], let y = parts[1], let w = parts[2], let h = parts[3] else {
+            throw Invalid(description: "box must be four comma-separated fractions x,y,w,h (got '\(text)')")
+        }
+        try self.init(x: x, y: y, width: w, height: h)
+    }
+
+    public var description: String { [x, y, width, height].map { String(format: "%.4f", $0) }.joined(separator: ",") }
+}
+
+/// An image format recognised by content, with what a web browser can show.
+public enum ImageFormat: String, Sendable, CaseIterable, Codable {
+    case jpeg, png, gif, webp, bmp, tiff, heif, avif, jxl
+
+    init?(code: Int32) {
+        switch code {
+        case Int32(LK_FMT_JPEG): self = .jpeg
+        case Int32(LK_FMT_PNG): self = .png
+        case Int32(LK_FMT_GIF): self = .gif
+        case Int32(LK_FMT_WEBP): self = .webp
+        case Int32(LK_FMT_BMP): self = .bmp
+        case Int32(LK_FMT_TIFF): self = .tiff
+        case Int32(LK_FMT_HEIF): self = .heif
+        case Int32(LK_FMT_AVIF): self = .avif
+        case Int32(LK_FMT_JXL): self = .jxl
+        default: return nil
+        }
+    }
+
+    public var mimeType: String {
+        switch self {
+        case .jpeg: return "image/jpeg"
+        case .png: return "image/png"
+        case .gif: return "image/gif"
+        case .webp: return "image/webp"
+        case .bmp: return "image/bmp"
+        case .tiff: return "image/tiff"
+        case .heif: return "image/heic"
+        case .avif: return "image/avif"
+        case .jxl: return "image/jxl"
+        }
+    }
+
+    /// Formats every current browser displays in an <img>; the others are served as a JPEG rendition.
+    public static let browserTypes: Set<String> = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"]
+    public var displaysInBrowsers: Bool { Self.browserTypes.contains(mimeType) }
 }

@@ -69,6 +69,26 @@ public final class Embedder: Sendable {
         }
     }
 
+    /// Embeds a region of an in-memory image (a box drawn on the query); nil crop: the whole image.
+    public func embed(data: [UInt8], name: String, crop: CropBox?) async throws -> (DecodedImage, Embedding) {
+        try await offload {
+            let image = try ImageDecoder.decode(data: data, name: name, crop: crop)
+            return (image, try self.embed(image))
+        }
+    }
+
+    /// Embeds a region of an image file; nil crop: `embed(path:)`.
+    public func embed(path: String, crop: CropBox?) async throws -> (DecodedImage, Embedding) {
+        guard let crop else { return try await embed(path: path) }
+        return try await offload {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw DecodeError(path: path, reason: .notFound)
+            }
+            let image = try ImageDecoder.decode(data: [UInt8](data), name: path, crop: crop)
+            return (image, try self.embed(image))
+        }
+    }
+
     private func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         await admission.acquire()
         defer { Task { await admission.release() } }

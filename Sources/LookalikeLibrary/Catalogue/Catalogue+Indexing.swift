@@ -139,7 +139,7 @@ extension Catalogue {
 
     public func beginRun(roots: [String]) throws -> IndexRunRecord {
         try pool.write { db in
-            var run = IndexRunRecord(id: nil, roots: roots.joined(separator: "\n"), startedAt: Date(), finishedAt: nil,
+            var run = IndexRunRecord(id: nil, roots: roots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }.joined(separator: "\n"), startedAt: Date(), finishedAt: nil,
                                      indexed: 0, unchanged: 0, updated: 0, removed: 0, failed: 0)
             try run.insert(db)
             return run

@@ -37,6 +37,7 @@ public struct ImageRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     public enum Columns {
         public static let id = Column(CodingKeys.id)
         public static let contentHash = Column(CodingKeys.contentHash)
+        public static let tags = Column(CodingKeys.tags)
     }
 }
 

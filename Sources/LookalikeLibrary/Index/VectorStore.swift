@@ -57,6 +57,18 @@ public final class VectorStore: @unchecked Sendable {
     /// Ids of the live vectors, in storage order.
     public var liveIds: [Int64] { lock.read { ids.indices.filter { !dead[$0] }.map { ids[$0] } } }
 
+    /// A live id chosen uniformly at random (nil when empty), without listing every id.
+    public func randomId() -> Int64? {
+        lock.read {
+            guard ids.count > deadCount else { return nil }
+            // Rejection sampling: dead rows are at most 3/4 of all (compaction keeps it so).
+            while true {
+                let p = Int.random(in: 0..<ids.count)
+                if !dead[p] { return ids[p] }
+            }
+        }
+    }
+
     // MARK: changes
 
     /// Makes room for `rows` more vectors at once (a bulk load then grows its buffer once, instead

@@ -33,7 +33,7 @@ public enum QuerySource: Sendable, Equatable {
 
 /// Why a query could not be answered; `kind` maps onto HTTP statuses for the server.
 public struct QueryError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case badRequest, notFound, tooLarge, unsupportedType, unprocessable }
+    public enum Kind: Sendable { case badRequest, forbidden, notFound, tooLarge, unsupportedType, unprocessable }
     public let kind: Kind
     public let message: String
     public init(_ kind: Kind, _ message: String) {
@@ -80,23 +80,30 @@ public final class QueryResolver: Sendable {
         }
     }
 
-    public func resolve(_ source: QuerySource) async throws -> ResolvedQuery {
+    /// The query's vector. With `crop`, only that region of the image is embedded (library images
+    /// are then read from their file and embedded, not taken from the store).
+    public func resolve(_ source: QuerySource, crop: CropBox? = nil) async throws -> ResolvedQuery {
         switch source {
         case .id(let id):
-            return try libraryImage(id, summary: source.summary)
+            guard let crop else { return try libraryImage(id, summary: source.summary) }
+            guard let file = try library.catalogue.details(imageId: id)?.files.first?.path else {
+                throw QueryError(.notFound, "no image with id \(id) in \(library.catalogue.path)")
+            }
+            return try await embedded(summary: source.summary + " box \(crop)", imageId: id) { try await $0.embed(path: file, crop: crop) }
         case .path(let path):
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
             guard let id = try library.catalogue.imageId(path: absolute) else {
                 throw QueryError(.notFound, "\(path) is not in the library \(library.catalogue.path)")
             }
-            return try libraryImage(id, summary: path)
+            guard let crop else { return try libraryImage(id, summary: path) }
+            return try await embedded(summary: path + " box \(crop)", imageId: id) { try await $0.embed(path: absolute, crop: crop) }
         case .file(let path):
-            return try await embedded(summary: path) { try await $0.embed(path: path) }
+            return try await embedded(summary: path) { try await $0.embed(path: path, crop: crop) }
         case .url(let url):
             let bytes = try await ImageFetcher.fetch(url, policy: fetchPolicy)
-            return try await embedded(summary: url) { try await $0.embed(data: bytes, name: url) }
+            return try await embedded(summary: url) { try await $0.embed(data: bytes, name: url, crop: crop) }
         case .upload(let bytes, let name):
-            return try await embedded(summary: source.summary) { try await $0.embed(data: bytes, name: name) }
+            return try await embedded(summary: source.summary) { try await $0.embed(data: bytes, name: name, crop: crop) }
         }
     }
 
@@ -108,7 +115,7 @@ public final class QueryResolver: Sendable {
                              width: nil, height: nil)
     }
 
-    private func embedded(summary: String, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
+    private func embedded(summary: String, imageId: Int64? = nil, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
         let engine = try engine()
         let started = Date()
         let (image, embedding): (DecodedImage, Embedding)
@@ -122,7 +129,7 @@ public final class QueryResolver: Sendable {
             default: throw QueryError(.unprocessable, error.description)
             }
         }
-        return ResolvedQuery(vector: embedding.vector, imageId: nil, summary: summary,
+        return ResolvedQuery(vector: embedding.vector, imageId: imageId, summary: summary,
                              embedMilliseconds: Date().timeIntervalSince(started) * 1000, labels: embedding.top5,
                              width: image.width, height: image.height)
     }

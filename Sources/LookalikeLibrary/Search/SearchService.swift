@@ -1,7 +1,9 @@
 // Search over a live library, end to end: resolve the query, rank with the chosen method and metric,
 // and present the results (path, label, tags, a score a person can read). Library queries exclude
 // the query image itself unless asked to include it. Results whose image was deleted between the
-// ranking and the presentation are dropped, never shown as unknown paths.
+// ranking and the presentation are dropped, never shown as unknown paths. A request may restrict the
+// results to a label or a folder (a filter on the scan), cut them at a minimum score (an empty list
+// is then the answer "no close match"), and, with a batcher, share its scan with concurrent queries.
 import Foundation
 import LookalikeEngine
 
@@ -24,17 +26,33 @@ public struct SearchRequest: Sendable {
     /// Re-ranking of cosine searches (other metrics rank plainly); applied where the library has
     /// the derived vectors it needs, and each answer says what was applied.
     public var reranking: Reranking
+    /// Results scoring below this are dropped (nil: keep all k).
+    public var minScore: Float?
+    public var restriction: SearchRestriction
 
     public init(k: Int = 10, metric: Metric = .cosine, method: IndexDescriptor = IndexDescriptor(method: ExactIndex.methodName),
-                includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(),
-                reranking: Reranking = .libraryDefault) {
+                includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(), minScore: Float? = nil,
+                restriction: SearchRestriction = SearchRestriction(), reranking: Reranking = .libraryDefault) {
         self.k = k
         self.metric = metric
         self.method = method
         self.includeSelf = includeSelf
         self.parameters = parameters
         self.reranking = reranking
+        self.minScore = minScore
+        self.restriction = restriction
     }
+}
+
+/// Only results under a label and/or a folder of the library (as `LibraryFolders.display` names it).
+public struct SearchRestriction: Sendable, Equatable {
+    public var label: String?
+    public var folder: String?
+    public init(label: String? = nil, folder: String? = nil) {
+        self.label = label
+        self.folder = folder
+    }
+    public var isEmpty: Bool { (label ?? "").isEmpty && (folder ?? "").isEmpty }
 }
 
 public struct SearchAnswer: Sendable, Codable {
@@ -49,15 +67,22 @@ public struct SearchAnswer: Sendable, Codable {
     /// Milliseconds decoding and embedding the query took (0 for library images).
     public let embedMilliseconds: Double
     public let results: [SearchResult]
+    /// An embedded query's top-5 ImageNet labels ("name:prob; ..."), its size; empty / nil otherwise.
+    public var queryTags: String = ""
+    public var queryWidth: Int?
+    public var queryHeight: Int?
 }
 
 public final class SearchService: Sendable {
     public let library: LiveLibrary
     public let resolver: QueryResolver
+    /// When set, unrestricted in-library searches share scans with concurrent ones.
+    public let batcher: SearchBatcher?
 
-    public init(library: LiveLibrary, resolver: QueryResolver) {
+    public init(library: LiveLibrary, resolver: QueryResolver, batcher: SearchBatcher? = nil) {
         self.library = library
         self.resolver = resolver
+        self.batcher = batcher
     }
 
     /// A library with a resolver that loads the default engine on first need.
@@ -69,15 +94,52 @@ public final class SearchService: Sendable {
 
     public var catalogue: Catalogue { library.catalogue }
 
-    public func search(_ source: QuerySource, _ request: SearchRequest) async throws -> SearchAnswer {
-        let query = try await resolver.resolve(source)
+    public func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox? = nil) async throws -> SearchAnswer {
+        let query = try await resolver.resolve(source, crop: crop)
         let started = Date()
         var parameters = request.parameters
         if let id = query.imageId, !request.includeSelf { parameters.excluding.insert(id) }
-        let (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
-        return SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
-                            method: request.method.name, reranking: applied.description, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
-                            embedMilliseconds: query.embedMilliseconds, results: results)
+        if let filter = try filter(for: request.restriction) { parameters.filter = filter }
+        parameters.metric = request.metric
+        let descriptor = request.method.with(metric: request.metric)
+        var results: [SearchResult]
+        var applied = Reranking.none
+        if request.metric == .cosine && !request.reranking.isNone {
+            (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
+        } else if let batcher {
+            let neighbors = try await batcher.search(query.vector, k: request.k, descriptor: descriptor, parameters: parameters)
+            results = try present(neighbors, metric: request.metric)
+        } else {
+            let neighbors = try library.index(for: descriptor).search(query.vector, k: request.k, parameters: parameters)
+            results = try present(neighbors, metric: request.metric)
+        }
+        if let minScore = request.minScore { results = results.filter { $0.score >= minScore } }
+        var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
+                                  method: request.method.name, reranking: applied.description, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
+                                  embedMilliseconds: query.embedMilliseconds, results: results)
+        answer.queryTags = query.labels.map { "\($0.name):\(String(format: "%.3f", $0.probability))" }.joined(separator: "; ")
+        answer.queryWidth = query.width
+        answer.queryHeight = query.height
+        return answer
+    }
+
+    /// The scan filter for a label / folder restriction; nil when unrestricted. An unknown folder
+    /// is an error naming it (a restriction that silently matched nothing would look like "no match").
+    public func filter(for restriction: SearchRestriction) throws -> (@Sendable (Int64) -> Bool)? {
+        guard !restriction.isEmpty else { return nil }
+        var allowed: Set<Int64>?
+        if let label = restriction.label, !label.isEmpty {
+            allowed = try catalogue.imageIds(label: label)
+        }
+        if let folder = restriction.folder, !folder.isEmpty {
+            guard let prefix = try LibraryFolders(catalogue: catalogue).absolutePrefix(folder: folder) else {
+                throw QueryError(.badRequest, "folder: '\(folder)' is not a folder of the library")
+            }
+            let inFolder = try catalogue.imageIds(pathPrefix: prefix)
+            allowed = allowed.map { $0.intersection(inFolder) } ?? inFolder
+        }
+        guard let allowed else { return nil }
+        return { allowed.contains($0) }
     }
 
     /// Ranks the library against a query vector (L2-normalised) and presents the results.

@@ -40,12 +40,47 @@ struct IndexCommand: ParsableCommand {
     @Option(help: "Worker threads (each decodes and runs the network); default: one per core.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(help: "Keep running: index new, changed and deleted files as they appear (implies --prune).")
+    var watch = false
+
+    @Option(help: "With --watch, seconds between looks at the folders.")
+    var interval: Double = 2
+
+    func validate() throws {
+        guard interval > 0 else { throw ValidationError("--interval must be positive") }
+    }
+
     func run() throws {
         let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads))
         let catalogue = try Catalogue(path: database.db)
+        let indexer = Indexer(catalogue: catalogue, embedder: embedder)
+        try runOnce(indexer, prune: prune || watch)
+        guard watch else { return }
+        // SIGINT / SIGTERM end the watch between runs (a run in progress finishes: it is crash-safe
+        // anyway, but a clean finish writes the snapshot).
+        let stop = Locked(false)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                stop.withLock { $0 = true }
+                Console.error("index: stopping")
+            }
+            source.resume()
+            sources.append(source)
+        }
+        Console.error("index: watching \(folders.joined(separator: ", ")) every \(format(interval)) s (Ctrl-C to stop)")
+        let watcher = FolderWatcher(roots: folders, catalogue: catalogue, interval: interval)
+        try watcher.run(shouldStop: { stop.value }) {
+            try runOnce(indexer, prune: true)
+        }
+        sources.forEach { $0.cancel() }
+    }
+
+    func runOnce(_ indexer: Indexer, prune: Bool) throws {
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
-        let summary = try Indexer(catalogue: catalogue, embedder: embedder).run(
-            roots: folders, prune: prune, force: force, progress: { bar.update($0) })
+        let summary = try indexer.run(roots: folders, prune: prune, force: force, progress: { bar.update($0) })
         bar.finish()
         if let failures {
             let text = summary.failures.map { "\($0.path)\t\($0.reason)\n" }.joined()
@@ -69,7 +104,8 @@ struct IndexCommand: ParsableCommand {
                 for f in summary.failures { print("  \(f.path): \(f.reason)") }
             }
         }
-        if !summary.missingRoots.isEmpty { throw ExitCode(1) }
+        fflush(nil)
+        if !summary.missingRoots.isEmpty && !watch { throw ExitCode(1) }
     }
 }
 

@@ -1,0 +1,137 @@
+// Batches in-library searches that arrive together into one matrix product. A server answering many
+// clients at once would otherwise scan the whole vector store once per query (a memory-bound sgemv
+// each); gathered into a batch, the store is read once for all of them (one sgemm), which is what
+// keeps the tail latency low under load. The first query of a quiet moment waits `window` for
+// company; while a batch runs, newcomers gather and go together in the next one. At most
+// `concurrency` batches run at once, on Dispatch threads (never on the callers' async executors).
+// Queries with a filter (label / folder restriction) or another method run alone; each query's own
+// exclusions (itself) are applied after the shared scan, which asks for enough extra neighbours.
+import Dispatch
+import Foundation
+import LookalikeEngine
+
+public final class SearchBatcher: Sendable {
+    public let library: LiveLibrary
+    public let window: Double
+    public let maxBatch: Int
+    public let concurrency: Int
+
+    struct Item: Sendable {
+        let vector: [Float]
+        let k: Int
+        let descriptor: IndexDescriptor
+        let parameters: SearchParameters
+        let continuation: CheckedContinuation<[Neighbor], Error>
+    }
+
+    private struct State: Sendable {
+        var pending: [Item] = []
+        var running = 0
+        /// Queries answered and batches run (for statistics and tests).
+        var queries = 0
+        var batches = 0
+        var largestBatch = 0
+    }
+    private let state = Locked(State())
+    private let queue = DispatchQueue(label: "lookalike.search-batcher", qos: .userInitiated, attributes: .concurrent)
+
+    /// `window`: seconds the first query waits for others (1 ms by default).
+    public init(library: LiveLibrary, window: Double = 0.001, maxBatch: Int = 64, concurrency: Int = 2) {
+        self.library = library
+        self.window = window
+        self.maxBatch = max(1, maxBatch)
+        self.concurrency = max(1, concurrency)
+    }
+
+    public struct Statistics: Sendable, Codable {
+        public let queries: Int
+        public let batches: Int
+        public let largestBatch: Int
+    }
+
+    public var statistics: Statistics {
+        let s = state.value
+        return Statistics(queries: s.queries, batches: s.batches, largestBatch: s.largestBatch)
+    }
+
+    /// The `k` nearest neighbours of `vector` under `descriptor`, batched with concurrent callers.
+    public func search(_ vector: [Float], k: Int, descriptor: IndexDescriptor,
+                       parameters: SearchParameters = SearchParameters()) async throws -> [Neighbor] {
+        try await withCheckedThrowingContinuation { continuation in
+            let item = Item(vector: vector, k: k, descriptor: descriptor, parameters: parameters, continuation: continuation)
+            let start = state.withLock { s -> Bool in
+                s.pending.append(item)
+                guard s.running < concurrency else { return false }
+                s.running += 1
+                return true
+            }
+            if start {
+                queue.asyncAfter(deadline: .now() + window) { self.drain() }
+            }
+        }
+    }
+
+    /// Runs batches until nothing is pending.
+    private func drain() {
+        while true {
+            let batch = state.withLock { s -> [Item] in
+                guard !s.pending.isEmpty else {
+                    s.running -= 1
+                    return []
+                }
+                let taken = Array(s.pending.prefix(maxBatch))
+                s.pending.removeFirst(taken.count)
+                s.batches += 1
+                s.queries += taken.count
+                s.largestBatch = max(s.largestBatch, taken.count)
+                return taken
+            }
+            if batch.isEmpty { return }
+            run(batch)
+        }
+    }
+
+    private func run(_ batch: [Item]) {
+        // Groups that can share one scan: same method and metric, no filter.
+        var groups: [IndexDescriptor: [Item]] = [:]
+        var alone: [Item] = []
+        for item in batch {
+            if item.parameters.filter != nil { alone.append(item) } else { groups[item.descriptor, default: []].append(item) }
+        }
+        for item in alone { answer([item]) }
+        for (_, items) in groups { answer(items) }
+    }
+
+    private func answer(_ items: [Item]) {
+        guard let first = items.first else { return }
+        do {
+            let index = try library.index(for: first.descriptor)
+            if items.count == 1 {
+                let neighbors = try index.search(first.vector, k: first.k, parameters: first.parameters)
+                first.continuation.resume(returning: neighbors)
+                return
+            }
+            var queries: [Float] = []
+            queries.reserveCapacity(items.count * index.dimension)
+            for item in items {
+                guard item.vector.count == index.dimension else {
+                    throw IndexError("query has \(item.vector.count) dimensions, the index \(index.dimension)")
+                }
+                queries.append(contentsOf: item.vector)
+            }
+            // Enough neighbours for every query after its own exclusions are removed.
+            let k = items.map { $0.k + $0.parameters.excluding.count }.max() ?? first.k
+            var shared = SearchParameters(metric: first.parameters.metric)
+            shared.candidates = first.parameters.candidates
+            shared.efSearch = first.parameters.efSearch
+            shared.probes = first.parameters.probes
+            let results = try index.search(batch: queries, k: k, parameters: shared)
+            for (item, neighbors) in zip(items, results) {
+                let kept = neighbors.lazy.filter { !item.parameters.excluding.contains($0.id) }.prefix(item.k)
+                item.continuation.resume(returning: Array(kept))
+            }
+        } catch {
+            for item in items { item.continuation.resume(throwing: error) }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+// The API's answer shapes (encoded snake_case). Paths are shown as `ServerServices.display` makes
+// them (relative to the library's folders unless --show-private), GPS only with --show-private,
+// and every image carries the URLs of its thumbnail and file, which are by id only.
+import Foundation
+import Hummingbird
+import LookalikeEngine
+import LookalikeLibrary
+
+struct Tag: Codable, Sendable {
+    let name: String
+    let probability: Double
+
+    /// "name:prob; name:prob" (the catalogue's tags column and an embedded query's labels).
+    static func parse(_ text: String) -> [Tag] {
+        text.split(separator: ";").compactMap { part in
+            let item = part.trimmingCharacters(in: .whitespaces)
+            guard let colon = item.lastIndex(of: ":") else { return item.isEmpty ? nil : Tag(name: item, probability: 0) }
+            return Tag(name: String(item[..<colon]), probability: Double(item[item.index(after: colon)...]) ?? 0)
+        }
+    }
+}
+
+struct ImageItem: Codable, Sendable {
+    let id: Int64
+    let path: String
+    let label: String
+    let tags: [Tag]
+    let width: Int
+    let height: Int
+    let thumbnail: String
+
+    init(_ s: ImageSummary, services: ServerServices) {
+        id = s.imageId
+        path = services.display(s.path)
+        label = s.label
+        tags = Tag.parse(s.tags)
+        width = s.width
+        height = s.height
+        thumbnail = "/api/images/\(s.imageId)/thumbnail"
+    }
+}
+
+struct ImagePageResponse: ResponseEncodable, Sendable {
+    let page: Int
+    let perPage: Int
+    let total: Int
+    let pages: Int
+    let label: String?
+    let q: String?
+    let items: [ImageItem]
+}
+
+struct Metadata: Codable, Sendable {
+    let capturedAt: String?
+    let cameraMake: String?
+    let cameraModel: String?
+    let gpsLatitude: Double?
+    let gpsLongitude: Double?
+    /// True when a position exists but is hidden (served without --show-private).
+    let gpsHidden: Bool
+}
+
+struct DuplicateRef: Codable, Sendable {
+    let id: Int64?
+    let path: String
+    /// "exact": the same bytes under another path; "near": another image within the threshold.
+    let kind: String
+    let score: Float?
+    let thumbnail: String?
+}
+
+struct ImageDetailResponse: ResponseEncodable, Sendable {
+    let id: Int64
+    let path: String
+    let paths: [String]
+    let label: String
+    let tags: [Tag]
+    let width: Int
+    let height: Int
+    let bytes: Int64
+    let contentType: String?
+    let contentHash: String
+    let metadata: Metadata
+    let duplicates: [DuplicateRef]
+    let thumbnail: String
+    let file: String
+    let search: String
+}
+
+struct QuerySummary: Codable, Sendable {
+    /// "id", "random", "upload" or "url".
+    let kind: String
+    let id: Int64?
+    let summary: String
+    let label: String?
+    let path: String?
+    let thumbnail: String?
+    let width: Int?
+    let height: Int?
+    let tags: [Tag]
+    let box: String?
+}
+
+struct ResultItem: Codable, Sendable {
+    let rank: Int
+    let id: Int64
+    let path: String
+    let label: String
+    let tags: [Tag]
+    let score: Float
+    let distance: Float
+    let thumbnail: String
+}
+
+struct SearchResponse: ResponseEncodable, Sendable {
+    let query: QuerySummary
+    let k: Int
+    let metric: String
+    let method: String
+    let minScore: Float?
+    /// Milliseconds from the request's arrival to the answer (excluding reading an upload).
+    let ms: Double
+    let searchMs: Double
+    let embedMs: Double
+    let count: Int
+    let results: [ResultItem]
+    /// Set when nothing matched (e.g. every result under min_score): "no close match" is an answer.
+    let note: String?
+}
+
+struct MetricInfo: Codable, Sendable {
+    let name: String
+    let explanation: String
+}
+
+struct StatsResponse: ResponseEncodable, Sendable {
+    let images: Int
+    let files: Int
+    let searchable: Int
+    let labels: [LabelCount]
+    let folders: [String]
+    let model: String?
+    let modelChecksum: String?
+    let dimension: Int
+    let methods: [String]
+    let metrics: [MetricInfo]
+    let libraryBytes: Int64
+    let thumbnailBytes: Int64
+    let defaultK: Int
+    let maxK: Int
+    let maxUploadBytes: Int
+    let thumbnailSizes: [Int]
+    let duplicateThreshold: Float
+    let authRequired: Bool
+    let showPrivate: Bool
+    let batcher: SearchBatcher.Statistics
+}
+
+struct DuplicateMember: Codable, Sendable {
+    let id: Int64?
+    let path: String
+    let label: String?
+    let thumbnail: String?
+}
+
+struct DuplicateGroupItem: Codable, Sendable {
+    let kind: String
+    let maxDistance: Float
+    let images: [DuplicateMember]
+}
+
+struct DuplicatesResponse: ResponseEncodable, Sendable {
+    let threshold: Float
+    let groups: [DuplicateGroupItem]
+    let ms: Double
+}

@@ -1,0 +1,70 @@
+// The library as a whole: statistics (counts, labels, folders, model, the index methods and metrics
+// a search may name, sizes on disk, limits) and the duplicate groups (exact and near, read-only;
+// an all-pairs computation, so it runs off the request threads, one at a time, cached per threshold
+// until the library changes).
+import Foundation
+import Hummingbird
+import LookalikeEngine
+import LookalikeLibrary
+
+struct LibraryController {
+    let services: ServerServices
+
+    func addRoutes(to group: RouterGroup<LookalikeRequestContext>) {
+        group.get("stats", use: stats)
+        group.get("duplicates", use: duplicates)
+    }
+
+    @Sendable func stats(_ request: Request, context: LookalikeRequestContext) async throws -> StatsResponse {
+        let catalogue = services.catalogue
+        let info = try catalogue.info()
+        let indexBytes = folderBytes(LibrarySnapshot.folder(for: catalogue))
+        return StatsResponse(
+            images: info.images, files: info.files, searchable: services.library.count,
+            labels: try catalogue.labelCounts(), folders: services.folders().names,
+            model: info.model, modelChecksum: info.modelChecksum, dimension: services.library.model.dimension,
+            methods: IndexFactory.names, metrics: Metric.allCases.map { MetricInfo(name: $0.rawValue, explanation: $0.explanation) },
+            libraryBytes: info.databaseBytes + indexBytes, thumbnailBytes: services.media.cacheBytes(),
+            defaultK: services.configuration.defaultK, maxK: services.configuration.maxK,
+            maxUploadBytes: services.configuration.maxUploadBytes, thumbnailSizes: MediaStore.thumbnailSizes,
+            duplicateThreshold: Deduplicator.defaultThreshold,
+            authRequired: services.configuration.token != nil, showPrivate: services.configuration.showPrivate,
+            batcher: services.batcher.statistics)
+    }
+
+    @Sendable func duplicates(_ request: Request, context: LookalikeRequestContext) async throws -> DuplicatesResponse {
+        let threshold = try QueryParameters(request).float("threshold", in: 0.001...0.5) ?? Deduplicator.defaultThreshold
+        let key = "\(threshold)@\(services.library.counter)"
+        if let cached = services.duplicatesCache.value[key] { return cached }
+        let catalogue = services.catalogue
+        let started = Date()
+        let groups = try await services.duplicatesLimiter.offload {
+            try Deduplicator.groups(catalogue: catalogue, threshold: threshold)
+        }
+        var ids: [String: Int64] = [:]
+        for path in groups.flatMap(\.paths) where ids[path] == nil {
+            ids[path] = try catalogue.imageId(path: path)
+        }
+        let summaries = try catalogue.summaries(imageIds: Array(Set(ids.values)))
+        let items = groups.map { group in
+            DuplicateGroupItem(kind: group.kind, maxDistance: group.maxDistance, images: group.paths.map { path in
+                let id = ids[path]
+                return DuplicateMember(id: id, path: services.display(path), label: id.flatMap { summaries[$0]?.label },
+                                       thumbnail: id.map { "/api/images/\($0)/thumbnail" })
+            })
+        }
+        let answer = DuplicatesResponse(threshold: threshold, groups: items, ms: Date().timeIntervalSince(started) * 1000)
+        services.duplicatesCache.withLock { cache in
+            if cache.count > 16 { cache.removeAll() }
+            cache[key] = answer
+        }
+        return answer
+    }
+
+    func folderBytes(_ url: URL) -> Int64 {
+        guard let walker = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
+        var total: Int64 = 0
+        for case let file as URL in walker { total += Int64((try? file.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
+        return total
+    }
+}

@@ -1,0 +1,305 @@
+// The HTTP API through HummingbirdTesting (the whole router, no port): every route, paging and
+// filters, each error status with its JSON message, an oversized and a non-image upload, unknown
+// ids, traversal attempts, the token on and off, thumbnails with ETags, and the page itself.
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LookalikeEngine
+import LookalikeLibrary
+@testable import LookalikeServer
+import Testing
+
+@Suite struct APITests {
+    @Test func pagingAndFilters() async throws {
+        let app = ServerFixture.app(try ServerFixture.services())
+        try await app.test(.router) { client in
+            let first = try await client.execute(uri: "/api/images?per_page=10", method: .get).json(Page.self)
+            #expect(first.total == 36 && first.pages == 4 && first.items.count == 10 && first.page == 1)
+            let last = try await client.execute(uri: "/api/images?per_page=10&page=4", method: .get).json(Page.self)
+            #expect(last.items.count == 6)
+            #expect(Set(first.items.map(\.id)).isDisjoint(with: last.items.map(\.id)))
+            let beyond = try await client.execute(uri: "/api/images?per_page=10&page=9", method: .get).json(Page.self)
+            #expect(beyond.items.isEmpty && beyond.total == 36)
+            // Paths are relative to the library's folder, never absolute.
+            #expect(first.items.allSatisfy { $0.path.hasPrefix("library/") && !$0.path.hasPrefix("/") })
+            #expect(first.items.allSatisfy { $0.thumbnail == "/api/images/\($0.id)/thumbnail" && !$0.tags.isEmpty })
+
+            let pizza = try await client.execute(uri: "/api/images?label=pizza", method: .get).json(Page.self)
+            #expect(pizza.total == 6 && pizza.items.allSatisfy { $0.label == "pizza" })
+            // q matches labels or tags: "Motor" finds the Motorbikes label, "pizza" the label and tags.
+            let motor = try await client.execute(uri: "/api/images?q=motor", method: .get).json(Page.self)
+            #expect(motor.total >= 6 && motor.items.contains { $0.label == "Motorbikes" })
+            let tagged = try await client.execute(uri: "/api/images?q=airliner", method: .get).json(Page.self)
+            #expect(tagged.total > 0 && tagged.items.allSatisfy { $0.tags.contains { $0.name.contains("airliner") } || $0.label.contains("airliner") })
+            let none = try await client.execute(uri: "/api/images?q=zzzz_nothing", method: .get).json(Page.self)
+            #expect(none.total == 0 && none.items.isEmpty)
+
+            let bad = try await client.execute(uri: "/api/images?per_page=0", method: .get)
+            #expect(bad.status == .badRequest && bad.error?.contains("per_page") == true)
+            let badPage = try await client.execute(uri: "/api/images?page=abc", method: .get)
+            #expect(badPage.status == .badRequest && badPage.error?.contains("page") == true)
+        }
+    }
+
+    @Test func detailsThumbnailAndFile() async throws {
+        let app = ServerFixture.app(try ServerFixture.services())
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/images?label=dalmatian&per_page=1", method: .get).json(Page.self).items[0].id
+            let details = try await client.execute(uri: "/api/images/\(id)", method: .get)
+            #expect(details.status == .ok)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: details.body)) as? [String: Any])
+            #expect(object["label"] as? String == "dalmatian")
+            #expect((object["path"] as? String)?.hasPrefix("library/dalmatian/") == true)
+            #expect(object["content_type"] as? String == "image/jpeg")
+            #expect((object["metadata"] as? [String: Any])?["gps_hidden"] as? Bool == false)
+            #expect(object["duplicates"] is [Any])
+
+            let thumb = try await client.execute(uri: "/api/images/\(id)/thumbnail", method: .get)
+            #expect(thumb.status == .ok && thumb.headers[.contentType] == "image/jpeg")
+            let bytes = [UInt8](buffer: thumb.body)
+            #expect(bytes.prefix(3) == [0xFF, 0xD8, 0xFF])
+            let etag = try #require(thumb.headers[.eTag])
+            #expect(thumb.headers[.cacheControl]?.contains("max-age") == true)
+            let again = try await client.execute(uri: "/api/images/\(id)/thumbnail", method: .get, headers: [.ifNoneMatch: etag])
+            #expect(again.status == .notModified)
+            let small = try await client.execute(uri: "/api/images/\(id)/thumbnail?size=160", method: .get)
+            #expect(small.status == .ok && small.body.readableBytes < thumb.body.readableBytes)
+            let odd = try await client.execute(uri: "/api/images/\(id)/thumbnail?size=333", method: .get)
+            #expect(odd.status == .badRequest && odd.error?.contains("size") == true)
+
+            let file = try await client.execute(uri: "/api/images/\(id)/file", method: .get)
+            #expect(file.status == .ok && file.headers[.contentType] == "image/jpeg")
+            let original = try Data(contentsOf: ServerFixture.samples.appendingPathComponent("dalmatian").appendingPathComponent("image_0001.jpg"))
+            #expect(file.body.readableBytes > 1000)
+            #expect(try await client.execute(uri: "/api/images?label=dalmatian&per_page=1", method: .get).json(Page.self).items[0].path
+                    == "library/dalmatian/image_0001.jpg" ? Data(buffer: file.body) == original : true)
+
+            for uri in ["/api/images/999999", "/api/images/999999/thumbnail", "/api/images/999999/file"] {
+                let missing = try await client.execute(uri: uri, method: .get)
+                #expect(missing.status == .notFound, "\(uri)")
+                #expect(missing.error?.isEmpty == false)
+            }
+        }
+    }
+
+    @Test func traversalAttemptsReachNoFile() async throws {
+        let app = ServerFixture.app(try ServerFixture.services())
+        try await app.test(.router) { client in
+            for uri in ["/api/images/..%2f..%2fetc%2fpasswd/file", "/api/images/..%2F..%2F..%2Fetc%2Fpasswd/thumbnail",
+                        "/api/images/%2e%2e/file", "/api/images/-1/file", "/api/images/1%2f..%2f2/file"] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == .badRequest || response.status == .notFound, "\(uri)")
+                #expect(!response.text.contains("root:"), "\(uri)")
+                #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(uri)")
+            }
+            for uri in ["/..%2f..%2fetc/passwd", "/../../etc/passwd", "/app.js/..%2f..%2fetc%2fpasswd", "/%2e%2e/%2e%2e/etc/passwd"] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == .notFound, "\(uri)")
+                #expect(!response.text.contains("root:"), "\(uri)")
+            }
+        }
+    }
+
+    @Test func searchByIdRandomAndRestrictions() async throws {
+        let services = try ServerFixture.services()
+        let app = ServerFixture.app(services)
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/images?label=sunflower&per_page=1", method: .get).json(Page.self).items[0].id
+            let answer = try await client.execute(uri: "/api/search?id=\(id)&k=5", method: .get).json(Answer.self)
+            #expect(answer.query.kind == "id" && answer.query.id == id && answer.query.label == "sunflower")
+            #expect(answer.count == 5 && answer.results.map(\.rank) == [1, 2, 3, 4, 5])
+            #expect(!answer.results.contains { $0.id == id })
+            #expect(answer.results.filter { $0.label == "sunflower" }.count >= 4)
+            #expect(answer.results.allSatisfy { $0.thumbnail == "/api/images/\($0.id)/thumbnail" && !$0.path.hasPrefix("/") })
+            #expect(zip(answer.results, answer.results.dropFirst()).allSatisfy { $0.score >= $1.score })
+            #expect(answer.ms > 0 && answer.metric == "cosine" && answer.method == "exact" && answer.k == 5)
+
+            let chi = try await client.execute(uri: "/api/search?id=\(id)&k=3&metric=chi2", method: .get).json(Answer.self)
+            #expect(chi.metric == "chi2" && chi.count == 3)
+            let f16 = try await client.execute(uri: "/api/search?id=\(id)&k=3&method=exact:f16", method: .get).json(Answer.self)
+            #expect(f16.method == "exact:f16" && f16.results.map(\.id) == Array(answer.results.prefix(3)).map(\.id))
+
+            // Restricted to another label: only that label comes back.
+            let restricted = try await client.execute(uri: "/api/search?id=\(id)&k=10&label=pizza", method: .get).json(Answer.self)
+            #expect(restricted.count == 6 && restricted.results.allSatisfy { $0.label == "pizza" })
+            let folder = try await client.execute(uri: "/api/search?id=\(id)&k=10&folder=library/airplanes", method: .get).json(Answer.self)
+            #expect(folder.count > 0 && folder.results.allSatisfy { $0.path.hasPrefix("library/airplanes/") })
+            let badFolder = try await client.execute(uri: "/api/search?id=\(id)&folder=library/../..", method: .get)
+            #expect(badFolder.status == .badRequest && badFolder.error?.contains("folder") == true)
+            // A min_score nothing reaches: an empty answer that says so, not an error.
+            let strict = try await client.execute(uri: "/api/search?id=\(id)&min_score=0.999", method: .get).json(Answer.self)
+            #expect(strict.count == 0 && strict.note?.contains("no close match") == true)
+            let loose = try await client.execute(uri: "/api/search?id=\(id)&k=20&min_score=0.5", method: .get).json(Answer.self)
+            #expect(loose.results.allSatisfy { $0.score >= 0.5 })
+
+            let random = try await client.execute(uri: "/api/random?k=4", method: .get).json(Answer.self)
+            #expect(random.query.kind == "random" && random.query.id != nil && random.count == 4)
+
+            for (uri, field) in [("/api/search", "id"), ("/api/search?id=abc", "id"), ("/api/search?id=\(id)&k=0", "k"),
+                                 ("/api/search?id=\(id)&k=101", "k"), ("/api/search?id=\(id)&metric=hamming", "metric"),
+                                 ("/api/search?id=\(id)&method=hnsw:32", "method"), ("/api/search?id=\(id)&min_score=x", "min_score"),
+                                 ("/api/search?id=\(id)&box=0.5,0.5,0.9,0.9", "box"), ("/api/search?id=\(id)&box=1,2", "box")] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == .badRequest, "\(uri)")
+                #expect(response.error?.hasPrefix(field) == true, "\(uri): \(response.error ?? "")")
+            }
+            let unknown = try await client.execute(uri: "/api/search?id=999999", method: .get)
+            #expect(unknown.status == .notFound && unknown.error?.contains("999999") == true)
+        }
+        #expect(services.batcher.statistics.queries > 0)
+    }
+
+    @Test func kAboveTheDefaultCapWhenRaised() async throws {
+        let app = ServerFixture.app(try ServerFixture.services { $0.maxK = 200 })
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/images?per_page=1", method: .get).json(Page.self).items[0].id
+            let answer = try await client.execute(uri: "/api/search?id=\(id)&k=150", method: .get).json(Answer.self)
+            #expect(answer.count == 35)  // everything but the query
+            #expect(try await client.execute(uri: "/api/search?id=\(id)&k=201", method: .get).status == .badRequest)
+        }
+    }
+
+    @Test func uploadSearches() async throws {
+        let app = ServerFixture.app(try ServerFixture.services { $0.maxUploadBytes = 1024 * 1024 })
+        try await app.test(.router) { client in
+            let jpeg = try ServerFixture.query("airplanes_0010.jpg")
+            let (body, type) = ServerFixture.multipart(jpeg)
+            let multipart = try await client.execute(uri: "/api/search?k=5", method: .post, headers: [.contentType: type], body: body)
+            #expect(multipart.status == .ok, "\(multipart.text)")
+            let answer = try multipart.json(Answer.self)
+            #expect(answer.query.kind == "upload" && answer.query.summary.contains("query.jpg") && answer.query.width != nil)
+            #expect(answer.results.filter { $0.label == "airplanes" }.count >= 4)
+            #expect(!answer.query.tags.isEmpty)
+
+            let raw = try await client.execute(uri: "/api/search?k=5&name=plane.jpg", method: .post,
+                                               headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: jpeg))
+            let rawAnswer = try raw.json(Answer.self)
+            #expect(rawAnswer.results.map(\.id) == answer.results.map(\.id))
+
+            // A box: the left half of the photo (the answer changes, the label mostly stays).
+            let boxed = try await client.execute(uri: "/api/search?k=5&box=0,0,0.5,1", method: .post,
+                                                 headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: jpeg))
+            let boxAnswer = try boxed.json(Answer.self)
+            #expect(boxAnswer.query.box == "0.0000,0.0000,0.5000,1.0000")
+            #expect(boxAnswer.results.map(\.score) != answer.results.map(\.score))
+
+            // Not an image (by content, whatever its name and type claim): 415.
+            let text = ServerFixture.multipart(Array("just some text, not a photo\n".utf8), filename: "notes.jpg")
+            let notImage = try await client.execute(uri: "/api/search", method: .post, headers: [.contentType: text.contentType], body: text.body)
+            #expect(notImage.status == .unsupportedMediaType && notImage.error?.contains("not an image") == true)
+            // Too large (1 MB limit here), with and without Content-Length: 413.
+            let big = [UInt8](repeating: 0xFF, count: 1024 * 1024 + 40_000)
+            let tooLarge = try await client.execute(uri: "/api/search", method: .post, headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: big))
+            #expect(tooLarge.status == .contentTooLarge && tooLarge.error?.contains("limit") == true)
+            let declared = try await client.execute(uri: "/api/search", method: .post,
+                                                    headers: [.contentType: "image/jpeg", .contentLength: String(big.count)], body: ByteBuffer(bytes: big))
+            #expect(declared.status == .contentTooLarge)
+            // Empty body: 400. A truncated JPEG: 422.
+            let empty = try await client.execute(uri: "/api/search", method: .post)
+            #expect(empty.status == .badRequest && empty.error?.hasPrefix("image") == true)
+            let truncated = try await client.execute(uri: "/api/search", method: .post, headers: [.contentType: "image/jpeg"],
+                                                     body: ByteBuffer(bytes: jpeg.prefix(jpeg.count / 3)))
+            #expect(truncated.status == .unprocessableContent, "\(truncated.text)")
+            let noBoundary = try await client.execute(uri: "/api/search", method: .post, headers: [.contentType: "multipart/form-data"],
+                                                      body: ByteBuffer(string: "x"))
+            #expect(noBoundary.status == .badRequest)
+        }
+    }
+
+    @Test func urlSearchesRefusePrivateAddresses() async throws {
+        let app = ServerFixture.app(try ServerFixture.services())
+        try await app.test(.router) { client in
+            for url in ["http://127.0.0.1:9/x.jpg", "http://localhost/x.jpg", "http://169.254.169.254/latest/meta-data",
+                        "http://10.1.2.3/a.jpg", "http://[::1]/a.jpg", "http://0.0.0.0/a.jpg", "http://192.168.1.1/a.jpg"] {
+                let encoded = url.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? url
+                let response = try await client.execute(uri: "/api/search?url=\(encoded)", method: .post)
+                #expect(response.status == .forbidden, "\(url): \(response.text)")
+                #expect(response.error?.contains("refused") == true)
+            }
+            let notURL = try await client.execute(uri: "/api/search?url=file%3A%2F%2F%2Fetc%2Fpasswd", method: .post)
+            #expect(notURL.status == .badRequest && notURL.error?.hasPrefix("url") == true)
+        }
+    }
+
+    @Test func statsDuplicatesAndPage() async throws {
+        let app = ServerFixture.app(try ServerFixture.services())
+        try await app.test(.router) { client in
+            let stats = try await client.execute(uri: "/api/stats", method: .get)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: stats.body)) as? [String: Any])
+            #expect(object["images"] as? Int == 36 && object["searchable"] as? Int == 36)
+            #expect((object["labels"] as? [[String: Any]])?.count == 6)
+            #expect(object["methods"] as? [String] == IndexFactory.names)
+            #expect((object["metrics"] as? [[String: Any]])?.count == Metric.allCases.count)
+            #expect((object["library_bytes"] as? Int ?? 0) > 0 && object["model"] as? String == "efficientnet-lite0")
+            #expect(object["folders"] as? [String] == ["library"])
+
+            let duplicates = try await client.execute(uri: "/api/duplicates?threshold=0.3", method: .get)
+            let groups = try #require(try JSONSerialization.jsonObject(with: Data(buffer: duplicates.body)) as? [String: Any])
+            #expect(groups["threshold"] as? Double ?? 0 > 0.29)
+            #expect(groups["groups"] is [Any])
+            let badThreshold = try await client.execute(uri: "/api/duplicates?threshold=2", method: .get)
+            #expect(badThreshold.status == .badRequest && badThreshold.error?.hasPrefix("threshold") == true)
+
+            let page = try await client.execute(uri: "/", method: .get)
+            #expect(page.status == .ok && page.text.contains("<title>Lookalike</title>"))
+            #expect(page.headers[.contentSecurityPolicy]?.contains("default-src 'self'") == true)
+            let etag = try #require(page.headers[.eTag])
+            #expect(try await client.execute(uri: "/", method: .get, headers: [.ifNoneMatch: etag]).status == .notModified)
+            #expect(try await client.execute(uri: "/app.js", method: .get).headers[.contentType]?.hasPrefix("text/javascript") == true)
+            #expect(try await client.execute(uri: "/app.css", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/login", method: .get).status == .seeOther)  // no token: nothing to log in to
+            let unknown = try await client.execute(uri: "/api/nothing", method: .get)
+            #expect(unknown.status == .notFound && unknown.error?.contains("no such route") == true)
+        }
+    }
+
+    @Test func tokenGuardsTheAPI() async throws {
+        let token = "correct horse battery"
+        let app = ServerFixture.app(try ServerFixture.services { $0.token = token })
+        try await app.test(.router) { client in
+            for uri in ["/api/stats", "/api/images", "/api/random", "/api/images/1/thumbnail"] {
+                let denied = try await client.execute(uri: uri, method: .get)
+                #expect(denied.status == .unauthorized, "\(uri)")
+                #expect(denied.headers[.wwwAuthenticate] == "Bearer")
+            }
+            let wrong = try await client.execute(uri: "/api/stats", method: .get, headers: [.authorization: "Bearer nope"])
+            #expect(wrong.status == .unauthorized)
+            let bearer = try await client.execute(uri: "/api/stats", method: .get, headers: [.authorization: "Bearer \(token)"])
+            #expect(bearer.status == .ok)
+            // The page and the login form are public; logging in sets the cookie that the API accepts.
+            #expect(try await client.execute(uri: "/", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/login", method: .get).status == .ok)
+            let bad = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                               body: ByteBuffer(string: "token=guess"))
+            #expect(bad.status == .unauthorized && bad.text.contains("not right"))
+            let login = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                 body: ByteBuffer(string: "token=correct+horse+battery"))
+            #expect(login.status == .seeOther)
+            let cookie = try #require(login.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+            #expect(login.headers[.setCookie]?.contains("HttpOnly") == true)
+            let withCookie = try await client.execute(uri: "/api/stats", method: .get, headers: [.cookie: cookie])
+            #expect(withCookie.status == .ok)
+        }
+    }
+
+    @Test func followsChangesMadeByAnotherIndexer() async throws {
+        // A library of two labels; a second catalogue (as `lookalike index` in another process
+        // would) adds a third; the server sees it after a refresh, without a restart.
+        let dir = try ServerFixture.tempDir()
+        let db = dir.appendingPathComponent("live.db").path
+        let folders = ["pizza", "dalmatian", "airplanes"].map { ServerFixture.samples.appendingPathComponent($0).path }
+        _ = try Indexer(catalogue: try Catalogue(path: db), embedder: try ServerFixture.embedder()).run(roots: Array(folders.prefix(2)))
+        let services = try ServerFixture.services(db: db)
+        let app = ServerFixture.app(services)
+        try await app.test(.router) { client in
+            let before = try await client.execute(uri: "/api/images?label=airplanes", method: .get).json(Page.self)
+            #expect(before.total == 0)
+            _ = try Indexer(catalogue: try Catalogue(path: db), embedder: try ServerFixture.embedder()).run(roots: folders)
+            try services.library.refresh()
+            let after = try await client.execute(uri: "/api/images?label=airplanes", method: .get).json(Page.self)
+            #expect(after.total == 6)
+            let answer = try await client.execute(uri: "/api/search?id=\(after.items[0].id)&k=5", method: .get).json(Answer.self)
+            #expect(answer.results.filter { $0.label == "airplanes" }.count >= 4)
+        }
+    }
+}
