@@ -15,7 +15,8 @@ struct Lookalike: AsyncParsableCommand {
             """,
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
-            ExportCommand.self, InfoCommand.self, BenchSearchCommand.self, BenchEngineCommand.self,
+            ExportCommand.self, InfoCommand.self, BuildIndexCommand.self, TrainHashCommand.self,
+            BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
         ]
     )
 }

@@ -25,6 +25,8 @@ public struct IndexSummary: Sendable, Codable {
     public var protectedRoots: [ProtectedRoot] = []
     /// What happened to the library snapshot after the run.
     public var snapshot: LibrarySnapshot.Refresh?
+    /// What happened to the approximate index files beside the catalogue (those that exist).
+    public var indexes: [LibraryIndexes.Update] = []
     public var failed: Int { failures.count }
 }
 
@@ -98,6 +100,8 @@ public final class Indexer: Sendable {
         try forgetGone(files: files, roots: roots, known: known, prune: prune, force: force, summary: &summary)
 
         if writesSnapshot {
+            // Index files first: the snapshot step may prune the journal they are replayed from.
+            summary.indexes = try LibraryIndexes.update(catalogue: catalogue, model: model)
             summary.snapshot = try LibrarySnapshot.refresh(catalogue: catalogue, model: model)
         }
         summary.seconds = Date().timeIntervalSince(started)
