@@ -1,5 +1,6 @@
 # Lookalike: `make demo` runs the main job end to end, `make test` runs the tests; both do the
-# set-up first (idempotent). `make bench` compares speed with the reference peer.
+# set-up first (idempotent). `make bench` compares speed with the reference peer, then the
+# approximate methods with exact search and with faiss-cpu (scripts/bench_ann.py).
 SWIFT ?= swift
 RELEASE_BIN := .build/release/lookalike
 DEMO_DB := out/demo.db
@@ -23,6 +24,7 @@ demo: release
 
 bench: release
 	@python3 scripts/bench.py
+	@python3 scripts/bench_ann.py
 
 clean:
 	rm -rf .build out

