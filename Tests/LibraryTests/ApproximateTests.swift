@@ -285,7 +285,7 @@ enum Clustered {
             for lib in [library, reader2] {
                 let results = try lib.index(for: IndexDescriptor(parsing: m)).search(vector, k: 10)
                 #expect(!results.contains { $0.id == newId }, "\(m) still returns a removed image")
-                #expect(results.count == 10)
+                #expect(results.count == 10, "\(m) returned \(results.count) of 10")
             }
         }
     }

@@ -165,12 +165,17 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
                     // further buckets (up to every 1- and 2-bit flip of the 12 weakest bits) so a
                     // search returns k results whenever the library holds k.
                     let needed = k + parameters.excluding.count
-                    if positions.count < needed {
+                    var distinct = Set(positions)
+                    distinct = distinct.filter { !self.table.dead[Int($0)] }
+                    if distinct.count < needed {
                         for t in 0..<self.tables {
                             for mask in self.probeMasks(margins[t], count: 78).dropFirst(probes) {
-                                if let bucket = self.buckets[t][homes[t] ^ mask] { positions.append(contentsOf: bucket) }
+                                if let bucket = self.buckets[t][homes[t] ^ mask] {
+                                    positions.append(contentsOf: bucket)
+                                    for p in bucket where !self.table.dead[Int(p)] { distinct.insert(p) }
+                                }
                             }
-                            if positions.count >= 2 * needed { break }
+                            if distinct.count >= 2 * needed { break }
                         }
                     }
                 }
