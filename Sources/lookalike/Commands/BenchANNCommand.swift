@@ -205,6 +205,7 @@ struct BenchANNCommand: ParsableCommand {
         let batch_qps: Double?
         let rss_mib: Double, rss_anon_mib: Double, rss_file_mib: Double, rss_bytes_per_image: Double
         let load_s: Double
+        let rss_after_load_mib: Double
     }
 
     func runQueries() throws {
@@ -214,6 +215,7 @@ struct BenchANNCommand: ParsableCommand {
         let index: any VectorIndex = descriptor.method == ExactIndex.methodName
             ? ExactIndex(store: store, descriptor: descriptor) : try readIndex(url: indexURL(descriptor), store: store)
         let loadSeconds = Self.now() - t0
+        let afterLoad = Double(Self.rss().total) / 1_048_576
         let d = store.dimension, m = truth.count
         func ints(_ s: String) -> [Int?] { s.isEmpty ? [nil] : s.split(separator: ",").compactMap { Int($0) } }
         var settings: [(String, SearchParameters)] = []
@@ -249,7 +251,7 @@ struct BenchANNCommand: ParsableCommand {
                           speedup_vs_exact: prepared.exact_ms_median / max(med, 1e-9), batch_qps: qps,
                           rss_mib: Double(mem.total) / 1_048_576, rss_anon_mib: Double(mem.anon) / 1_048_576,
                           rss_file_mib: Double(mem.file) / 1_048_576, rss_bytes_per_image: Double(mem.total) / Double(store.count),
-                          load_s: loadSeconds))
+                          load_s: loadSeconds, rss_after_load_mib: afterLoad))
         }
     }
 
