@@ -1,6 +1,7 @@
 # Lookalike: `make demo` runs the main job end to end, `make test` runs the tests; both do the
 # set-up first (idempotent). `make bench` compares speed with the reference peer, then measures the
-# HTTP server under load (scripts/bench_serve.py: wrk against `lookalike serve` on Caltech-101).
+# approximate methods against exact search and faiss-cpu (scripts/bench_ann.py) and the HTTP server
+# under load (scripts/bench_serve.py: wrk against `lookalike serve` on Caltech-101).
 SWIFT ?= swift
 RELEASE_BIN := .build/release/lookalike
 DEMO_DB := out/demo.db
@@ -24,6 +25,7 @@ demo: release
 
 bench: release
 	@python3 scripts/bench.py
+	@python3 scripts/bench_ann.py
 	@python3 scripts/bench_serve.py
 
 bench-serve: release

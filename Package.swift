@@ -34,7 +34,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Distance kernels BLAS has no routine for (L1, L-inf, chi-square, Float16 dot),
         // compiled per CPU level (AVX-512 / AVX2 / baseline) and picked at load time.
+        // Also the binary-code kernels of the `hash` index (XOR + popcount, candidate selection).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // hnswlib (Debian's header-only libhnswlib-dev) behind a small C API for the `hnsw` index.
+        .target(name: "CHNSW", cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])]),
         .target(
             name: "LookalikeEngine",
             dependencies: ["CVipsShim", "CXNNPACK", .product(name: "Crypto", package: "swift-crypto")]
@@ -42,7 +45,7 @@ let package = Package(
         .target(
             name: "LookalikeLibrary",
             dependencies: [
-                "LookalikeEngine", "CBLAS", "CKernels",
+                "LookalikeEngine", "CBLAS", "CKernels", "CHNSW",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -90,3 +90,9 @@ CLONES void lk_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
 CLONES void lk_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = h2f(src[i]);
 }
+
+CLONES float lk_dot_f32(const float *a, const float *b, size_t n) {
+    float s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}

@@ -16,8 +16,8 @@ struct Lookalike: AsyncParsableCommand {
             """,
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
-            ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, BenchSearchCommand.self,
-            BenchEngineCommand.self,
+            ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, BuildIndexCommand.self,
+            TrainHashCommand.self, BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
         ]
     )
 }

@@ -111,7 +111,13 @@ import Testing
             #expect(!answer.results.contains { $0.id == id })
             #expect(answer.results.filter { $0.label == "sunflower" }.count >= 4)
             #expect(answer.results.allSatisfy { $0.thumbnail == "/api/images/\($0.id)/thumbnail" && !$0.path.hasPrefix("/") })
-            #expect(zip(answer.results, answer.results.dropFirst()).allSatisfy { $0.score >= $1.score })
+            // Re-ranked by default: the order is the re-ranking's, each score the raw cosine.
+            #expect(answer.reranking == Reranking.libraryDefault.description)
+            let plain = try await client.execute(uri: "/api/search?id=\(id)&k=5&rerank=none", method: .get).json(Answer.self)
+            #expect(plain.reranking == "none")
+            #expect(zip(plain.results, plain.results.dropFirst()).allSatisfy { $0.score >= $1.score })
+            let bad = try await client.execute(uri: "/api/search?id=\(id)&rerank=magic", method: .get)
+            #expect(bad.status == .badRequest)
             #expect(answer.ms > 0 && answer.metric == "cosine" && answer.method == "exact" && answer.k == 5)
 
             let chi = try await client.execute(uri: "/api/search?id=\(id)&k=3&metric=chi2", method: .get).json(Answer.self)

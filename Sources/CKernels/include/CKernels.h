@@ -23,4 +23,20 @@ void lk_chi2_f16(const float *q, float qScale, const uint16_t *X, const float *r
 /// Converts n floats to float16 bits (round to nearest even) and back.
 void lk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 void lk_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+// Binary codes (hamming.c): `words` 64-bit words per code, codes stored contiguously.
+/// out[i] = popcount(q XOR X[i]) over the code's words (AVX-512 VPOPCNTDQ, POPCNT or portable
+/// code, chosen at load time).
+void lk_hamming(const uint64_t *q, const uint64_t *X, size_t n, size_t words, uint16_t *out);
+/// Which Hamming kernel runs on this CPU: "avx512-vpopcntdq", "popcnt" or "portable".
+const char *lk_hamming_kernel(void);
+/// Candidate selection from Hamming distances (values above `maxDistance` are ignored: callers
+/// mark removed or filtered rows with 0xFFFF). With `radius` >= 0, every position whose distance is
+/// <= radius (at most `capacity`); otherwise the `capacity` smallest (ties at the boundary go to the
+/// lower positions). Positions are written to `out` in increasing position order; returns how many.
+size_t lk_hamming_select(const uint16_t *dist, size_t n, unsigned maxDistance, long radius, size_t capacity, uint32_t *out);
+/// Packs sign bits: bit j of code r is set when values[r*bits + j] >= 0 (bit j in word j/64, bit j%64).
+void lk_pack_signs(const float *values, size_t rows, size_t bits, uint64_t *codes);
+/// out = dot(a, b) over n floats (vectorised; one pair of rows, used by candidate re-ranking).
+float lk_dot_f32(const float *a, const float *b, size_t n);
 #endif

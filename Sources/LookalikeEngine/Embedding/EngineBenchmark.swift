@@ -5,6 +5,7 @@
 // `Embedder.embedFiles` arrangement and through the alternative "one decode thread feeding one
 // multi-threaded runtime" arrangement, so the choice made in Embedder can be re-checked on any machine.
 import Foundation
+import LookalikeEngine
 
 public enum EngineBenchmark {
     public struct Measurement: Sendable, CustomStringConvertible {

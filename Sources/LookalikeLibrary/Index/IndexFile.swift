@@ -141,6 +141,7 @@ enum IndexFile {
         if verifyChecksum {
             let digest = SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes[0..<bytes.count - 32]))
             guard Array(digest) == Array(bytes[(bytes.count - 32)...]) else { throw corrupt("checksum mismatch") }
+            mapping.releaseResidentPages()
         }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[payloadAt..<payloadAt + header.payloadBytes])
         return Contents(mapping: mapping, tag: tag, header: header, payload: payload)

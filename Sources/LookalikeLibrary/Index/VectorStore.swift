@@ -352,6 +352,7 @@ public final class VectorStore: @unchecked Sendable {
     public func rank(_ query: [Float], candidates: [Int64], k: Int, metric: Metric,
                      parameters: SearchParameters = SearchParameters()) -> [Neighbor] {
         guard query.count == dimension, k > 0 else { return [] }
+        if metric == .cosine || metric == .euclidean { return rankByDot(query, candidates: candidates, k: k, metric: metric, parameters: parameters) }
         return lock.read {
             var heap = BoundedHeap(k: k)
             var seen = Set<Int>()
@@ -377,6 +378,34 @@ public final class VectorStore: @unchecked Sendable {
                         }
                     }
                     heap.offer(out[0], p, skip: { _ in false })
+                }
+            }
+            return heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) }
+        }
+    }
+
+    /// `rank` for cosine and Euclidean: one dot product per candidate row, straight from the row
+    /// (the re-rank stage of the coarse methods, so it must cost little more than reading the rows).
+    private func rankByDot(_ query: [Float], candidates: [Int64], k: Int, metric: Metric,
+                           parameters: SearchParameters) -> [Neighbor] {
+        lock.read {
+            var heap = BoundedHeap(k: k)
+            let d = dimension
+            var seen = Set<Int>(minimumCapacity: candidates.count)
+            let restricts = parameters.restricts
+            query.withUnsafeBufferPointer { qb in
+                guard let q = qb.baseAddress else { return }
+                var value: Float = 0
+                for id in candidates {
+                    guard let p = positions[id], !dead[p], !restricts || parameters.admits(id),
+                          let row = rowPointerLocked(p), seen.insert(p).inserted else { continue }
+                    if p < mappedCount || precision == .float32 {
+                        value = -lk_dot_f32(q, row.assumingMemoryBound(to: Float.self), d)
+                    } else {
+                        lk_dot_f16(q, row.assumingMemoryBound(to: UInt16.self), 1, d, &value)
+                        value = -value
+                    }
+                    heap.offer(value, p, skip: { _ in false })
                 }
             }
             return heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) }

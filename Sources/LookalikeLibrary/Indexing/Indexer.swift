@@ -27,6 +27,8 @@ public struct IndexSummary: Sendable, Codable {
     public var metadataFilled = 0
     /// What happened to the snapshots and derived vectors after the run.
     public var maintenance: LibrarySnapshot.Maintenance?
+    /// What happened to the approximate index files beside the catalogue (those that exist).
+    public var indexes: [LibraryIndexes.Update] = []
     public var failed: Int { failures.count }
 }
 
@@ -104,6 +106,8 @@ public final class Indexer: Sendable {
         summary.metadataFilled = try fillMetadata()
 
         if writesSnapshot {
+            // Index files first: the snapshot step may prune the journal they are replayed from.
+            summary.indexes = try LibraryIndexes.update(catalogue: catalogue, model: model)
             summary.maintenance = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: reranking)
         }
         summary.seconds = Date().timeIntervalSince(started)

@@ -2,8 +2,10 @@
 // catalogue), then `refresh()` replays the journal's changes since its counter, so a long-running
 // process (a server) sees images that another process (`lookalike index`) adds, changes or deletes
 // within seconds, without a restart. Changes are applied in place under the store's write lock
-// (searches hold its read lock and run concurrently with each other); when the journal no longer
-// reaches back to the counter, a fresh store is opened and swapped in atomically.
+// (searches hold its read lock and run concurrently with each other), and to every approximate
+// index loaded so far (`index(for:)`: from its file beside the catalogue when valid, else built in
+// memory, see LibraryIndexes); when the journal no longer reaches back to the counter, a fresh
+// store is opened and swapped in atomically, and the indexes are opened again on demand.
 import Foundation
 import LookalikeEngine
 
@@ -20,6 +22,9 @@ public final class LiveLibrary: Sendable {
         var augmented: VectorStore?
         var counter: Int64
         var lastCheck: Date
+        /// Approximate indexes opened so far, by descriptor name (metric-free), and how.
+        var indexes: [String: any VectorIndex] = [:]
+        var openings: [String: LibraryIndexes.Opening] = [:]
     }
     /// The embedding variant of the augmented vectors searched with the default re-ranking.
     public let augmentedVariant: String?
@@ -63,7 +68,8 @@ public final class LiveLibrary: Sendable {
     public var counter: Int64 { generation.value.counter }
     public var count: Int { store.count }
 
-    /// The index serving `descriptor`. Exact search is a scan of the shared store under any metric.
+    /// The index serving `descriptor`. Exact search is a scan of the shared store under any metric;
+    /// the approximate methods are opened once (file or memory) and then kept in step by `refresh`.
     public func index(for descriptor: IndexDescriptor) throws -> any VectorIndex {
         let current = generation.value
         switch descriptor.method {
@@ -74,9 +80,23 @@ public final class LiveLibrary: Sendable {
             guard IndexFactory.names.contains(descriptor.method) else {
                 throw IndexError("unknown index method '\(descriptor.method)'; known: \(IndexFactory.names.joined(separator: ", "))")
             }
-            throw IndexError("index method '\(descriptor.method)' is not built for this library")
+            if let open = current.indexes[descriptor.name] { return open }
+            // Opening is serialised with refreshes, so no change can slip between the store and the index.
+            return try refreshing.withLock { _ in
+                let current = generation.value
+                if let open = current.indexes[descriptor.name] { return open }
+                let (index, opening) = try LibraryIndexes.open(descriptor, store: current.store, catalogue: catalogue, model: model)
+                generation.withLock {
+                    $0.indexes[descriptor.name] = index
+                    $0.openings[descriptor.name] = opening
+                }
+                return index
+            }
         }
     }
+
+    /// How the approximate index `name` (e.g. "hnsw:32") was opened, nil when it was not.
+    public func opening(ofIndex name: String) -> LibraryIndexes.Opening? { generation.value.openings[name] }
 
     /// Replays the catalogue's changes since the last refresh. With `ifOlderThan`, does nothing when
     /// the last look was more recent (cheap to call before every search). Returns the changes applied.
@@ -96,6 +116,9 @@ public final class LiveLibrary: Sendable {
                                           variant: EmbeddingVariant.raw)
                 if let variant = augmentedVariant, let augmented = current.augmented {
                     try LibrarySnapshot.apply(augmentedChanges, to: augmented, catalogue: catalogue, model: model, variant: variant)
+                }
+                for index in current.indexes.values {
+                    try LibraryIndexes.apply(changes, to: index, catalogue: catalogue, model: model)
                 }
                 generation.withLock {
                     $0.counter = changes.counter

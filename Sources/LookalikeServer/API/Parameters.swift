@@ -44,7 +44,7 @@ struct QueryParameters {
         return value
     }
 
-    /// k, metric, method, min_score, label, folder as a library search request.
+    /// k, metric, method, rerank, min_score, label, folder as a library search request.
     func searchRequest(_ configuration: ServerConfiguration) throws -> SearchRequest {
         let k = try int("k", default: configuration.defaultK, in: 1...configuration.maxK)
         var metric = Metric.cosine
@@ -66,8 +66,17 @@ struct QueryParameters {
             }
         }
         let minScore = try float("min_score", in: -1...1)
+        var reranking = Reranking.libraryDefault
+        if let text = self["rerank"], text != "default" {
+            do {
+                reranking = try Reranking(parsing: text)
+            } catch {
+                throw APIError(.badRequest, "rerank: \(error)")
+            }
+        }
         return SearchRequest(k: k, metric: metric, method: method, minScore: minScore,
-                             restriction: SearchRestriction(label: self["label"], folder: self["folder"]))
+                             restriction: SearchRestriction(label: self["label"], folder: self["folder"]),
+                             reranking: reranking)
     }
 
     /// `box=x,y,w,h`, fractions of the query image after EXIF orientation.

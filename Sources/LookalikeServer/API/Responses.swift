@@ -117,6 +117,8 @@ struct SearchResponse: ResponseEncodable, Sendable {
     let k: Int
     let metric: String
     let method: String
+    /// The re-ranking applied ("none" when none was); scores stay raw cosine similarities.
+    let reranking: String
     let minScore: Float?
     /// Milliseconds from the request's arrival to the answer (excluding reading an upload).
     let ms: Double

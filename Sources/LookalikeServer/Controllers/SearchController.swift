@@ -89,7 +89,8 @@ struct SearchController {
         if results.isEmpty {
             note = request.minScore.map { "no close match: no image scored at least \($0)" } ?? "no match: nothing to compare with"
         }
-        return SearchResponse(query: query, k: request.k, metric: answer.metric, method: answer.method, minScore: request.minScore,
+        return SearchResponse(query: query, k: request.k, metric: answer.metric, method: answer.method,
+                              reranking: answer.reranking, minScore: request.minScore,
                               ms: ms, searchMs: answer.searchMilliseconds, embedMs: answer.embedMilliseconds,
                               count: results.count, results: results, note: note)
     }

@@ -96,6 +96,9 @@ struct IndexCommand: ParsableCommand {
                   + (summary.missing > 0 ? ", missing \(summary.missing) (use --prune to remove)" : ""))
             print("\(summary.scanned) files scanned, \(summary.embedded) embedded in \(duration(summary.seconds)) "
                   + "(\(format(rate)) img/s) -> \(database.db)")
+            for u in summary.indexes {
+                print("index \(u.file): \(u.action), \(u.count) images" + (u.reason.isEmpty ? "" : " (\(u.reason))"))
+            }
             for p in summary.protectedRoots {
                 print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")
             }

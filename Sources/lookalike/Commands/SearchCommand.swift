@@ -50,6 +50,15 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Vector storage in memory: float32 or float16 (half the memory; same as --method exact:f16).")
     var precision: StoragePrecision = .float32
 
+    @Option(help: "Approximate methods: candidates re-ranked exactly (hash, lsh; default 1000 for hash).")
+    var candidates: Int?
+
+    @Option(help: "hnsw: search beam width (default 64).")
+    var ef: Int?
+
+    @Option(help: "lsh: nearby buckets probed per table (default 8).")
+    var probes: Int?
+
     @Flag(help: "For a library query, keep the query image itself in the results.")
     var includeSelf = false
 
@@ -95,7 +104,8 @@ struct SearchCommand: AsyncParsableCommand {
         if precision == .float16 && descriptor.method == ExactIndex.methodName && descriptor.options.isEmpty {
             descriptor = IndexDescriptor(method: ExactIndex.methodName, options: ["f16"], metric: metric)
         }
-        let request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf)
+        let request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf,
+                                    parameters: SearchParameters(candidates: candidates, efSearch: ef, probes: probes))
         if let batch {
             try await runBatch(batch, service: service, request: request)
             return
@@ -116,6 +126,10 @@ struct SearchCommand: AsyncParsableCommand {
             + "search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
         timing += ", load \(format(loadMs)) ms (\(service.library.opening.source))"
+        if let opening = service.library.opening(ofIndex: descriptor.name) {
+            timing += "; index from \(opening.source) in \(format(opening.seconds * 1000)) ms"
+            if let problem = opening.fileProblem, opening.source == "memory" { timing += " (\(problem))" }
+        }
         print(timing)
     }
 

@@ -1,0 +1,320 @@
+// The C API of include/CHNSW.h over hnswlib's HierarchicalNSW<float>. Three things are Lookalike's
+// own: the distance (inner product through a dot-product kernel built per CPU level with
+// target_clones, so one binary runs everywhere and uses AVX-512 where present, instead of
+// hnswlib's compile-time #ifdef __AVX512F__), a search that takes its beam width per call
+// (hnswlib 0.6's searchKnn reads a shared ef_, which concurrent searches with different widths
+// would race on), and (de)serialisation to memory in hnswlib's saveIndex layout, so the graph is
+// the payload of an IndexFile and covered by its checksum.
+#include "CHNSW.h"
+#include <hnswlib/hnswlib.h>
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+float dot_distance(const void *a, const void *b, const void *param) {
+    const float *x = static_cast<const float *>(a), *y = static_cast<const float *>(b);
+    const size_t n = *static_cast<const size_t *>(param);
+    // Sixteen partial sums so the compiler can keep them in vector lanes without -ffast-math.
+    float s[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t j = 0; j < 16; j++) s[j] += x[i + j] * y[i + j];
+    float t = 0;
+    for (size_t j = 0; j < 16; j++) t += s[j];
+    for (; i < n; i++) t += x[i] * y[i];
+    return 1.0f - t;
+}
+
+class DotSpace : public hnswlib::SpaceInterface<float> {
+public:
+    explicit DotSpace(size_t dim) : dim_(dim) {}
+    size_t get_data_size() override { return dim_ * sizeof(float); }
+    hnswlib::DISTFUNC<float> get_dist_func() override { return dot_distance; }
+    void *get_dist_func_param() override { return &dim_; }
+private:
+    size_t dim_;
+};
+
+void fail(char *error, size_t length, const char *message) {
+    if (error && length > 0) {
+        std::strncpy(error, message, length - 1);
+        error[length - 1] = 0;
+    }
+}
+
+/// Bounds-checked reader over the serialised buffer.
+struct Reader {
+    const char *p;
+    size_t left;
+    template <typename T> void pod(T &value) {
+        if (left < sizeof(T)) throw std::runtime_error("hnsw payload truncated");
+        std::memcpy(&value, p, sizeof(T));
+        p += sizeof(T);
+        left -= sizeof(T);
+    }
+    void bytes(void *dst, size_t n) {
+        if (left < n) throw std::runtime_error("hnsw payload truncated");
+        std::memcpy(dst, p, n);
+        p += n;
+        left -= n;
+    }
+};
+
+struct Writer {
+    char *p;
+    size_t left;
+    template <typename T> void pod(const T &value) { bytes(&value, sizeof(T)); }
+    void bytes(const void *src, size_t n) {
+        if (left < n) throw std::runtime_error("hnsw buffer too small");
+        std::memcpy(p, src, n);
+        p += n;
+        left -= n;
+    }
+};
+
+} // namespace
+
+struct lk_hnsw {
+    DotSpace space;
+    hnswlib::HierarchicalNSW<float> *graph = nullptr;
+    std::mutex grow;
+    explicit lk_hnsw(size_t dim) : space(dim) {}
+    ~lk_hnsw() { delete graph; }
+};
+
+extern "C" {
+
+lk_hnsw *lk_hnsw_create(size_t dim, size_t capacity, size_t M, size_t efConstruction, size_t seed, char *error, size_t errorLength) {
+    try {
+        auto *h = new lk_hnsw(dim);
+        h->graph = new hnswlib::HierarchicalNSW<float>(&h->space, std::max<size_t>(capacity, 16), M, efConstruction, seed);
+        return h;
+    } catch (const std::exception &e) {
+        fail(error, errorLength, e.what());
+        return nullptr;
+    }
+}
+
+void lk_hnsw_free(lk_hnsw *h) { delete h; }
+
+int lk_hnsw_add(lk_hnsw *h, const uint64_t *labels, const float *vectors, size_t n, size_t threads, char *error, size_t errorLength) {
+    try {
+        auto *g = h->graph;
+        {
+            // Room for every new label up front (resizeIndex must not run beside insertions).
+            size_t fresh = 0;
+            for (size_t i = 0; i < n; i++) fresh += g->label_lookup_.count(labels[i]) == 0;
+            size_t need = g->cur_element_count + fresh;
+            if (need > g->max_elements_) g->resizeIndex(std::max(need, g->max_elements_ * 2));
+        }
+        const size_t dim = *static_cast<size_t *>(h->space.get_dist_func_param());
+        threads = std::max<size_t>(1, std::min(threads, n / 256 + 1));
+        std::atomic<size_t> next(0);
+        std::exception_ptr failure;
+        std::mutex failureLock;
+        auto work = [&]() {
+            for (;;) {
+                size_t i = next.fetch_add(1);
+                if (i >= n) return;
+                try {
+                    g->addPoint(vectors + i * dim, labels[i]);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lock(failureLock);
+                    if (!failure) failure = std::current_exception();
+                    next.store(n);
+                    return;
+                }
+            }
+        };
+        if (threads == 1) {
+            work();
+        } else {
+            std::vector<std::thread> pool;
+            for (size_t t = 0; t < threads; t++) pool.emplace_back(work);
+            for (auto &t : pool) t.join();
+        }
+        if (failure) std::rethrow_exception(failure);
+        return 0;
+    } catch (const std::exception &e) {
+        fail(error, errorLength, e.what());
+        return -1;
+    }
+}
+
+int lk_hnsw_mark_deleted(lk_hnsw *h, uint64_t label) {
+    auto *g = h->graph;
+    auto found = g->label_lookup_.find(label);
+    if (found == g->label_lookup_.end() || g->isMarkedDeleted(found->second)) return 0;
+    g->markDeletedInternal(found->second);
+    return 1;
+}
+
+long lk_hnsw_search(const lk_hnsw *h, const float *query, size_t k, size_t ef, uint64_t *labels, float *distances,
+                    char *error, size_t errorLength) {
+    try {
+        const auto *g = h->graph;
+        if (g->cur_element_count == 0 || k == 0) return 0;
+        // searchKnn of hnswlib 0.6.2 with `ef` passed in instead of read from the shared ef_.
+        hnswlib::tableint current = g->enterpoint_node_;
+        float best = g->fstdistfunc_(query, g->getDataByInternalId(current), g->dist_func_param_);
+        for (int level = g->maxlevel_; level > 0; level--) {
+            bool changed = true;
+            while (changed) {
+                changed = false;
+                unsigned int *data = (unsigned int *)g->get_linklist(current, level);
+                int size = g->getListCount(data);
+                auto *links = (hnswlib::tableint *)(data + 1);
+                for (int i = 0; i < size; i++) {
+                    hnswlib::tableint candidate = links[i];
+                    if (candidate >= g->cur_element_count) throw std::runtime_error("hnsw graph links out of range");
+                    float d = g->fstdistfunc_(query, g->getDataByInternalId(candidate), g->dist_func_param_);
+                    if (d < best) { best = d; current = candidate; changed = true; }
+                }
+            }
+        }
+        auto top = g->num_deleted_
+            ? g->searchBaseLayerST<true, false>(current, query, std::max(ef, k))
+            : g->searchBaseLayerST<false, false>(current, query, std::max(ef, k));
+        while (top.size() > k) top.pop();
+        long found = (long)top.size();
+        for (long i = found - 1; i >= 0; i--) {
+            labels[i] = g->getExternalLabel(top.top().second);
+            distances[i] = top.top().first;
+            top.pop();
+        }
+        return found;
+    } catch (const std::exception &e) {
+        fail(error, errorLength, e.what());
+        return -1;
+    }
+}
+
+size_t lk_hnsw_count(const lk_hnsw *h) { return h->graph->cur_element_count; }
+size_t lk_hnsw_deleted(const lk_hnsw *h) { return h->graph->num_deleted_; }
+size_t lk_hnsw_dim(const lk_hnsw *h) { return *static_cast<const size_t *>(const_cast<DotSpace &>(h->space).get_dist_func_param()); }
+size_t lk_hnsw_live_labels(const lk_hnsw *h, uint64_t *labels, size_t capacity) {
+    const auto *g = h->graph;
+    size_t n = 0;
+    for (size_t i = 0; i < g->cur_element_count && n < capacity; i++)
+        if (!g->isMarkedDeleted((hnswlib::tableint)i)) labels[n++] = g->getExternalLabel((hnswlib::tableint)i);
+    return n;
+}
+
+size_t lk_hnsw_M(const lk_hnsw *h) { return h->graph->M_; }
+size_t lk_hnsw_ef_construction(const lk_hnsw *h) { return h->graph->ef_construction_; }
+
+size_t lk_hnsw_memory_bytes(const lk_hnsw *h) {
+    const auto *g = h->graph;
+    size_t bytes = g->max_elements_ * g->size_data_per_element_ + g->max_elements_ * sizeof(void *);
+    for (size_t i = 0; i < g->cur_element_count; i++)
+        if (g->element_levels_[i] > 0) bytes += g->size_links_per_element_ * g->element_levels_[i];
+    // label_lookup_ (unordered_map): about 40 bytes per entry.
+    return bytes + g->cur_element_count * 40;
+}
+
+size_t lk_hnsw_serialized_size(const lk_hnsw *h) {
+    const auto *g = h->graph;
+    size_t bytes = sizeof(g->offsetLevel0_) + sizeof(g->max_elements_) + sizeof(g->cur_element_count) +
+        sizeof(g->size_data_per_element_) + sizeof(g->label_offset_) + sizeof(g->offsetData_) + sizeof(g->maxlevel_) +
+        sizeof(g->enterpoint_node_) + sizeof(g->maxM_) + sizeof(g->maxM0_) + sizeof(g->M_) + sizeof(g->mult_) +
+        sizeof(g->ef_construction_);
+    bytes += g->cur_element_count * g->size_data_per_element_;
+    for (size_t i = 0; i < g->cur_element_count; i++)
+        bytes += sizeof(unsigned int) + (g->element_levels_[i] > 0 ? g->size_links_per_element_ * g->element_levels_[i] : 0);
+    return bytes;
+}
+
+int lk_hnsw_serialize(const lk_hnsw *h, void *buffer, size_t length, char *error, size_t errorLength) {
+    try {
+        const auto *g = h->graph;
+        Writer w{static_cast<char *>(buffer), length};
+        // hnswlib's saveIndex field order; max_elements is written as the element count so a
+        // loaded graph is exactly as large as it needs to be.
+        size_t count = g->cur_element_count;
+        w.pod(g->offsetLevel0_); w.pod(count); w.pod(count);
+        w.pod(g->size_data_per_element_); w.pod(g->label_offset_); w.pod(g->offsetData_);
+        w.pod(g->maxlevel_); w.pod(g->enterpoint_node_); w.pod(g->maxM_); w.pod(g->maxM0_); w.pod(g->M_);
+        w.pod(g->mult_); w.pod(g->ef_construction_);
+        w.bytes(g->data_level0_memory_, count * g->size_data_per_element_);
+        for (size_t i = 0; i < count; i++) {
+            unsigned int size = g->element_levels_[i] > 0 ? (unsigned int)(g->size_links_per_element_ * g->element_levels_[i]) : 0;
+            w.pod(size);
+            if (size) w.bytes(g->linkLists_[i], size);
+        }
+        if (w.left != 0) throw std::runtime_error("hnsw serialised size mismatch");
+        return 0;
+    } catch (const std::exception &e) {
+        fail(error, errorLength, e.what());
+        return -1;
+    }
+}
+
+lk_hnsw *lk_hnsw_deserialize(const void *buffer, size_t length, size_t dim, char *error, size_t errorLength) {
+    lk_hnsw *h = nullptr;
+    try {
+        h = new lk_hnsw(dim);
+        Reader r{static_cast<const char *>(buffer), length};
+        auto *g = new hnswlib::HierarchicalNSW<float>(&h->space);
+        h->graph = g;
+        // The default constructor leaves pointers unset; clear them so a failure below frees nothing wild.
+        g->data_level0_memory_ = nullptr; g->linkLists_ = nullptr; g->visited_list_pool_ = nullptr;
+        g->cur_element_count = 0;
+        size_t count = 0, maxElements = 0;
+        r.pod(g->offsetLevel0_); r.pod(maxElements); r.pod(count);
+        r.pod(g->size_data_per_element_); r.pod(g->label_offset_); r.pod(g->offsetData_);
+        r.pod(g->maxlevel_); r.pod(g->enterpoint_node_); r.pod(g->maxM_); r.pod(g->maxM0_); r.pod(g->M_);
+        r.pod(g->mult_); r.pod(g->ef_construction_);
+        g->data_size_ = h->space.get_data_size();
+        g->fstdistfunc_ = h->space.get_dist_func();
+        g->dist_func_param_ = h->space.get_dist_func_param();
+        g->size_links_per_element_ = g->maxM_ * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
+        g->size_links_level0_ = g->maxM0_ * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
+        if (g->size_data_per_element_ != g->size_links_level0_ + g->data_size_ + sizeof(hnswlib::labeltype) ||
+            g->offsetData_ != g->size_links_level0_ || g->label_offset_ != g->size_links_level0_ + g->data_size_ ||
+            g->M_ == 0 || g->M_ > 10000 || count > length / g->size_data_per_element_ ||
+            (count > 0 && (g->enterpoint_node_ >= count || g->maxlevel_ < 0)))
+            throw std::runtime_error("hnsw payload has inconsistent sizes (other dimension or corrupt)");
+        size_t capacity = std::max<size_t>(count, 16);
+        g->max_elements_ = capacity;
+        g->data_level0_memory_ = (char *)malloc(capacity * g->size_data_per_element_);
+        if (!g->data_level0_memory_) throw std::runtime_error("out of memory loading hnsw graph");
+        r.bytes(g->data_level0_memory_, count * g->size_data_per_element_);
+        std::vector<std::mutex>(capacity).swap(g->link_list_locks_);
+        std::vector<std::mutex>(hnswlib::HierarchicalNSW<float>::max_update_element_locks).swap(g->link_list_update_locks_);
+        g->visited_list_pool_ = new hnswlib::VisitedListPool(1, capacity);
+        g->linkLists_ = (char **)calloc(capacity, sizeof(void *));
+        if (!g->linkLists_) throw std::runtime_error("out of memory loading hnsw graph");
+        g->element_levels_ = std::vector<int>(capacity);
+        g->revSize_ = 1.0 / g->mult_;
+        g->ef_ = 10;
+        g->num_deleted_ = 0;
+        for (size_t i = 0; i < count; i++) {
+            unsigned int size = 0;
+            r.pod(size);
+            if (size % g->size_links_per_element_ != 0) throw std::runtime_error("hnsw payload has a bad link list");
+            g->element_levels_[i] = (int)(size / g->size_links_per_element_);
+            if (size) {
+                g->linkLists_[i] = (char *)malloc(size);
+                if (!g->linkLists_[i]) throw std::runtime_error("out of memory loading hnsw graph");
+                r.bytes(g->linkLists_[i], size);
+            }
+            g->cur_element_count = i + 1;
+            g->label_lookup_[g->getExternalLabel((hnswlib::tableint)i)] = (hnswlib::tableint)i;
+            if (g->isMarkedDeleted((hnswlib::tableint)i)) g->num_deleted_ += 1;
+        }
+        if (r.left != 0) throw std::runtime_error("hnsw payload has trailing bytes");
+        return h;
+    } catch (const std::exception &e) {
+        fail(error, errorLength, e.what());
+        delete h;
+        return nullptr;
+    }
+}
+
+} // extern "C"

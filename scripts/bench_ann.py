@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Approximate search, measured against exact search and against PyPI faiss-cpu in the same run.
+
+Steps (each figure printed as a JSON line, then a summary table):
+1. Caltech-101 (needs a library indexed with `lookalike index`, default out/caltech.db): every
+   method's recall@10 vs exact, P@20, time, the thesis protocol, supervised codes trained on
+   train.txt and judged on test.txt (`lookalike bench-ann caltech`).
+2. N vectors tiled from real embeddings + noise (`bench-ann prepare`), then for each method a
+   build process and a search process (RSS per image measured in the searching process).
+3. faiss-cpu on the same files: IndexBinaryFlat (the popcount scan, same N, bits, k) and
+   IndexHNSWFlat (same M, efConstruction, efSearch, inner product) — qps at the same recall@10.
+
+faiss is only a yardstick (pip install faiss-cpu); the product never uses it.
+Options: --db, --feats (features .npy: `lookalike export`), --n, --hnsw-n, --queries,
+--skip-caltech, --skip-large, --skip-faiss.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".build", "release", "lookalike")
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
+
+
+def run(args):
+    print("  $", " ".join(args), file=sys.stderr, flush=True)
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+        raise SystemExit(f"bench_ann: command failed ({p.returncode})")
+    rows = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    return rows
+
+
+def faiss_binary(n, bits, k, queries):
+    import faiss
+    import numpy as np
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, size=(n, bits // 8), dtype=np.uint8)
+    q = rng.integers(0, 256, size=(queries, bits // 8), dtype=np.uint8)
+    index = faiss.IndexBinaryFlat(bits)
+    index.add(codes)
+    times = []
+    for i in range(queries):
+        t = time.perf_counter()
+        index.search(q[i:i + 1], k)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    row = {"faiss": "IndexBinaryFlat", "n": n, "bits": bits, "k": k, "ms_median": times[len(times) // 2]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def faiss_hnsw(folder, m, ef_construction, efs):
+    import faiss
+    import numpy as np
+    prepared = json.load(open(os.path.join(folder, "prepared.json")))
+    n, d = prepared["n"], prepared["dim"]
+    base = np.memmap(os.path.join(folder, "vectors.lkix"), dtype=np.float32, mode="r",
+                     offset=prepared["rows_offset"], shape=(n, d))
+    queries = np.load(os.path.join(folder, "queries.npy"))
+    truth = json.load(open(os.path.join(folder, "truth.json")))
+    faiss.omp_set_num_threads(2)
+    index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    t = time.perf_counter()
+    index.add(np.ascontiguousarray(base))
+    build = time.perf_counter() - t
+    rows = []
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        t = time.perf_counter()
+        _, ids = index.search(queries, 10)
+        qps = len(queries) / (time.perf_counter() - t)
+        hits = sum(len(set(a[:10]) & set(b[:10])) for a, b in zip(ids.tolist(), truth))
+        row = {"faiss": "IndexHNSWFlat", "M": m, "efConstruction": ef_construction, "efSearch": ef, "n": n,
+               "recall_at_10": hits / (10 * len(truth)), "batch_qps": qps, "build_s": build}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", default=os.path.join(ROOT, "out", "caltech.db"))
+    ap.add_argument("--feats", default=os.path.join(ROOT, "out", "caltech-export", "embeddings.npy"))
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--hnsw-n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--skip-caltech", action="store_true")
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--skip-faiss", action="store_true")
+    a = ap.parse_args()
+    lists = os.path.join(SHARED, "datasets", "caltech101")
+    if not a.skip_caltech and os.path.exists(a.db):
+        extra = ["--train-list", os.path.join(lists, "train.txt"), "--test-list", os.path.join(lists, "test.txt")] \
+            if os.path.exists(os.path.join(lists, "train.txt")) else []
+        run([BIN, "bench-ann", "caltech", "--db", a.db] + extra)
+    if not os.path.exists(a.feats) and os.path.exists(a.db):
+        run([BIN, "export", "--db", a.db, "--format", "npy", "--out", os.path.dirname(a.feats)])
+    # Popcount scan vs faiss IndexBinaryFlat: same N, bits and k, one thread, one query at a time.
+    for bits in (64, 256):
+        run([BIN, "bench-ann", "hamming", "--n", str(a.n), "--bits", str(bits), "--k", "1000", "--queries", "200"])
+        if not a.skip_faiss:
+            faiss_binary(a.n, bits, 1000, 200)
+    if not a.skip_large:
+        big = os.path.join(ROOT, "out", "ann-large")
+        run([BIN, "bench-ann", "prepare", "--dir", big, "--feats", a.feats, "--n", str(a.n), "--queries", str(a.queries)])
+        run([BIN, "bench-ann", "run", "--dir", big, "--method", "exact", "--batch", "false"])
+        for method, settings in (("hash:256", ["--candidates", "100,200,500,1000"]), ("hash:64", ["--candidates", "500,1000,2000"]),
+                                 ("lsh:16:8", ["--probes", "0,8,32"])):
+            run([BIN, "bench-ann", "build", "--dir", big, "--method", method])
+            run([BIN, "bench-ann", "run", "--dir", big, "--method", method] + settings)
+    # HNSW vs faiss HNSW: same data, M, efConstruction, efSearch; batch qps on both cores.
+    small = os.path.join(ROOT, "out", "ann-hnsw")
+    run([BIN, "bench-ann", "prepare", "--dir", small, "--feats", a.feats, "--n", str(a.hnsw_n), "--queries", str(a.queries)])
+    run([BIN, "bench-ann", "build", "--dir", small, "--method", "hnsw:32:ef=100"])
+    run([BIN, "bench-ann", "run", "--dir", small, "--method", "hnsw:32:ef=100", "--ef", "16,32,64,128"])
+    if not a.skip_faiss:
+        faiss_hnsw(small, 32, 100, [16, 32, 64, 128])
+
+
+if __name__ == "__main__":
+    main()
