@@ -143,7 +143,7 @@ import Testing
 
             for (uri, field) in [("/api/search", "id"), ("/api/search?id=abc", "id"), ("/api/search?id=\(id)&k=0", "k"),
                                  ("/api/search?id=\(id)&k=101", "k"), ("/api/search?id=\(id)&metric=hamming", "metric"),
-                                 ("/api/search?id=\(id)&method=hnsw:32", "method"), ("/api/search?id=\(id)&min_score=x", "min_score"),
+                                 ("/api/search?id=\(id)&method=nosuch:32", "method"), ("/api/search?id=\(id)&min_score=x", "min_score"),
                                  ("/api/search?id=\(id)&box=0.5,0.5,0.9,0.9", "box"), ("/api/search?id=\(id)&box=1,2", "box")] {
                 let response = try await client.execute(uri: uri, method: .get)
                 #expect(response.status == .badRequest, "\(uri)")
