@@ -186,3 +186,50 @@ import Testing
         #expect(sizes == sizes.sorted())     // the library only grows while indexing runs
     }
 }
+
+@Suite(.serialized) struct PhotoFactsTests {
+    static func fixture(_ name: String) throws -> URL {
+        let candidates = ["decode", "formats", ""].map {
+            Fixture.packageRoot.appendingPathComponent("Tests/EngineTests/Fixtures").appendingPathComponent($0).appendingPathComponent(name)
+        }
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+            throw CatalogueError("fixture \(name) not found")
+        }
+        return found
+    }
+
+    @Test func indexStoresPhotoFactsAndFillsInOlderImages() async throws {
+        let dir = try Fixture.tempDir()
+        let photos = dir.appendingPathComponent("phone")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        for name in ["exif.jpg", "exif.heic"] {
+            try FileManager.default.copyItem(at: try Self.fixture(name), to: photos.appendingPathComponent(name))
+        }
+        try Fixture.copySamples(to: photos, classes: ["pizza"])
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let indexer = try Indexer(catalogue: catalogue, embedder: Fixture.embedder())
+        _ = try indexer.run(roots: [photos.path])
+        let heic = try #require(try catalogue.imageId(path: photos.appendingPathComponent("exif.heic").path))
+        let record = try #require(try catalogue.image(id: heic))
+        #expect(record.capturedAt == "2023-06-14T09:41:05+02:00")
+        #expect(record.cameraMake == "Apple" && record.cameraModel == "iPhone 13")
+        #expect(abs((record.gpsLatitude ?? 0) - 40.689278) < 1e-4 && record.metadataRead)
+
+        // An older library (facts never read): the next run fills them in without re-embedding.
+        try await catalogue.pool.write { db in
+            try db.execute(sql: "UPDATE image SET capturedAt = NULL, cameraMake = NULL, cameraModel = NULL, gpsLatitude = NULL, gpsLongitude = NULL, metadataRead = 0")
+        }
+        let again = try indexer.run(roots: [photos.path])
+        #expect(again.embedded == 0 && again.metadataFilled == 8)
+        #expect(try catalogue.image(id: heic)?.capturedAt == "2023-06-14T09:41:05+02:00")
+        #expect(try catalogue.imagesWithoutMetadata().isEmpty)
+
+        // Search answers carry them.
+        let service = try SearchService(catalogue: catalogue)
+        let jpeg = try #require(try catalogue.imageId(path: photos.appendingPathComponent("exif.jpg").path))
+        let results = try service.search(imageId: jpeg, k: 8, metric: .cosine)
+        let hit = try #require(results.first { $0.id == heic })
+        #expect(hit.facts?.cameraModel == "iPhone 13")
+        #expect(results.filter { $0.label == "phone" && $0.id != heic }.allSatisfy { $0.facts == nil || $0.facts?.capturedAt == nil })
+    }
+}

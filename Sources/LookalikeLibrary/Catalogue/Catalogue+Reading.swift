@@ -98,7 +98,7 @@ extension Catalogue {
         for image in images {
             guard let id = image.id, let file = firstFile[id] else { continue }
             result[id] = ImageSummary(imageId: id, path: file.path, label: file.label,
-                                      width: image.width, height: image.height, tags: image.tags)
+                                      width: image.width, height: image.height, tags: image.tags, facts: PhotoFacts(image))
         }
         return result
     }

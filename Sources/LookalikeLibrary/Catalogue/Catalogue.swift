@@ -58,6 +58,28 @@ public struct ImageSummary: Sendable, Codable {
     public let height: Int
     /// Top-5 ImageNet labels as "name:prob; ..." (see `ImageRecord.tags`).
     public let tags: String
+    /// When and with what the photo was taken, where its file says (EXIF).
+    public var facts: PhotoFacts? = nil
+}
+
+/// What a photo's file says about it: capture date (ISO 8601, with offset when recorded), camera,
+/// GPS position. Shown by `info --path` and `search --json`; the server hides GPS unless told.
+public struct PhotoFacts: Sendable, Codable, Equatable {
+    public var capturedAt: String?
+    public var cameraMake: String?
+    public var cameraModel: String?
+    public var gpsLatitude: Double?
+    public var gpsLongitude: Double?
+
+    init?(_ image: ImageRecord) {
+        guard image.capturedAt != nil || image.cameraMake != nil || image.cameraModel != nil || image.gpsLatitude != nil
+        else { return nil }
+        capturedAt = image.capturedAt
+        cameraMake = image.cameraMake
+        cameraModel = image.cameraModel
+        gpsLatitude = image.gpsLatitude
+        gpsLongitude = image.gpsLongitude
+    }
 }
 
 public struct LibraryInfo: Sendable, Codable {

@@ -15,6 +15,8 @@ public struct SearchResult: Sendable, Codable {
     public let tags: String
     public let score: Float
     public let distance: Float
+    /// Capture date, camera and GPS position when the photo's file has them.
+    public var facts: PhotoFacts? = nil
 }
 
 public struct SearchRequest: Sendable {
@@ -172,7 +174,8 @@ public final class SearchService: Sendable {
             .enumerated().map { i, pair in
                 let (n, s) = pair
                 return SearchResult(rank: i + 1, id: n.id, path: s.path, label: s.label, tags: s.tags,
-                                    score: metric.score(distance: n.distance, dimension: dimension), distance: n.distance)
+                                    score: metric.score(distance: n.distance, dimension: dimension), distance: n.distance,
+                                    facts: s.facts)
             }
     }
 

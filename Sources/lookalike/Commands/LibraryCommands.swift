@@ -70,11 +70,51 @@ struct InfoCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
+    @Option(help: "Show one image of the library instead: its paths, size, label, tags and photo facts.")
+    var path: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
+    struct ImageInfo: Encodable {
+        let id: Int64
+        let paths: [String]
+        let label: String
+        let width: Int
+        let height: Int
+        let bytes: Int64
+        let tags: String
+        let captured_at: String?
+        let camera: String?
+        let gps_latitude: Double?
+        let gps_longitude: Double?
+    }
+
     func run() throws {
-        let info = try Catalogue(path: database.db, mustExist: true).info()
+        let catalogue = try Catalogue(path: database.db, mustExist: true)
+        if let path {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            guard let id = try catalogue.imageId(path: absolute), let image = try catalogue.image(id: id) else {
+                throw Failure(message: "\(path) is not in the library \(database.db)")
+            }
+            let summary = try catalogue.summaries(imageIds: [id])[id]
+            let camera = [image.cameraMake, image.cameraModel].compactMap { $0 }.joined(separator: " ")
+            let out = ImageInfo(id: id, paths: try catalogue.paths(imageId: id), label: summary?.label ?? "",
+                                width: image.width, height: image.height, bytes: image.byteSize, tags: image.tags,
+                                captured_at: image.capturedAt, camera: camera.isEmpty ? nil : camera,
+                                gps_latitude: image.gpsLatitude, gps_longitude: image.gpsLongitude)
+            if json { print(try Console.json(out)); return }
+            print("image:     \(out.id) (\(out.width)x\(out.height), \(out.bytes) bytes), label \(out.label)")
+            for p in out.paths { print("path:      \(p)") }
+            print("tags:      \(out.tags)")
+            print("taken:     \(out.captured_at ?? "unknown")")
+            print("camera:    \(out.camera ?? "unknown")")
+            if let lat = out.gps_latitude, let lon = out.gps_longitude {
+                print("position:  \(String(format: "%.6f", lat)), \(String(format: "%.6f", lon))")
+            }
+            return
+        }
+        let info = try catalogue.info()
         if json {
             print(try Console.json(info))
             return
