@@ -1,6 +1,7 @@
 // Evaluation: the metrics against rankings computed by hand, and `eval` on the sample library
 // (labels = class folders) with exact search, with re-ranking, and with listed queries.
 import Foundation
+import LookalikeEngine
 import Testing
 @testable import LookalikeLibrary
 
@@ -145,5 +146,44 @@ import Testing
         // Other metrics rank plainly.
         let chi = try await service.search(.id(query), SearchRequest(k: 8, metric: .chi2))
         #expect(chi.reranking == "none")
+    }
+}
+
+@Suite struct RobustnessTests {
+    @Test func editsHaveTheirGeometryAndTheBenchmarkRuns() throws {
+        let photo = Fixture.samples.appendingPathComponent("airplanes/image_0001.jpg").path
+        let original = try ImageDecoder.decode(path: photo)
+        func edited(_ name: String) throws -> DecodedImage {
+            let t = try #require(Transformation.standard.first { $0.name == name })
+            return try ImageDecoder.decode(data: t.apply(toFile: photo), name: name)
+        }
+        let area = Double(original.width * original.height)
+        let crop = try edited("crop 50% centre")
+        #expect(abs(Double(crop.width * crop.height) / area - 0.5) < 0.02)
+        let quarter = try edited("rotate 90")
+        #expect(quarter.width == original.height && quarter.height == original.width)
+        let tilted = try edited("rotate +15")
+        #expect(tilted.width > original.width && tilted.height > original.height)  // canvas expanded
+        let small = try edited("scale x0.25")
+        #expect(abs(small.width - original.width / 4) <= 1)
+        // Pixel edits keep the size and change the pixels.
+        for name in ["brightness x1.4", "contrast x0.5", "blur sigma 2", "grey square 25%", "horizontal flip", "three lines of text", "JPEG quality 10"] {
+            let e = try edited(name)
+            #expect(e.width == original.width && e.height == original.height, "\(name)")
+            let diff = zip(e.pixels, original.pixels).reduce(0) { $0 + abs(Int($1.0) - Int($1.1)) }
+            #expect(diff > e.pixels.count / 50, "\(name) changed too little")
+        }
+        #expect(throws: IndexError.self) { _ = try Transformation.standard[0].apply(toFile: "/no/such/photo.jpg") }
+
+        // The benchmark on the sample library: the originals are found.
+        let catalogue = try SearchTests.sampleLibrary()
+        let service = try SearchService(catalogue: catalogue)
+        let report = try RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
+                                                 folder: Fixture.samples.appendingPathComponent("dalmatian").path, sample: 2,
+                                                 transformations: Array(Transformation.standard.prefix(3)))
+        #expect(report.sample == 2 && report.rows.count == 3)
+        #expect(report.rows.allSatisfy { $0.queries == 2 && $0.failures == 0 && $0.recall_at_5 >= $0.recall_at_1 })
+        #expect(report.rows[0].recall_at_5 == 1)
+        #expect(RobustnessBenchmark.html(report).contains("recall@1"))
     }
 }

@@ -1,0 +1,66 @@
+// `lookalike bench robustness`: edited copies of library photos (crops, rotations, exposure,
+// contrast, scale, JPEG quality 10, blur, occlusion, mirror, text) searched against the library:
+// recall@1 and recall@5 of the original per edit, as a table, JSON or an HTML page.
+import ArgumentParser
+import Foundation
+import LookalikeEngine
+import LookalikeLibrary
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks of retrieval quality.", subcommands: [RobustnessCommand.self])
+}
+
+struct RobustnessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "robustness",
+        abstract: "Search with edited copies of library photos and report how often the original comes first.",
+        discussion: """
+            The library (--db) must already hold the folder's images; every other image in it is a \
+            distractor (for Caltech-101: index the whole dataset). A seeded sample of the folder's \
+            images is edited 14 ways with libvips, each copy embedded and searched.
+            """)
+
+    @Argument(help: "Folder of library images to sample from.")
+    var folder: String
+
+    @OptionGroup var database: DatabaseOption
+
+    @Option(help: "Images to sample.") var sample: Int = 200
+    @Option(help: "Seed of the sample.") var seed: UInt64 = 0
+    @Option(help: "Re-ranking: none, dba:N, qe:N or dba:N+qe:M.") var rerank: String = Reranking.libraryDefault.description
+    @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).") var model: String?
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Also write an HTML page to this file.") var html: String?
+
+    func validate() throws {
+        guard sample > 0 else { throw ValidationError("--sample must be at least 1") }
+        _ = try Reranking(parsing: rerank)
+    }
+
+    func run() throws {
+        let catalogue = try Catalogue(path: database.db, mustExist: true)
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
+        try catalogue.verify(model: embedder.model)
+        let library = try LiveLibrary(catalogue: catalogue)
+        let service = SearchService(library: library, resolver: QueryResolver(library: library) { embedder })
+        let terminal = Console.stderrIsTerminal
+        let report = try RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
+                                                 seed: seed, reranking: try Reranking(parsing: rerank)) { done, total in
+            if terminal && (done % 20 == 0 || done == total) {
+                FileHandle.standardError.write(Data("\r\u{1B}[2Krobustness: \(done)/\(total) queries".utf8))
+            }
+        }
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        if let html { try RobustnessBenchmark.html(report).write(toFile: html, atomically: true, encoding: .utf8) }
+        if json {
+            print(try Console.json(report))
+            return
+        }
+        print("\(report.sample) photos from \(folder), searched against \(report.images) images; re-ranking \(report.reranking)")
+        print(table(["edit", "queries", "recall@1", "recall@5", "failed"],
+                    report.rows.map { [$0.transformation, String($0.queries), format($0.recall_at_1, 3), format($0.recall_at_5, 3), String($0.failures)] },
+                    rightAligned: [1, 2, 3, 4]))
+        print("\(format(report.seconds, 1)) s")
+    }
+}
