@@ -20,11 +20,18 @@ public enum DatabaseAugmentation {
 
     static func counterKey(_ variant: String) -> String { "augmentation.\(variant).counter" }
 
+    /// Above this many images a first (full) build with exact neighbours would take hours, so the
+    /// writer skips it (searches then run without the augmentation and say so) until the
+    /// neighbours come from an approximate index.
+    public static let maximumFullBuild = 200_000
+
     public struct Refresh: Sendable, Codable {
         public var variant: String
         public var full: Bool
         public var recomputed: Int
         public var seconds: Double
+        /// Why nothing was computed, when it was skipped.
+        public var skipped: String? = nil
     }
 
     /// Brings the `variant` vectors in step with the raw ones in `raw` (which reflects the catalogue
@@ -36,7 +43,7 @@ public enum DatabaseAugmentation {
         let variant = variant(neighbours: n, alpha: alpha)
         let index = ExactIndex(store: raw, descriptor: IndexDescriptor(method: ExactIndex.methodName))
         var full = true
-        var affected = Set(raw.liveIds)
+        var affected = Set<Int64>()
         if let last = try catalogue.fact(counterKey(variant)).flatMap(Int64.init),
            let changes = try catalogue.changes(after: last, model: model.id, variant: EmbeddingVariant.raw),
            try catalogue.vectorCount(model: model.id, variant: variant) > 0 {
@@ -55,6 +62,12 @@ public enum DatabaseAugmentation {
             // Images that used a removed (or replaced) one.
             affected.formUnion(try catalogue.imagesDerived(from: changes.removed.union(changes.added), variant: variant))
             affected = affected.filter { raw.contains($0) }
+        } else {
+            guard raw.count <= maximumFullBuild else {
+                return Refresh(variant: variant, full: true, recomputed: 0, seconds: 0,
+                               skipped: "\(raw.count) images: a full build with exact neighbours is O(n^2); skipped above \(maximumFullBuild)")
+            }
+            affected = Set(raw.liveIds)
         }
         let d = raw.dimension
         let ordered = affected.sorted()

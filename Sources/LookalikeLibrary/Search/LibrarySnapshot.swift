@@ -162,7 +162,7 @@ public enum LibrarySnapshot {
             opened.1.counter = later.counter
         }
         let snapshot = try refresh(catalogue: catalogue, model: model, prune: false, opened: opened)
-        if let variant = augmentation?.variant {
+        if let variant = augmentation?.variant, augmentation?.skipped == nil {
             augmentedSnapshot = try refresh(catalogue: catalogue, model: model, variant: variant, prune: false)
         }
         try catalogue.pruneJournal(through: min(snapshot.counter, augmentedSnapshot?.counter ?? snapshot.counter))

@@ -99,6 +99,13 @@ struct IndexCommand: ParsableCommand {
             for u in summary.indexes {
                 print("index \(u.file): \(u.action), \(u.count) images" + (u.reason.isEmpty ? "" : " (\(u.reason))"))
             }
+            if let a = summary.maintenance?.augmentation {
+                if let why = a.skipped {
+                    print("re-ranking vectors (\(a.variant)) not built: \(why)")
+                } else if a.recomputed > 0 {
+                    print("re-ranking vectors (\(a.variant)): \(a.recomputed) \(a.full ? "computed" : "refreshed") in \(format(a.seconds, 1)) s")
+                }
+            }
             for p in summary.protectedRoots {
                 print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")
             }
