@@ -82,6 +82,31 @@ import Testing
         }
     }
 
+    @Test func evaluationReportIsServedWhenPresent() async throws {
+        let dir = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
+                                              appropriateFor: URL(fileURLWithPath: NSTemporaryDirectory()), create: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("copy.db")
+        try FileManager.default.copyItem(atPath: try ServerFixture.libraryPath(), toPath: db.path)
+        let services = try ServerFixture.services(db: db.path)
+        let app = ServerFixture.app(services)
+        try await app.test(.router) { client in
+            let missing = try await client.execute(uri: "/report", method: .get)
+            #expect(missing.status == .notFound && missing.error?.contains("lookalike eval") == true)
+            let library = try LiveLibrary(catalogue: services.catalogue)
+            var options = EvaluationOptions()
+            options.k = 3
+            options.reranking = .none
+            let report = try Evaluator.run(library: library, options: options)
+            let copy = EvaluationHTML.libraryCopy(for: services.catalogue)
+            try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try EvaluationHTML.render(report, thumbnails: ReportThumbnails(catalogue: services.catalogue)).write(to: copy, atomically: true, encoding: .utf8)
+            let served = try await client.execute(uri: "/report", method: .get)
+            #expect(served.status == .ok)
+            #expect(String(buffer: served.body).contains("Retrieval evaluation"))
+        }
+    }
+
     @Test func traversalAttemptsReachNoFile() async throws {
         let app = ServerFixture.app(try ServerFixture.services())
         try await app.test(.router) { client in

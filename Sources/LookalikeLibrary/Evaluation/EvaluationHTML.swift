@@ -17,6 +17,11 @@ public struct ReportThumbnails: Sendable {
 }
 
 public enum EvaluationHTML {
+    /// Where the last report of a library is kept for `lookalike serve` (GET /report).
+    public static func libraryCopy(for catalogue: Catalogue) -> URL {
+        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("evaluation-report.html")
+    }
+
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")

@@ -5,6 +5,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import LookalikeLibrary
 
 struct PageController {
     let services: ServerServices
@@ -36,6 +37,18 @@ struct PageController {
     func addRoutes(to router: Router<LookalikeRequestContext>) {
         for path in Self.assets.keys.sorted() {
             router.get(RouterPath(path)) { request, _ in try serve(path, request) }
+        }
+        // The last `lookalike eval --html` report of this library (a copy is kept beside the catalogue).
+        router.get("/report") { _, _ -> Response in
+            let url = EvaluationHTML.libraryCopy(for: services.catalogue)
+            guard let bytes = try? Data(contentsOf: url) else {
+                throw APIError(.notFound, "no evaluation report yet: run `lookalike eval --html report.html` on this library")
+            }
+            let headers: HTTPFields = [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-cache",
+                .contentSecurityPolicy: "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+            ]
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: Array(bytes))))
         }
         router.get("/login") { _, _ -> Response in
             guard services.configuration.token != nil else { return Self.redirect("/") }

@@ -82,7 +82,12 @@ struct EvalCommand: ParsableCommand {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         if let html {
             let thumbnails = ReportThumbnails(catalogue: catalogue)
-            try EvaluationHTML.render(report, thumbnails: thumbnails).write(toFile: html, atomically: true, encoding: .utf8)
+            let page = try EvaluationHTML.render(report, thumbnails: thumbnails)
+            try page.write(toFile: html, atomically: true, encoding: .utf8)
+            // A copy beside the catalogue, served by `lookalike serve` at /report.
+            let copy = EvaluationHTML.libraryCopy(for: catalogue)
+            try? FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? page.write(to: copy, atomically: true, encoding: .utf8)
         }
         if json {
             print(try Console.json(report))
