@@ -31,25 +31,31 @@ def free_port() -> int:
 def wait_healthy(server, timeout: float) -> None:
     """Polls /healthz; unlike the package's own wait, notices a server that exited."""
     deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{server.webservice_port}/healthz"
-    while time.monotonic() < deadline:
-        code = server.server_proc.poll() if server.server_proc else -1
-        if code is not None:
-            raise RuntimeError(f"the server exited with status {code}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if b"OK" in answer.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"no healthy answer from {url} within {timeout:.0f} s")
+    # Health first, then the REST API itself: after a restart /healthz can say OK before the
+    # proxy port answers.
+    urls = [(f"http://127.0.0.1:{server.webservice_port}/healthz", b"OK"),
+            (f"http://127.0.0.1:{server.listen_port}/v1/vector/collections", b'"code":200')]
+    for url, expected in urls:
+        while True:
+            code = server.server_proc.poll() if server.server_proc else -1
+            if code is not None:
+                raise RuntimeError(f"the server exited with status {code}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if expected in answer.read():
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no good answer from {url} within {timeout:.0f} s")
+            time.sleep(0.2)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="data folder (created; the caller removes it)")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
+    parser.add_argument("--port", type=int, default=0, help="proxy (gRPC + REST) port; 0: a free one")
     args = parser.parse_args()
     try:
         from milvus import MilvusServer  # the PyPI package `milvus` (embedded standalone server)
@@ -57,9 +63,9 @@ def main() -> int:
         print(f"milvus_server: the PyPI package milvus==2.3.5 is not installed here ({error}); run `make setup`",
               file=sys.stderr)
         return 1
-    server = MilvusServer()
+    # Given as a setting, the port is required (start fails if it is taken) rather than moved on.
+    server = MilvusServer(proxy_port=args.port or free_port())
     server.set_base_dir(args.data)
-    server.listen_port = free_port()
     # The embedded etcd's peer port (2380) is not a setting of the package: without this a second
     # server on the machine (a developer's own, a parallel test run) fails to start. Its own config
     # file gives it free client and peer ports, and milvus.yaml points at it.

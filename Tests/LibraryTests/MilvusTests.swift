@@ -13,21 +13,31 @@ import Testing
 /// The suite's Milvus server, started on first use and stopped when the test process exits.
 final class MilvusTestServer: Sendable {
     let port: Int
+    /// The Milvus process itself (killed by the mid-run test).
+    let serverPid: Int32
     let process: Process
     let stdin: Pipe
 
     static let skipRequested = ProcessInfo.processInfo.environment["LOOKALIKE_SKIP_MILVUS"] == "1"
-    static let shared: Result<MilvusTestServer, Error> = Result { try MilvusTestServer() }
+    static let shared: Result<MilvusTestServer, Error> = Result {
+        let server = try MilvusTestServer(data: try Fixture.tempDir("milvus-data"))
+        // Closing the helper's stdin stops the server, also when this process dies.
+        atexit {
+            if case .success(let server) = MilvusTestServer.shared { server.stop() }
+        }
+        return server
+    }
 
-    private init() throws {
+    /// Starts a server with its data in `data` (port 0: a free one).
+    init(data: URL, port: Int = 0) throws {
         let python = Fixture.packageRoot.appendingPathComponent(".venv-milvus/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
             throw CatalogueError("Milvus tests: \(python.path) is missing: run `make setup` (it installs milvus==2.3.5 there), or set LOOKALIKE_SKIP_MILVUS=1 to skip them")
         }
-        let data = try Fixture.tempDir("milvus-data")
         let process = Process()
         process.executableURL = python
-        process.arguments = [Fixture.packageRoot.appendingPathComponent("scripts/milvus_server.py").path, "--data", data.path]
+        process.arguments = [Fixture.packageRoot.appendingPathComponent("scripts/milvus_server.py").path,
+                             "--data", data.path, "--port", String(port)]
         let out = Pipe(), input = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardInput = input
@@ -43,21 +53,20 @@ final class MilvusTestServer: Sendable {
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("READY "),
               let json = try? JSONSerialization.jsonObject(with: Data(text.dropFirst(6).utf8)) as? [String: Any],
-              let port = (json["port"] as? NSNumber)?.intValue else {
+              let port = (json["port"] as? NSNumber)?.intValue, let pid = (json["pid"] as? NSNumber)?.int32Value else {
             process.terminate()
             let reason = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             throw CatalogueError("Milvus tests: the server did not start: \(reason.isEmpty ? text : reason) (LOOKALIKE_SKIP_MILVUS=1 skips these tests)")
         }
         self.port = port
+        self.serverPid = pid
         self.process = process
         self.stdin = input
-        // Closing the helper's stdin stops the server, also when this process dies.
-        atexit {
-            if case .success(let server) = MilvusTestServer.shared {
-                try? server.stdin.fileHandleForWriting.close()
-                server.process.waitUntilExit()
-            }
-        }
+    }
+
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        process.waitUntilExit()
     }
 
     /// A fresh collection name per test.
@@ -208,14 +217,52 @@ final class MilvusTestServer: Sendable {
         let deadPort = Int(UInt16(bigEndian: addr.sin_port))
         close(listener)
         let dead = MilvusAddress(host: "127.0.0.1", port: deadPort, collection: good.collection)
+        let started = Date()
         do {
             _ = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: dead), model: model).push(prune: false)
             Issue.record("a push to a stopped store succeeded")
         } catch let error as StoreError {
             #expect(error.description.contains(dead.description) && error.description.contains("cannot reach Milvus"), "\(error)")
         }
+        #expect(Date().timeIntervalSince(started) < 10, "a stopped Milvus must fail fast")
         let summary = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: good), model: model).push(prune: false)
         #expect(summary.inserted == (try catalogue.vectorCount(model: model.id)))
+    }
+
+    @Test func milvusKilledMidRunGivesAClearErrorAndTheRerunCompletes() async throws {
+        guard (try server()) != nil else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir, classes: ["pizza", "dalmatian", "sunflower"])
+        let model = try Fixture.embedder().model
+        // A server of its own, killed (SIGKILL) once the first batch is in, then restarted on
+        // the same data (on another port: the old one lingers in TIME_WAIT; the catalogue's record
+        // is per address, so the rerun looks every image up by hash and finds the first batch).
+        let data = dir.appendingPathComponent("milvus")
+        let doomed = try MilvusTestServer(data: data)
+        let address = MilvusAddress(host: "127.0.0.1", port: doomed.port, collection: "midrun")
+        let sync = MilvusSync(catalogue: catalogue, store: MilvusStore(address: address), model: model, batchSize: 3)
+        let started = Date()
+        do {
+            _ = try await sync.push(prune: false) { done, _ in
+                if done == 3 { kill(doomed.serverPid, SIGKILL) }
+            }
+            Issue.record("the push went on after Milvus was killed")
+        } catch let error as StoreError {
+            #expect(error.description.contains(address.description) && error.description.contains("cannot reach Milvus"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 20, "a stopped Milvus must fail fast")
+        doomed.stop()
+        let sentBefore = try catalogue.sentCount(store: address.description)
+        #expect(sentBefore == 3)
+        let revived = try MilvusTestServer(data: data)
+        defer { revived.stop() }
+        let again = MilvusAddress(host: "127.0.0.1", port: revived.port, collection: "midrun")
+        let summary = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: again), model: model).push(prune: false)
+        let images = try catalogue.vectorCount(model: model.id)
+        #expect(summary.sent == images && summary.alreadyThere == sentBefore && summary.inserted == images - sentBefore)
+        let store = MilvusStore(address: again)
+        let hashes = try await store.query(filter: "id > 0", fields: ["hash"]).compactMap { $0["hash"] as? String }
+        #expect(hashes.count == images && Set(hashes).count == images)
     }
 
     @Test func aCollectionOfAnotherModelIsRefused() async throws {

@@ -74,7 +74,17 @@ public final class MilvusStore: Sendable {
     /// Marks the collection's description so a foreign collection is never written to.
     static let descriptionPrefix = "lookalike"
 
-    public init(address: MilvusAddress, client: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+    /// The stores' own client: a refused or silent connection fails at once (AsyncHTTPClient's
+    /// default retries connecting until the request's deadline, so a stopped Milvus looked like a
+    /// 30 s hang). Process-wide, never shut down (a static is never deinitialised).
+    public static let defaultClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.timeout = .init(connect: .seconds(5))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(address: MilvusAddress, client: HTTPClient = MilvusStore.defaultClient, timeout: TimeAmount = .seconds(30)) {
         self.address = address
         self.client = client
         self.timeout = timeout
@@ -116,10 +126,10 @@ public final class MilvusStore: Sendable {
     /// Creates the collection for `model`, or checks that the existing one was made for it.
     /// Returns what describe says about it.
     @discardableResult
-    public func prepare(model: ModelInfo) async throws -> Collection {
+    public func prepare(model: ModelInfo, loadTimeout: Double = 120) async throws -> Collection {
         if let existing = try await describe() {
             try check(existing, model: model)
-            return existing
+            return try await loaded(existing, timeout: loadTimeout)
         }
         let body: [String: Any] = [
             "collectionName": address.collection, "dimension": model.dimension, "metricType": "IP",
@@ -132,13 +142,31 @@ public final class MilvusStore: Sendable {
                 throw StoreError(store: store, "cannot create the collection: \(answer.message)")
             }
             try check(made, model: model)
-            return made
+            return try await loaded(made, timeout: loadTimeout)
         }
         guard let made = try await describe() else {
             throw StoreError(store: store, "the collection was created but describe does not find it")
         }
         try check(made, model: model)
-        return made
+        return try await loaded(made, timeout: loadTimeout)
+    }
+
+    /// Waits until the collection is loaded: queries and searches of a collection still loading
+    /// (just created, or a restarted Milvus reloading it) are refused with "collection not loaded".
+    public func loaded(_ collection: Collection, timeout: Double = 120) async throws -> Collection {
+        var current = collection
+        let deadline = Date().addingTimeInterval(timeout)
+        while current.load != "LoadStateLoaded" {
+            guard Date() < deadline else {
+                throw StoreError(store: store, "collection \(address.collection) is not loaded after \(Int(timeout)) s (state \(current.load ?? "unknown"))")
+            }
+            try await Task.sleep(nanoseconds: 250_000_000)
+            guard let next = try await describe() else {
+                throw StoreError(store: store, "collection \(address.collection) disappeared while loading")
+            }
+            current = next
+        }
+        return current
     }
 
     public func check(_ collection: Collection, model: ModelInfo) throws {

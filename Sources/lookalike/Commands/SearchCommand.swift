@@ -132,6 +132,7 @@ struct SearchCommand: AsyncParsableCommand {
             throw Failure(message: "store \(address): no collection \(address.collection): fill it with `lookalike index FOLDER --store \(address)`")
         }
         try milvus.check(collection, model: embedder.model)
+        _ = try await milvus.loaded(collection)
         let t1 = Date()
         let hits = try await milvus.search(vector: embedding.vector, k: k)
         let searchMs = Date().timeIntervalSince(t1) * 1000
