@@ -71,9 +71,9 @@ struct IndexCommand: AsyncParsableCommand {
         let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads))
         let catalogue = try Catalogue(path: database.db)
         let indexer = Indexer(catalogue: catalogue, embedder: embedder)
-        try runOnce(indexer, prune: prune || watch)
+        let local = try runOnce(indexer, prune: prune || watch)
         if let store {
-            try await push(catalogue: catalogue, model: embedder.model, to: try MilvusAddress(parsing: store))
+            try await push(catalogue: catalogue, model: embedder.model, to: try MilvusAddress(parsing: store), local: local)
             return
         }
         guard watch else { return }
@@ -100,7 +100,7 @@ struct IndexCommand: AsyncParsableCommand {
     }
 
     /// Sends the library to the store; a store failure is reported (the local run is complete).
-    func push(catalogue: Catalogue, model: ModelInfo, to address: MilvusAddress) async throws {
+    func push(catalogue: Catalogue, model: ModelInfo, to address: MilvusAddress, local: IndexSummary) async throws {
         let sync = MilvusSync(catalogue: catalogue, store: MilvusStore(address: address), model: model, batchSize: storeBatch)
         let summary: MilvusPushSummary
         do {
@@ -111,7 +111,9 @@ struct IndexCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if json {
-            print(try Console.json(summary))
+            // One document for the whole command: the local run and the push.
+            struct Both: Encodable { let index: IndexSummary; let store: MilvusPushSummary }
+            print(try Console.json(Both(index: local, store: summary)))
         } else {
             print("store \(summary.store): inserted \(summary.inserted), already there \(summary.alreadyThere), "
                   + "deleted \(summary.deleted), duplicates removed \(summary.duplicatesRemoved); "
@@ -120,7 +122,8 @@ struct IndexCommand: AsyncParsableCommand {
         }
     }
 
-    func runOnce(_ indexer: Indexer, prune: Bool) throws {
+    @discardableResult
+    func runOnce(_ indexer: Indexer, prune: Bool) throws -> IndexSummary {
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
         let summary = try indexer.run(roots: folders, prune: prune, force: force, progress: { bar.update($0) })
         bar.finish()
@@ -130,7 +133,8 @@ struct IndexCommand: AsyncParsableCommand {
         }
         for root in summary.missingRoots { Console.error("error: \(root): no such file or folder") }
         if json {
-            print(try Console.json(summary))
+            // With --store the push prints both summaries as one document.
+            if store == nil { print(try Console.json(summary)) }
         } else {
             let rate = summary.seconds > 0 ? Double(summary.embedded) / summary.seconds : 0
             print("indexed \(summary.indexed), unchanged \(summary.unchanged), updated \(summary.updated), "
@@ -151,6 +155,7 @@ struct IndexCommand: AsyncParsableCommand {
         }
         fflush(nil)
         if !summary.missingRoots.isEmpty && !watch { throw ExitCode(1) }
+        return summary
     }
 }
 
