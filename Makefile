@@ -6,7 +6,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/lookalike
 DEMO_DB := out/demo.db
 
-.PHONY: setup build release test demo bench bench-serve clean
+.PHONY: setup build release test demo bench bench-serve bench-milvus clean
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +30,10 @@ bench: release
 
 bench-serve: release
 	@python3 scripts/bench_serve.py
+
+# Ingest into Milvus (vectors/s; a throw-away server from .venv-milvus).
+bench-milvus: release
+	@python3 scripts/bench_milvus.py
 
 clean:
 	rm -rf .build out

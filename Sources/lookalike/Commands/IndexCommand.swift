@@ -5,7 +5,7 @@ import Foundation
 import LookalikeEngine
 import LookalikeLibrary
 
-struct IndexCommand: ParsableCommand {
+struct IndexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
         abstract: "Index folders of images (recursive, incremental, crash-safe).",
@@ -15,6 +15,12 @@ struct IndexCommand: ParsableCommand {
             Images are recognised by content. A rerun only embeds new or changed files (size and \
             mtime, confirmed by a content hash); files with identical bytes are stored once. The \
             parent folder's name is stored as each image's label. Safe to interrupt: rerun to finish.
+            With --store milvus://HOST:PORT/COLLECTION the images are embedded into the local \
+            library as usual (--db: the worker's crash-safe record of what it embedded and sent), \
+            then what the collection does not hold yet is pushed to it (looked up by content hash \
+            first: reruns and other workers never add an image twice); --prune also deletes from \
+            the collection the images whose last path went. Exit status 2 when the store failed \
+            (the local library is complete: rerun to finish the push).
             """)
 
     @Argument(help: "Folders (or files) to index.")
@@ -46,15 +52,30 @@ struct IndexCommand: ParsableCommand {
     @Option(help: "With --watch, seconds between looks at the folders.")
     var interval: Double = 2
 
+    @Option(help: "Also push to this vector store: milvus://HOST:PORT/COLLECTION (default: the local library only).")
+    var store: String?
+
+    @Option(help: "With --store, images per insert request.")
+    var storeBatch: Int = 256
+
     func validate() throws {
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
+        guard storeBatch > 0 else { throw ValidationError("--store-batch must be positive") }
+        if let store {
+            guard !watch else { throw ValidationError("--watch with --store is not supported yet: rerun `index --store` instead") }
+            do { _ = try MilvusAddress(parsing: store) } catch { throw ValidationError(String(describing: error)) }
+        }
     }
 
-    func run() throws {
+    func run() async throws {
         let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads))
         let catalogue = try Catalogue(path: database.db)
         let indexer = Indexer(catalogue: catalogue, embedder: embedder)
-        try runOnce(indexer, prune: prune || watch)
+        let local = try runOnce(indexer, prune: prune || watch)
+        if let store {
+            try await push(catalogue: catalogue, model: embedder.model, to: try MilvusAddress(parsing: store), local: local)
+            return
+        }
         guard watch else { return }
         // SIGINT / SIGTERM end the watch between runs (a run in progress finishes: it is crash-safe
         // anyway, but a clean finish writes the snapshot).
@@ -78,7 +99,31 @@ struct IndexCommand: ParsableCommand {
         sources.forEach { $0.cancel() }
     }
 
-    func runOnce(_ indexer: Indexer, prune: Bool) throws {
+    /// Sends the library to the store; a store failure is reported (the local run is complete).
+    func push(catalogue: Catalogue, model: ModelInfo, to address: MilvusAddress, local: IndexSummary) async throws {
+        let sync = MilvusSync(catalogue: catalogue, store: MilvusStore(address: address), model: model, batchSize: storeBatch)
+        let summary: MilvusPushSummary
+        do {
+            summary = try await sync.push(prune: prune)
+        } catch {
+            Console.error("error: \(error)")
+            Console.error("index: the local library \(database.db) is complete; rerun the same command to finish the push")
+            throw ExitCode(2)
+        }
+        if json {
+            // One document for the whole command: the local run and the push.
+            struct Both: Encodable { let index: IndexSummary; let store: MilvusPushSummary }
+            print(try Console.json(Both(index: local, store: summary)))
+        } else {
+            print("store \(summary.store): inserted \(summary.inserted), already there \(summary.alreadyThere), "
+                  + "deleted \(summary.deleted), duplicates removed \(summary.duplicatesRemoved); "
+                  + "\(summary.sent) images of this library in the store, index \(summary.index), "
+                  + "\(duration(summary.seconds)) (\(format(summary.insertRate)) vectors/s inserted)")
+        }
+    }
+
+    @discardableResult
+    func runOnce(_ indexer: Indexer, prune: Bool) throws -> IndexSummary {
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
         let summary = try indexer.run(roots: folders, prune: prune, force: force, progress: { bar.update($0) })
         bar.finish()
@@ -88,7 +133,8 @@ struct IndexCommand: ParsableCommand {
         }
         for root in summary.missingRoots { Console.error("error: \(root): no such file or folder") }
         if json {
-            print(try Console.json(summary))
+            // With --store the push prints both summaries as one document.
+            if store == nil { print(try Console.json(summary)) }
         } else {
             let rate = summary.seconds > 0 ? Double(summary.embedded) / summary.seconds : 0
             print("indexed \(summary.indexed), unchanged \(summary.unchanged), updated \(summary.updated), "
@@ -116,6 +162,7 @@ struct IndexCommand: ParsableCommand {
         }
         fflush(nil)
         if !summary.missingRoots.isEmpty && !watch { throw ExitCode(1) }
+        return summary
     }
 }
 

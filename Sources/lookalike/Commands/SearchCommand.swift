@@ -22,6 +22,9 @@ struct SearchCommand: AsyncParsableCommand {
               \(IndexFactory.summaries.joined(separator: "\n  "))
             Batch (--batch FILE, or - for stdin): one query per line, a file path, an http(s) URL, \
             or id:N for a library image; one JSON line per query (an "error" field when it failed).
+            Store (--store milvus://HOST:PORT/COLLECTION): the query image (a file or URL) is embedded \
+            here and the collection filled by `index --store` answers (cosine = inner product of the \
+            unit vectors; --db is not read).
             """)
 
     @Argument(help: "Query image: a file path or an http(s) URL.")
@@ -68,6 +71,9 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).")
     var model: String?
 
+    @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
+    var store: String?
+
     struct Output: Encodable {
         let query: String
         let metric: String
@@ -92,9 +98,60 @@ struct SearchCommand: AsyncParsableCommand {
         guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id, --path or --batch") }
         guard k > 0 else { throw ValidationError("-k must be at least 1") }
         _ = try IndexDescriptor(parsing: method)
+        if let store {
+            guard query != nil else { throw ValidationError("--store answers a query image (a file or a URL), not --id, --path or --batch") }
+            guard metric == .cosine, method == ExactIndex.methodName else {
+                throw ValidationError("--store ranks by cosine (inner product) with the store's own index: drop --metric and --method")
+            }
+            do { _ = try MilvusAddress(parsing: store) } catch { throw ValidationError(String(describing: error)) }
+        }
+    }
+
+    struct StoreOutput: Encodable {
+        let query: String
+        let store: String
+        let elapsed_ms: Double
+        let embed_ms: Double
+        let results: [StoreHit]
+    }
+
+    /// Embeds the query here and asks the store for its top k.
+    func runStore(_ address: MilvusAddress, query: String) async throws {
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
+        let t0 = Date()
+        let embedding: Embedding
+        if ImageFetcher.isURL(query) {
+            embedding = try await embedder.embed(data: try await ImageFetcher.fetch(query), name: query).1
+        } else {
+            embedding = try await embedder.embed(path: query).1
+        }
+        let embedMs = Date().timeIntervalSince(t0) * 1000
+        let milvus = MilvusStore(address: address)
+        // Checks the collection was built with this engine's model before comparing vectors.
+        guard let collection = try await milvus.describe() else {
+            throw Failure(message: "store \(address): no collection \(address.collection): fill it with `lookalike index FOLDER --store \(address)`")
+        }
+        try milvus.check(collection, model: embedder.model)
+        _ = try await milvus.loaded(collection)
+        let t1 = Date()
+        let hits = try await milvus.search(vector: embedding.vector, k: k)
+        let searchMs = Date().timeIntervalSince(t1) * 1000
+        if json {
+            print(try Console.json(StoreOutput(query: query, store: address.description, elapsed_ms: searchMs,
+                                               embed_ms: embedMs, results: hits)))
+            return
+        }
+        let rows = hits.map { [String($0.rank), format(Double($0.score), 4), $0.label, $0.path] }
+        print(table(["rank", "score", "label", "path"], rows, rightAligned: [0, 1]))
+        print("\(hits.count) results from \(address), cosine (inner product, \(collection.indexName ?? "index")): "
+              + "search \(format(searchMs, 2)) ms, embed \(format(embedMs)) ms")
     }
 
     func run() async throws {
+        if let store, let query {
+            try await runStore(try MilvusAddress(parsing: store), query: query)
+            return
+        }
         let started = Date()
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         let weights = model.map { URL(fileURLWithPath: $0) }

@@ -1,0 +1,347 @@
+// Store/ holds the remote vector stores a library can be pushed to and searched in when one machine
+// is not enough. MilvusStore talks to a Milvus 2.3 server over its REST API v1 (AsyncHTTPClient, no
+// gRPC): one collection per library, inner product on the engine's L2-normalised vectors (= cosine),
+// the content hash kept as a field and used as the identity (REST v1 collections have automatic
+// primary keys and refuse upserts, so idempotence is query-then-insert, and duplicates a race could
+// leave are removed afterwards, keeping the smallest id). The engine's model (id, weights checksum,
+// dimension) is written into the collection's description and checked on every open, so vectors of
+// two models never meet. Catalogue+RemoteSent is the worker's local record of what a store holds;
+// MilvusSync pushes a library with it. Thumbnails are not stored: a serving node renders them from
+// the path (shared storage) like the local library does; image bytes would bloat every row of the
+// collection that search has to load.
+import AsyncHTTPClient
+import Foundation
+import LookalikeEngine
+import NIOCore
+
+/// Why a store could not do what was asked; always names the store.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let store: String
+    public let reason: String
+    public init(store: String, _ reason: String) {
+        self.store = store
+        self.reason = reason
+    }
+    public var description: String { "store \(store): \(reason)" }
+}
+
+/// `milvus://host:port/collection` (port defaults to 19530).
+public struct MilvusAddress: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let collection: String
+
+    public init(host: String, port: Int, collection: String) {
+        self.host = host
+        self.port = port
+        self.collection = collection
+    }
+
+    public init(parsing text: String) throws {
+        guard let url = URLComponents(string: text), url.scheme == "milvus", let host = url.host, !host.isEmpty else {
+            throw StoreError(store: text, "not a store address: expected milvus://HOST:PORT/COLLECTION")
+        }
+        let name = url.path.split(separator: "/").joined(separator: "/")
+        // Milvus collection names: a letter or underscore, then letters, digits, underscores.
+        guard let first = name.first, first.isLetter || first == "_",
+              name.allSatisfy({ ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" }), name.count <= 255 else {
+            throw StoreError(store: text, "collection name \"\(name)\" must be letters, digits and underscores, starting with a letter")
+        }
+        self.init(host: host, port: url.port ?? 19530, collection: name)
+    }
+
+    public var description: String { "milvus://\(host):\(port)/\(collection)" }
+    var base: String { "http://\(host):\(port)/v1/vector" }
+}
+
+/// One search hit from the store.
+public struct StoreHit: Sendable, Codable, Equatable {
+    public let rank: Int
+    public let hash: String
+    public let path: String
+    public let label: String
+    public let tags: String
+    /// Inner product of the unit vectors: the cosine similarity, as the local cosine score.
+    public let score: Float
+}
+
+public final class MilvusStore: Sendable {
+    public let address: MilvusAddress
+    let client: HTTPClient
+    let timeout: TimeAmount
+    /// Milvus caps one query's offset + limit at 16384 rows.
+    static let queryWindow = 16384
+    /// Marks the collection's description so a foreign collection is never written to.
+    static let descriptionPrefix = "lookalike"
+
+    /// The stores' own client: a refused or silent connection fails at once (AsyncHTTPClient's
+    /// default retries connecting until the request's deadline, so a stopped Milvus looked like a
+    /// 30 s hang). Process-wide, never shut down (a static is never deinitialised).
+    public static let defaultClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.timeout = .init(connect: .seconds(5))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(address: MilvusAddress, client: HTTPClient = MilvusStore.defaultClient, timeout: TimeAmount = .seconds(30)) {
+        self.address = address
+        self.client = client
+        self.timeout = timeout
+    }
+
+    var store: String { address.description }
+
+    static func description(for model: ModelInfo) -> String {
+        "\(descriptionPrefix) model=\(model.id) checksum=\(model.checksum) dimension=\(model.dimension)"
+    }
+
+    // MARK: collection
+
+    /// What `describe` says about the collection (nil: it does not exist).
+    public struct Collection: Sendable {
+        public let description: String
+        public let dimension: Int?
+        public let metric: String?
+        public let indexName: String?
+        public let load: String?
+    }
+
+    public func describe() async throws -> Collection? {
+        let answer = try await call("GET", "/collections/describe?collectionName=\(address.collection)", body: nil, allowCodes: [100])
+        guard answer.code == 200, let data = answer.data as? [String: Any] else { return nil }
+        let fields = data["fields"] as? [[String: Any]] ?? []
+        var dimension: Int?
+        for field in fields {
+            if let type = field["type"] as? String, type.hasPrefix("FloatVector("), let d = Int(type.dropFirst(12).dropLast()) {
+                dimension = d
+            }
+        }
+        let index = (data["indexes"] as? [[String: Any]])?.first
+        return Collection(description: data["description"] as? String ?? "", dimension: dimension,
+                          metric: index?["metricType"] as? String, indexName: index?["indexName"] as? String,
+                          load: data["load"] as? String)
+    }
+
+    /// Creates the collection for `model`, or checks that the existing one was made for it.
+    /// Returns what describe says about it.
+    @discardableResult
+    public func prepare(model: ModelInfo, loadTimeout: Double = 120) async throws -> Collection {
+        if let existing = try await describe() {
+            try check(existing, model: model)
+            return try await loaded(existing, timeout: loadTimeout)
+        }
+        let body: [String: Any] = [
+            "collectionName": address.collection, "dimension": model.dimension, "metricType": "IP",
+            "primaryField": "id", "vectorField": "vector", "description": Self.description(for: model),
+        ]
+        let answer = try await call("POST", "/collections/create", body: body, allowCodes: [65535])
+        if answer.code != 200 {
+            // Another worker may have created it between our describe and create: check theirs.
+            guard let made = try await describe() else {
+                throw StoreError(store: store, "cannot create the collection: \(answer.message)")
+            }
+            try check(made, model: model)
+            return try await loaded(made, timeout: loadTimeout)
+        }
+        guard let made = try await describe() else {
+            throw StoreError(store: store, "the collection was created but describe does not find it")
+        }
+        try check(made, model: model)
+        return try await loaded(made, timeout: loadTimeout)
+    }
+
+    /// Waits until the collection is loaded: queries and searches of a collection still loading
+    /// (just created, or a restarted Milvus reloading it) are refused with "collection not loaded".
+    public func loaded(_ collection: Collection, timeout: Double = 120) async throws -> Collection {
+        var current = collection
+        let deadline = Date().addingTimeInterval(timeout)
+        while current.load != "LoadStateLoaded" {
+            guard Date() < deadline else {
+                throw StoreError(store: store, "collection \(address.collection) is not loaded after \(Int(timeout)) s (state \(current.load ?? "unknown"))")
+            }
+            try await Task.sleep(nanoseconds: 250_000_000)
+            guard let next = try await describe() else {
+                throw StoreError(store: store, "collection \(address.collection) disappeared while loading")
+            }
+            current = next
+        }
+        return current
+    }
+
+    public func check(_ collection: Collection, model: ModelInfo) throws {
+        let expected = Self.description(for: model)
+        guard collection.description.hasPrefix(Self.descriptionPrefix + " ") else {
+            throw StoreError(store: store, "collection \(address.collection) was not made by lookalike (description \"\(collection.description)\"); use another collection name")
+        }
+        guard collection.description == expected, collection.dimension == model.dimension else {
+            throw StoreError(store: store, """
+                collection \(address.collection) holds vectors of another model (\(collection.description), \
+                \(collection.dimension.map { "\($0)-d" } ?? "unknown dimension")) but the engine has \(expected); \
+                vectors of different models cannot be compared: use another collection name
+                """)
+        }
+        if let metric = collection.metric, metric != "IP" {
+            throw StoreError(store: store, "collection \(address.collection) ranks by \(metric), lookalike needs IP (inner product)")
+        }
+    }
+
+    // MARK: rows
+
+    /// Inserts `entities` (one request; callers batch) and returns the ids Milvus gave them.
+    @discardableResult
+    public func insert(_ entities: [RemoteEntity]) async throws -> [Int64] {
+        guard !entities.isEmpty else { return [] }
+        let answer = try await call("POST", "/insert", json: try Self.insertBody(collection: address.collection, entities, store: store))
+        let data = answer.data as? [String: Any]
+        let ids = (data?["insertIds"] as? [Any] ?? []).compactMap(Self.int64)
+        guard ids.count == entities.count else {
+            throw StoreError(store: store, "insert of \(entities.count) rows answered \(ids.count) ids")
+        }
+        return ids
+    }
+
+    /// The row ids held for each of `hashes` (a hash with no row is absent; more than one id is a
+    /// duplicate to remove).
+    public func ids(forHashes hashes: [String]) async throws -> [String: [Int64]] {
+        var found: [String: [Int64]] = [:]
+        for chunk in stride(from: 0, to: hashes.count, by: 500).map({ Array(hashes[$0..<min($0 + 500, hashes.count)]) }) {
+            let rows = try await query(filter: "hash in \(Self.list(chunk))", fields: ["hash"])
+            for row in rows {
+                if let hash = row["hash"] as? String, let id = row["id"].flatMap(Self.int64) { found[hash, default: []].append(id) }
+            }
+        }
+        return found
+    }
+
+    /// Rows matching a boolean expression, at most `queryWindow` of them.
+    public func query(filter: String, fields: [String]) async throws -> [[String: Any]] {
+        let body: [String: Any] = ["collectionName": address.collection, "filter": filter,
+                                   "outputFields": fields, "limit": Self.queryWindow]
+        let answer = try await call("POST", "/query", body: body)
+        return answer.data as? [[String: Any]] ?? []
+    }
+
+    /// Deletes the rows with these ids.
+    public func delete(ids: [Int64]) async throws {
+        for chunk in stride(from: 0, to: ids.count, by: 1000).map({ Array(ids[$0..<min($0 + 1000, ids.count)]) }) {
+            _ = try await call("POST", "/delete", body: ["collectionName": address.collection,
+                                                         "filter": "id in [\(chunk.map(String.init).joined(separator: ","))]"])
+        }
+    }
+
+    /// Deletes every row of these images.
+    public func delete(hashes: [String]) async throws {
+        for chunk in stride(from: 0, to: hashes.count, by: 500).map({ Array(hashes[$0..<min($0 + 500, hashes.count)]) }) {
+            _ = try await call("POST", "/delete", body: ["collectionName": address.collection, "filter": "hash in \(Self.list(chunk))"])
+        }
+    }
+
+    /// The top `k` rows by inner product with `vector` (a unit vector of the collection's model).
+    public func search(vector: [Float], k: Int) async throws -> [StoreHit] {
+        let body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
+                                   "outputFields": ["hash", "path", "label", "tags"], "limit": k]
+        let answer = try await call("POST", "/search", body: body)
+        let rows = answer.data as? [[String: Any]] ?? []
+        return rows.enumerated().map { i, row in
+            StoreHit(rank: i + 1, hash: row["hash"] as? String ?? "", path: row["path"] as? String ?? "",
+                     label: row["label"] as? String ?? "", tags: row["tags"] as? String ?? "",
+                     score: Float((row["distance"] as? NSNumber)?.doubleValue ?? .nan))
+        }
+    }
+
+    /// The insert request, written by hand: boxing 1280 numbers per row into NSNumbers for
+    /// JSONSerialization cost more than the request itself. Vectors are written with Float's
+    /// shortest round-trip form (exact Float32 values, ~10 characters each); the other fields go
+    /// through JSONEncoder (escaping).
+    static func insertBody(collection: String, _ entities: [RemoteEntity], store: String) throws -> [UInt8] {
+        struct Fields: Encodable {
+            let hash: String, path: String, label: String, size: Int64, tags: String
+            let captured: String?
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        var out: [UInt8] = []
+        out.reserveCapacity(entities.count * (entities.first?.vector.count ?? 0) * 12 + 256)
+        out += Array("{\"collectionName\":".utf8) + (try encoder.encode(collection)) + Array(",\"data\":[".utf8)
+        for (i, e) in entities.enumerated() {
+            guard e.vector.allSatisfy(\.isFinite) else {
+                throw StoreError(store: store, "the vector of \(e.path) is not finite; re-index it")
+            }
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array("{\"vector\":[".utf8)
+            for (j, x) in e.vector.enumerated() {
+                if j > 0 { out.append(UInt8(ascii: ",")) }
+                out += x.description.utf8
+            }
+            out += Array("],".utf8)
+            let fields = try encoder.encode(Fields(hash: e.contentHash, path: e.path, label: e.label, size: e.size,
+                                                   tags: e.tags, captured: e.capturedAt))
+            out += fields.dropFirst()  // the fields object without its opening brace
+        }
+        out += Array("]}".utf8)
+        return out
+    }
+
+    // MARK: transport
+
+    struct Answer {
+        let code: Int
+        let message: String
+        let data: Any?
+    }
+
+    /// One REST call. Transport failures and Milvus error codes become a StoreError naming the
+    /// store, the operation and the reason; `allowCodes` are Milvus codes the caller handles.
+    func call(_ method: String, _ path: String, body: [String: Any]?, allowCodes: Set<Int> = []) async throws -> Answer {
+        try await call(method, path, json: body.map { [UInt8](try JSONSerialization.data(withJSONObject: $0)) }, allowCodes: allowCodes)
+    }
+
+    func call(_ method: String, _ path: String, json: [UInt8]?, allowCodes: Set<Int> = []) async throws -> Answer {
+        let operation = path.split(separator: "?").first.map(String.init) ?? path
+        var request = HTTPClientRequest(url: address.base + path)
+        request.method = method == "GET" ? .GET : .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let json { request.body = .bytes(ByteBuffer(bytes: json)) }
+        let bytes: ByteBuffer
+        let status: UInt
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            status = response.status.code
+            bytes = try await response.body.collect(upTo: 256 << 20)
+        } catch {
+            throw StoreError(store: store, "\(operation) failed: cannot reach Milvus (\(Self.explain(error)))")
+        }
+        guard status == 200 else {
+            throw StoreError(store: store, "\(operation) answered HTTP \(status): \(String(buffer: bytes).prefix(300))")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any] else {
+            throw StoreError(store: store, "\(operation) answered something that is not JSON: \(String(buffer: bytes).prefix(300))")
+        }
+        let code = (object["code"] as? NSNumber)?.intValue ?? -1
+        let message = object["message"] as? String ?? ""
+        guard code == 200 || allowCodes.contains(code) else {
+            throw StoreError(store: store, "\(operation) refused (Milvus code \(code)): \(message)")
+        }
+        return Answer(code: code, message: message, data: object["data"])
+    }
+
+    static func explain(_ error: Error) -> String {
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("deadlineExceeded") || text.contains("connectTimeout") { return "timed out" }
+        return text
+    }
+
+    static func int64(_ value: Any) -> Int64? {
+        if let s = value as? String { return Int64(s) }
+        if let n = value as? NSNumber { return n.int64Value }
+        return nil
+    }
+
+    /// A Milvus expression list of strings: ["a","b"] (hashes are hex, but quote-escape anyway).
+    static func list(_ strings: [String]) -> String {
+        "[" + strings.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "]"
+    }
+}

@@ -1,0 +1,324 @@
+// Milvus as the vector store, against a real server: scripts/milvus_server.py runs PyPI
+// milvus==2.3.5 from .venv-milvus/ (made by `make setup`) on free loopback ports with a temporary
+// data folder, once for the suite. Without that server the tests fail with the reason, unless
+// LOOKALIKE_SKIP_MILVUS=1 (then they are skipped, saying so).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import LookalikeEngine
+import Testing
+@testable import LookalikeLibrary
+
+/// The suite's Milvus server, started on first use and stopped when the test process exits.
+final class MilvusTestServer: Sendable {
+    let port: Int
+    /// The Milvus process itself (killed by the mid-run test).
+    let serverPid: Int32
+    let process: Process
+    let stdin: Pipe
+
+    static let skipRequested = ProcessInfo.processInfo.environment["LOOKALIKE_SKIP_MILVUS"] == "1"
+    static let shared: Result<MilvusTestServer, Error> = Result {
+        let server = try MilvusTestServer(data: try Fixture.tempDir("milvus-data"))
+        // Closing the helper's stdin stops the server, also when this process dies.
+        atexit {
+            if case .success(let server) = MilvusTestServer.shared { server.stop() }
+        }
+        return server
+    }
+
+    /// Starts a server with its data in `data` (port 0: a free one).
+    init(data: URL, port: Int = 0) throws {
+        let python = Fixture.packageRoot.appendingPathComponent(".venv-milvus/bin/python")
+        guard FileManager.default.isExecutableFile(atPath: python.path) else {
+            throw CatalogueError("Milvus tests: \(python.path) is missing: run `make setup` (it installs milvus==2.3.5 there), or set LOOKALIKE_SKIP_MILVUS=1 to skip them")
+        }
+        let process = Process()
+        process.executableURL = python
+        process.arguments = [Fixture.packageRoot.appendingPathComponent("scripts/milvus_server.py").path,
+                             "--data", data.path, "--port", String(port)]
+        let out = Pipe(), input = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardInput = input
+        process.standardError = err
+        try process.run()
+        // The helper prints one READY line once /healthz answers (or exits with the reason).
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("READY "),
+              let json = try? JSONSerialization.jsonObject(with: Data(text.dropFirst(6).utf8)) as? [String: Any],
+              let port = (json["port"] as? NSNumber)?.intValue, let pid = (json["pid"] as? NSNumber)?.int32Value else {
+            process.terminate()
+            let reason = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw CatalogueError("Milvus tests: the server did not start: \(reason.isEmpty ? text : reason) (LOOKALIKE_SKIP_MILVUS=1 skips these tests)")
+        }
+        self.port = port
+        self.serverPid = pid
+        self.process = process
+        self.stdin = input
+    }
+
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    /// A fresh collection name per test.
+    func address(_ name: String = #function) -> MilvusAddress {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        return MilvusAddress(host: "127.0.0.1", port: port, collection: "t_\(safe)_\(UUID().uuidString.prefix(8).filter(\.isLetter))")
+    }
+}
+
+@Suite(.serialized) struct MilvusTests {
+    /// The running server, or nil when skipping is requested and the server is unavailable.
+    func server() throws -> MilvusTestServer? {
+        switch MilvusTestServer.shared {
+        case .success(let server): return server
+        case .failure(let error):
+            if MilvusTestServer.skipRequested {
+                print("MilvusTests: skipped (LOOKALIKE_SKIP_MILVUS=1): \(error)")
+                return nil
+            }
+            throw error
+        }
+    }
+
+    /// A library of `classes` indexed locally.
+    func library(_ dir: URL, classes: [String] = Fixture.classes, name: String = "lib") throws -> Catalogue {
+        let folder = dir.appendingPathComponent("\(name)-photos")
+        try Fixture.copySamples(to: folder, classes: classes)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("\(name).db").path)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        return catalogue
+    }
+
+    func count(_ store: MilvusStore) async throws -> Int {
+        try await store.query(filter: "id > 0", fields: ["hash"]).count
+    }
+
+    @Test func indexedSamplesSearchLikeTheLocalExactTop10() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir)
+        let embedder = try Fixture.embedder()
+        let store = MilvusStore(address: server.address())
+        let summary = try await MilvusSync(catalogue: catalogue, store: store, model: embedder.model).push(prune: false)
+        let images = try catalogue.vectorCount(model: embedder.model.id)
+        #expect(summary.inserted == images && summary.sent == images)
+        #expect(try await count(store) == images)
+        let collection = try await store.describe()
+        #expect(collection?.metric == "IP" && collection?.dimension == 1280)
+
+        let service = try SearchService(catalogue: catalogue)
+        let all = try catalogue.allSummaries()
+        for query in try FileManager.default.contentsOfDirectory(atPath: Fixture.queries.path).sorted() {
+            let path = Fixture.queries.appendingPathComponent(query).path
+            let vector = try await embedder.embed(path: path).1.vector
+            let local = try service.rank(vector: vector, request: SearchRequest(k: 10, reranking: .none))
+            let remote = try await store.search(vector: vector, k: 10)
+            #expect(remote.map(\.path) == local.map(\.path), "top-10 of \(query)")
+            for (r, l) in zip(remote, local) {
+                #expect(abs(r.score - l.score) < 1e-4)
+                #expect(r.label == l.label && r.tags == all[l.id]?.tags)
+            }
+        }
+    }
+
+    @Test func rerunAddsNothingAndAnInterruptedPushResumesWithoutDuplicates() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir, classes: ["pizza", "dalmatian"])
+        let model = try Fixture.embedder().model
+        let store = MilvusStore(address: server.address())
+        try await store.prepare(model: model)
+        // A worker killed after Milvus acknowledged two inserts but before it marked them sent.
+        let ids = try catalogue.unsentImageIds(store: store.address.description, model: model.id)
+        try await store.insert(try catalogue.remoteEntities(imageIds: Array(ids.prefix(2)), model: model.id))
+        try await Task.sleep(nanoseconds: 3_000_000_000)  // past Milvus' staleness bound
+        let sync = MilvusSync(catalogue: catalogue, store: store, model: model, batchSize: 5)
+        let first = try await sync.push(prune: false)
+        #expect(first.alreadyThere == 2 && first.inserted == ids.count - 2)
+        let again = try await sync.push(prune: false)
+        #expect(again.inserted == 0 && again.alreadyThere == 0 && again.sent == ids.count)
+        #expect(try await count(store) == ids.count)
+        let rows = try await store.ids(forHashes: try catalogue.remoteEntities(imageIds: ids, model: model.id).map(\.contentHash))
+        #expect(rows.count == ids.count && rows.values.allSatisfy { $0.count == 1 })
+    }
+
+    @Test func pruneDeletesImagesWhoseLastPathWent() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["pizza", "sunflower"])
+        // The same bytes under a second path: the image stays while one path is left.
+        let twin = folder.appendingPathComponent("pizza/twin.jpg")
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("pizza/image_0001.jpg"), to: twin)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let indexer = Indexer(catalogue: catalogue, embedder: try Fixture.embedder())
+        _ = try indexer.run(roots: [folder.path])
+        let model = try Fixture.embedder().model
+        let store = MilvusStore(address: server.address())
+        let sync = MilvusSync(catalogue: catalogue, store: store, model: model)
+        let before = try await sync.push(prune: true).sent
+
+        try FileManager.default.removeItem(at: twin)  // one of two paths: nothing to delete
+        _ = try indexer.run(roots: [folder.path], prune: true)
+        #expect(try await sync.push(prune: true).deleted == 0)
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("sunflower"))
+        _ = try indexer.run(roots: [folder.path], prune: true)
+        let pruned = try await sync.push(prune: true)
+        let sunflowers = before - (try catalogue.vectorCount(model: model.id))
+        #expect(sunflowers > 0 && pruned.deleted == sunflowers)
+        #expect(try await count(store) == before - sunflowers)
+        let labels = Set(try await store.query(filter: "id > 0", fields: ["label"]).compactMap { $0["label"] as? String })
+        #expect(labels == ["pizza"])
+    }
+
+    @Test func twoWorkersOnDisjointFoldersDoNotDuplicate() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let a = try library(dir, classes: ["pizza", "dalmatian", "butterfly"], name: "a")
+        let b = try library(dir, classes: ["sunflower", "airplanes", "Motorbikes"], name: "b")
+        let model = try Fixture.embedder().model
+        let address = server.address()
+        // Each worker has its own client and catalogue; both push at once into one collection.
+        async let first = MilvusSync(catalogue: a, store: MilvusStore(address: address), model: model, batchSize: 4).push(prune: false)
+        async let second = MilvusSync(catalogue: b, store: MilvusStore(address: address), model: model, batchSize: 4).push(prune: false)
+        let (sa, sb) = try await (first, second)
+        let total = try a.vectorCount(model: model.id) + b.vectorCount(model: model.id)
+        #expect(sa.inserted + sb.inserted == total)
+        let store = MilvusStore(address: address)
+        #expect(try await count(store) == total)
+        let hashes = try await store.query(filter: "id > 0", fields: ["hash"]).compactMap { $0["hash"] as? String }
+        #expect(Set(hashes).count == hashes.count)
+    }
+
+    @Test func unreachableStoreGivesAClearErrorAndTheRerunCompletes() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir, classes: ["pizza"])
+        let model = try Fixture.embedder().model
+        let good = server.address()
+        // The same collection on a port where nothing listens (a stopped Milvus).
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        let deadPort = Int(UInt16(bigEndian: addr.sin_port))
+        close(listener)
+        let dead = MilvusAddress(host: "127.0.0.1", port: deadPort, collection: good.collection)
+        let started = Date()
+        do {
+            _ = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: dead), model: model).push(prune: false)
+            Issue.record("a push to a stopped store succeeded")
+        } catch let error as StoreError {
+            #expect(error.description.contains(dead.description) && error.description.contains("cannot reach Milvus"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 10, "a stopped Milvus must fail fast")
+        let summary = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: good), model: model).push(prune: false)
+        #expect(summary.inserted == (try catalogue.vectorCount(model: model.id)))
+    }
+
+    @Test func milvusKilledMidRunGivesAClearErrorAndTheRerunCompletes() async throws {
+        guard (try server()) != nil else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir, classes: ["pizza", "dalmatian", "sunflower"])
+        let model = try Fixture.embedder().model
+        // A server of its own, killed (SIGKILL) once the first batch is in, then restarted on
+        // the same data (on another port: the old one lingers in TIME_WAIT; the catalogue's record
+        // is per address, so the rerun looks every image up by hash and finds the first batch).
+        let data = dir.appendingPathComponent("milvus")
+        let doomed = try MilvusTestServer(data: data)
+        let address = MilvusAddress(host: "127.0.0.1", port: doomed.port, collection: "midrun")
+        let sync = MilvusSync(catalogue: catalogue, store: MilvusStore(address: address), model: model, batchSize: 3)
+        let started = Date()
+        do {
+            _ = try await sync.push(prune: false) { done, _ in
+                if done == 3 { kill(doomed.serverPid, SIGKILL) }
+            }
+            Issue.record("the push went on after Milvus was killed")
+        } catch let error as StoreError {
+            #expect(error.description.contains(address.description) && error.description.contains("cannot reach Milvus"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 20, "a stopped Milvus must fail fast")
+        doomed.stop()
+        let sentBefore = try catalogue.sentCount(store: address.description)
+        #expect(sentBefore == 3)
+        let revived = try MilvusTestServer(data: data)
+        defer { revived.stop() }
+        let again = MilvusAddress(host: "127.0.0.1", port: revived.port, collection: "midrun")
+        let summary = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: again), model: model).push(prune: false)
+        let images = try catalogue.vectorCount(model: model.id)
+        #expect(summary.sent == images && summary.alreadyThere == sentBefore && summary.inserted == images - sentBefore)
+        let store = MilvusStore(address: again)
+        let hashes = try await store.query(filter: "id > 0", fields: ["hash"]).compactMap { $0["hash"] as? String }
+        #expect(hashes.count == images && Set(hashes).count == images)
+    }
+
+    @Test func aCollectionOfAnotherModelIsRefused() async throws {
+        guard let server = try server() else { return }
+        let model = try Fixture.embedder().model
+        let address = server.address()
+        let other = ModelInfo(id: model.id, checksum: String(repeating: "0", count: 64), dimension: 512)
+        try await MilvusStore(address: address).prepare(model: other)
+        do {
+            try await MilvusStore(address: address).prepare(model: model)
+            Issue.record("a collection of another model was accepted")
+        } catch let error as StoreError {
+            #expect(error.description.contains(address.description) && error.description.contains("another model"), "\(error)")
+        }
+    }
+
+    @Test func commandLineIndexAndSearchWithStore() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["pizza", "dalmatian", "sunflower"])
+        let db = dir.appendingPathComponent("lib.db").path
+        let store = server.address().description
+        let first = try lookalike(["index", folder.path, "--db", db, "--store", store])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("store \(store): inserted "), "\(first.stdout)")
+        let rerun = try lookalike(["index", folder.path, "--db", db, "--store", store])
+        #expect(rerun.stdout.contains("inserted 0, already there 0"), "\(rerun.stdout)")
+        let query = Fixture.queries.appendingPathComponent("pizza_0010.jpg").path
+        let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json"])
+        // The local exact search, plain (the CLI's default re-ranking has no Milvus counterpart).
+        let vector = try await Fixture.embedder().embed(path: query).1.vector
+        let local = try SearchService(catalogue: Catalogue(path: db, mustExist: true))
+            .rank(vector: vector, request: SearchRequest(k: 10, reranking: .none))
+        struct Answer: Decodable { struct Hit: Decodable { let path: String }; let results: [Hit] }
+        let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
+        #expect(r.results.map(\.path) == local.map(\.path) && r.results.count == 10)
+        let bad = try lookalike(["search", query, "--store", "milvus://127.0.0.1:1/nothing"])
+        #expect(bad.status != 0 && bad.stderr.contains("milvus://127.0.0.1:1/nothing"), "\(bad.stderr)")
+    }
+
+    struct Run { let status: Int32; let stdout: String; let stderr: String }
+
+    func lookalike(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = try Fixture.executable()
+        process.arguments = arguments
+        process.currentDirectoryURL = Fixture.packageRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
