@@ -731,10 +731,101 @@ static int lk_fail_load(lk_result *r, const lk_input *in, int format, const unsi
 
 static const char *const lk_formats_list = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL";
 
+/* Normalises a decoded image to 8-bit sRGB with exactly 3 bands: colour (grey, 16-bit, CMYK via
+ * its profile or vips' default), alpha composited on white, extra bands dropped. Replaces *img;
+ * returns -1 when a step fails (the vips error is left for the caller). */
+static int lk_to_srgb8(VipsImage **img) {
+    VipsImage *next = NULL;
+    /* Colour: everything to 8-bit sRGB (grey, 16-bit, CMYK via its profile or vips' default). */
+    if (vips_colourspace_issupported(*img)) {
+        VipsInterpretation interp = vips_image_guess_interpretation(*img);
+        if (interp != VIPS_INTERPRETATION_sRGB || vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
+            next = NULL;
+            if (lk_step(img, &next, vips_colourspace(*img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+                return -1;
+        }
+    }
+    if (vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
+        next = NULL;
+        if (lk_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
+    }
+    /* Alpha: composite on white. */
+    if (vips_image_hasalpha(*img)) {
+        VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+        next = NULL;
+        int rc = vips_flatten(*img, &next, "background", white, "max_alpha", 255.0, NULL);
+        vips_area_unref(VIPS_AREA(white));
+        if (lk_step(img, &next, rc) != 0) return -1;
+        if (vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
+            next = NULL;
+            if (lk_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
+        }
+    }
+    /* Exactly 3 bands. */
+    int bands = vips_image_get_bands(*img);
+    if (bands < 3) {
+        VipsImage *first = NULL;
+        if (bands != 1) {
+            if (vips_extract_band(*img, &first, 0, NULL) != 0) return -1;
+        } else {
+            first = *img;
+            g_object_ref(first);
+        }
+        VipsImage *parts[3] = {first, first, first};
+        next = NULL;
+        int rc = vips_bandjoin(parts, &next, 3, NULL);
+        g_object_unref(first);
+        if (lk_step(img, &next, rc) != 0) return -1;
+    } else if (bands > 3) {
+        next = NULL;
+        if (lk_step(img, &next, vips_extract_band(*img, &next, 0, "n", 3, NULL)) != 0) return -1;
+    }
+    return 0;
+}
+
 /* A region of the oriented image in fractions (w <= 0: the whole image). */
 typedef struct {
     double x, y, w, h;
 } lk_region;
+
+/* Cuts `region` (fractions) out of *img, clamped to the image. Replaces *img; -1 on failure. */
+static int lk_extract_region(VipsImage **img, const lk_region *region) {
+    int iw = vips_image_get_width(*img), ih = vips_image_get_height(*img);
+    int left = (int)(region->x * iw), top = (int)(region->y * ih);
+    int cw = (int)(region->w * iw + 0.5), ch = (int)(region->h * ih + 0.5);
+    if (left < 0) left = 0;
+    if (top < 0) top = 0;
+    if (left > iw - 1) left = iw - 1;
+    if (top > ih - 1) top = ih - 1;
+    if (cw < 1) cw = 1;
+    if (ch < 1) ch = 1;
+    if (left + cw > iw) cw = iw - left;
+    if (top + ch > ih) ch = ih - top;
+    VipsImage *next = NULL;
+    return lk_step(img, &next, vips_extract_area(*img, &next, left, top, cw, ch, NULL));
+}
+
+/* Decodes *img's pixels into memory (errors from a truncated or corrupt file surface here) and
+ * resizes + centre-crops them into `out`. Returns LK_OK, -1 when vips failed (the caller turns
+ * the vips error into a reason), or another status already recorded in `r`. */
+static int lk_pixels_resized(VipsImage *img, int tW, int tH, int crop, unsigned char *out, lk_result *r) {
+    size_t size = 0;
+    int w = vips_image_get_width(img), h = vips_image_get_height(img);
+    unsigned char *pixels = vips_image_write_to_memory(img, &size);
+    if (pixels == NULL) return -1;
+    if (size != (size_t)w * (size_t)h * 3) {
+        g_free(pixels);
+        lk_fail(r, LK_CORRUPT, "unexpected pixel layout after decode");
+        return r->status;
+    }
+    int rc = lk_resize_crop_rgb8(pixels, w, h, tW, tH, crop, out);
+    g_free(pixels);
+    if (rc != 0) {
+        lk_fail(r, LK_CORRUPT, "out of memory while resizing");
+        return r->status;
+    }
+    return LK_OK;
+}
 
 static int lk_decode(const lk_input *in, const unsigned char *head, size_t headLen, int shortSide,
                      int crop, long long maxPixels, int allowThumbnail, const lk_region *region,
@@ -853,52 +944,9 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         }
     }
     int orientation = vips_image_get_orientation(img);
+    if (lk_to_srgb8(&img) != 0) goto vips_failed;
     VipsImage *next = NULL;
 
-    /* Colour: everything to 8-bit sRGB (grey, 16-bit, CMYK via its profile or vips' default). */
-    if (vips_colourspace_issupported(img)) {
-        VipsInterpretation interp = vips_image_guess_interpretation(img);
-        if (interp != VIPS_INTERPRETATION_sRGB || vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
-            next = NULL;
-            if (lk_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
-                goto vips_failed;
-        }
-    }
-    if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
-        next = NULL;
-        if (lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
-    }
-    /* Alpha: composite on white. */
-    if (vips_image_hasalpha(img)) {
-        VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
-        next = NULL;
-        int rc = vips_flatten(img, &next, "background", white, "max_alpha", 255.0, NULL);
-        vips_area_unref(VIPS_AREA(white));
-        if (lk_step(&img, &next, rc) != 0) goto vips_failed;
-        if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
-            next = NULL;
-            if (lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto vips_failed;
-        }
-    }
-    /* Exactly 3 bands. */
-    int bands = vips_image_get_bands(img);
-    if (bands < 3) {
-        VipsImage *first = NULL;
-        if (bands != 1) {
-            if (vips_extract_band(img, &first, 0, NULL) != 0) goto vips_failed;
-        } else {
-            first = img;
-            g_object_ref(first);
-        }
-        VipsImage *parts[3] = {first, first, first};
-        next = NULL;
-        int rc = vips_bandjoin(parts, &next, 3, NULL);
-        g_object_unref(first);
-        if (lk_step(&img, &next, rc) != 0) goto vips_failed;
-    } else if (bands > 3) {
-        next = NULL;
-        if (lk_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto vips_failed;
-    }
     /* EXIF orientation first (as the reference does), then the pixels into memory: errors from
      * a truncated or corrupt file surface here. */
     if (orientation > 1 && orientation <= 8) {
@@ -906,46 +954,16 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         next = NULL;
         if (lk_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
     }
-    if (cropped) {
-        /* The region, in the (possibly shrunk) oriented image's pixels. */
-        int iw = vips_image_get_width(img), ih = vips_image_get_height(img);
-        int left = (int)(region->x * iw), top = (int)(region->y * ih);
-        int cw = (int)(region->w * iw + 0.5), ch = (int)(region->h * ih + 0.5);
-        if (left < 0) left = 0;
-        if (top < 0) top = 0;
-        if (left > iw - 1) left = iw - 1;
-        if (top > ih - 1) top = ih - 1;
-        if (cw < 1) cw = 1;
-        if (ch < 1) ch = 1;
-        if (left + cw > iw) cw = iw - left;
-        if (top + ch > ih) ch = ih - top;
-        next = NULL;
-        if (lk_step(&img, &next, vips_extract_area(img, &next, left, top, cw, ch, NULL)) != 0) goto vips_failed;
-    }
+    if (cropped && lk_extract_region(&img, region) != 0) goto vips_failed;
     {
-        size_t size = 0;
-        int w = vips_image_get_width(img), h = vips_image_get_height(img);
-        unsigned char *pixels = vips_image_write_to_memory(img, &size);
-        if (pixels == NULL) goto vips_failed;
+        /* Target size of the ORIGINAL (oriented) image: shrink-on-load only changed the source; a
+         * region's target was computed in the oriented frame already. */
+        int tW = cropped ? (int)nW : (int)(swap ? nH : nW), tH = cropped ? (int)nH : (int)(swap ? nW : nH);
+        int pixelsStatus = lk_pixels_resized(img, tW, tH, crop, out, r);
+        if (pixelsStatus < 0) goto vips_failed;
         g_object_unref(img);
-        if (size != (size_t)w * (size_t)h * 3) {
-            g_free(pixels);
+        if (pixelsStatus != LK_OK) {
             if (profileSource != NULL) g_object_unref(profileSource);
-            lk_fail(r, LK_CORRUPT, "unexpected pixel layout after decode");
-            return r->status;
-        }
-        /* Target size of the ORIGINAL (oriented) image: shrink-on-load only changed the source. */
-        int tW = (int)(swap ? nH : nW), tH = (int)(swap ? nW : nH);
-        if (cropped) {
-            /* The region's target was computed in the oriented frame already. */
-            tW = (int)nW;
-            tH = (int)nH;
-        }
-        int rc = lk_resize_crop_rgb8(pixels, w, h, tW, tH, crop, out);
-        g_free(pixels);
-        if (rc != 0) {
-            if (profileSource != NULL) g_object_unref(profileSource);
-            lk_fail(r, LK_CORRUPT, "out of memory while resizing");
             return r->status;
         }
     }
