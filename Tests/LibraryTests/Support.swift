@@ -52,18 +52,8 @@ enum Fixture {
     }
 }
 
-/// SplitMix64: a seeded generator, so tests on random data are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Tests on random data use the library's seeded generator, so they reproduce.
+typealias SeededGenerator = SplitMix64
 
 enum Synthetic {
     /// `count` unit vectors of `dimension` non-negative values (like pooled CNN features: sparse-ish,

@@ -78,17 +78,12 @@ enum Linear {
     }
 }
 
-/// SplitMix64, the trainers' seeded generator (same sequence on every machine for a seed).
+/// The trainers' seeded generator: SplitMix64 (same sequence on every machine for a seed) plus
+/// normal samples.
 struct TrainingRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var base: SplitMix64
+    init(seed: UInt64) { base = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { base.next() }
 
     /// A standard normal sample (Box-Muller).
     mutating func normal() -> Float {

@@ -116,7 +116,7 @@ struct BenchANNCommand: ParsableCommand {
         }
         var queryVectors: [Float] = []
         for i in 0..<queries {
-            var rng = SplitMix(seed: seed &+ 99 &+ UInt64(i))
+            var rng = SplitMix64(seed: seed &+ 99 &+ UInt64(i))
             let row = Int(rng.next() % UInt64(n))
             queryVectors += generator.sample(rows: row..<row + 1, seed: seed &+ 7 &+ UInt64(i))
         }
@@ -179,7 +179,7 @@ struct BenchANNCommand: ParsableCommand {
             // A seeded sample of 100k vectors is plenty for PCA + ITQ (the covariance is stable).
             var sample: [Float] = []
             let ids = store.liveIds
-            var rng = SplitMix(seed: 5)
+            var rng = SplitMix64(seed: 5)
             let step = max(1, ids.count / 100_000)
             for i in Swift.stride(from: Int(rng.next() % UInt64(step)), to: ids.count, by: step) {
                 if let v = store.reconstruct(ids[i]) { sample += v }
@@ -264,7 +264,7 @@ struct BenchANNCommand: ParsableCommand {
 
     func hamming() throws {
         let words = (bits + 63) / 64
-        var rng = SplitMix(seed: seed &+ 3)
+        var rng = SplitMix64(seed: seed &+ 3)
         let codes = (0..<(n * words)).map { _ in rng.next() }
         let queryCodes = (0..<(queries * words)).map { _ in rng.next() }
         var distances = [UInt16](repeating: 0, count: n)

@@ -33,7 +33,7 @@ struct BenchSearchCommand: ParsableCommand {
         let generator = VectorSampler(dim: dim, base: base, noise: noise)
         let data = generator.sample(rows: 0..<n, seed: seed)
         let queryRows = (0..<queries).map { i -> Int in
-            var rng = SplitMix(seed: seed &+ 99 &+ UInt64(i))
+            var rng = SplitMix64(seed: seed &+ 99 &+ UInt64(i))
             return Int(rng.next() % UInt64(n))
         }
         let queryVectors = queryRows.enumerated().map { i, row in generator.sample(rows: row..<row + 1, seed: seed &+ 7 &+ UInt64(i)) }
@@ -74,19 +74,6 @@ struct BenchSearchCommand: ParsableCommand {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator for reproducible synthetic data.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Synthetic unit vectors: standard normal, or a base row (row mod M) plus normal noise.
 struct VectorSampler: Sendable {
     let dim: Int
@@ -100,7 +87,7 @@ struct VectorSampler: Sendable {
         out.withUnsafeMutableBufferPointer { buffer in
             let box = UnsafeSendableBuffer(buffer: buffer)
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                var rng = SplitMix(seed: seed &* 0x1000_0000 &+ UInt64(c) &+ UInt64(rows.lowerBound))
+                var rng = SplitMix64(seed: seed &* 0x1000_0000 &+ UInt64(c) &+ UInt64(rows.lowerBound))
                 let lo = c * chunk, hi = Swift.min(rows.count, lo + chunk)
                 guard let start = box.buffer.baseAddress else { return }
                 for r in lo..<hi {
