@@ -731,6 +731,24 @@ static int lk_fail_load(lk_result *r, const lk_input *in, int format, const unsi
 
 static const char *const lk_formats_list = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL";
 
+/* The start shared by decoding and header-only reads: libvips ready, the format known by content
+ * (recorded in r). Returns LK_FMT_NONE with the failure in r when either is not the case. */
+static int lk_start(const unsigned char *head, size_t headLen, lk_result *r) {
+    if (lk_vips_init() != 0) {
+        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
+        return LK_FMT_NONE;
+    }
+    int format = lk_sniff_bytes(head, headLen);
+    r->format = format;
+    if (format == LK_FMT_NONE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a supported image (%s)", lk_formats_list);
+        lk_fail(r, LK_NOT_IMAGE, msg);
+    }
+    return format;
+}
+
+
 /* Normalises a decoded image to 8-bit sRGB with exactly 3 bands: colour (grey, 16-bit, CMYK via
  * its profile or vips' default), alpha composited on white, extra bands dropped. Replaces *img;
  * returns -1 when a step fails (the vips error is left for the caller). */
@@ -831,18 +849,8 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
                      int crop, long long maxPixels, int allowThumbnail, const lk_region *region,
                      unsigned char *out, lk_result *r) {
     const int cropped = region != NULL && region->w > 0 && region->h > 0;
-    if (lk_vips_init() != 0) {
-        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
-        return r->status;
-    }
-    int format = lk_sniff_bytes(head, headLen);
-    r->format = format;
-    if (format == LK_FMT_NONE) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "not a supported image (%s)", lk_formats_list);
-        lk_fail(r, LK_NOT_IMAGE, msg);
-        return r->status;
-    }
+    int format = lk_start(head, headLen, r);
+    if (format == LK_FMT_NONE) return r->status;
     if (format == LK_FMT_BMP) {
         long long bw = 0, bh = 0;
         if (lk_bmp_size(head, headLen, &bw, &bh) != 0 || bw <= 0 || bh <= 0) {
@@ -990,18 +998,8 @@ vips_failed:
 /* Header and EXIF only. BMP (no EXIF) is answered from its own header: its loader
  * (ImageMagick) may decode pixels just to read one. */
 static int lk_metadata(const lk_input *in, const unsigned char *head, size_t headLen, lk_result *r) {
-    if (lk_vips_init() != 0) {
-        lk_fail(r, LK_UNREADABLE, "libvips failed to initialise");
-        return r->status;
-    }
-    int format = lk_sniff_bytes(head, headLen);
-    r->format = format;
-    if (format == LK_FMT_NONE) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "not a supported image (%s)", lk_formats_list);
-        lk_fail(r, LK_NOT_IMAGE, msg);
-        return r->status;
-    }
+    int format = lk_start(head, headLen, r);
+    if (format == LK_FMT_NONE) return r->status;
     if (format == LK_FMT_BMP) {
         long long bw = 0, bh = 0;
         if (lk_bmp_size(head, headLen, &bw, &bh) != 0 || bw <= 0 || bh <= 0) {

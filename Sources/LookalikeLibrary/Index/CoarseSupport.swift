@@ -1,8 +1,30 @@
 // What the approximate methods (lsh, hash, hnsw) share: parsing their descriptor options
 // (`hnsw:32:ef=200`, `hash:64:c=500`), the vector store they re-rank against (the library's shared
 // store, or one of their own when made standalone), the id <-> position bookkeeping with
-// tombstones, and the layout of their files' payloads.
+// tombstones, the layout of their files' payloads, and running a batch's queries on all cores.
+import Dispatch
 import Foundation
+import LookalikeEngine
+
+/// A batch's queries answered one per task on all cores (one query is single-threaded); the first
+/// error is thrown after the batch.
+enum BatchQueries {
+    static func run(_ m: Int, _ one: (Int) throws -> [Neighbor]) throws -> [[Neighbor]] {
+        if m == 1 { return [try one(0)] }
+        var results = [[Neighbor]](repeating: [], count: m)
+        let failure = Locked<String?>(nil)
+        try withoutActuallyEscaping(one) { one in
+            results.withUnsafeMutableBufferPointer { r in
+                let work = UnsafeSendable((r, one))
+                DispatchQueue.concurrentPerform(iterations: m) { qi in
+                    do { work.value.0[qi] = try work.value.1(qi) } catch { failure.withLock { $0 = String(describing: error) } }
+                }
+            }
+            if let message = failure.value { throw IndexError(message) }
+        }
+        return results
+    }
+}
 
 /// Descriptor options: bare numbers in order (`64` in `hash:64`), and `key=value` pairs.
 struct DescriptorOptions {

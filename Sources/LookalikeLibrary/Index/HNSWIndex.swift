@@ -154,20 +154,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
-        var results = [[Neighbor]](repeating: [], count: m)
-        if m == 1 {
-            results[0] = try one(0)
-        } else {
-            let failure = Locked<String?>(nil)
-            results.withUnsafeMutableBufferPointer { r in
-                let work = UnsafeSendable((r, one))
-                DispatchQueue.concurrentPerform(iterations: m) { qi in
-                    do { work.value.0[qi] = try work.value.1(qi) } catch { failure.withLock { $0 = String(describing: error) } }
-                }
-            }
-            if let message = failure.value { throw IndexError(message) }
-        }
-        return results
+        return try BatchQueries.run(m, one)
     }
 
     public func reconstruct(_ id: Int64) -> [Float]? {
@@ -194,13 +181,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
                                          payloadBytes: size,
                                          fields: ["M": String(m), "efConstruction": String(efConstruction)])
-            var writer = try IndexFile.Writer(url: url, tag: descriptor.description, header: header)
-            do {
+            try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in
                 try writer.append(array: bytes)
-                try writer.finish()
-            } catch {
-                writer.abandon()
-                throw error
             }
         }
     }

@@ -140,7 +140,6 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
         }
         let queryCodes = encoder.encode(queries)
         let metric = parameters.metric ?? descriptor.metric
-        var results = [[Neighbor]](repeating: [], count: m)
         let wanted = max(parameters.candidates ?? candidates, k) + parameters.excluding.count
         let one = { (qi: Int) -> [Neighbor] in
             let ids: [Int64] = self.lock.read {
@@ -177,16 +176,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
                 return self.store.rank(query, candidates: ids, k: k, metric: metric, parameters: parameters)
             }
         }
-        if m == 1 {
-            results[0] = one(0)
-        } else {
-            // Queries of a batch run on all cores (one query is single-threaded).
-            results.withUnsafeMutableBufferPointer { r in
-                let work = UnsafeSendable((r, one))
-                DispatchQueue.concurrentPerform(iterations: m) { qi in work.value.0[qi] = work.value.1(qi) }
-            }
-        }
-        return results
+        return try BatchQueries.run(m, one)
     }
 
     public func reconstruct(_ id: Int64) -> [Float]? {
@@ -220,13 +210,8 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
             if let modelStamp { fields["trainedModel"] = modelStamp }
             let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
                                          payloadBytes: payload.data.count, fields: fields)
-            var writer = try IndexFile.Writer(url: url, tag: descriptor.description, header: header)
-            do {
+            try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in
                 try writer.append(payload.data)
-                try writer.finish()
-            } catch {
-                writer.abandon()
-                throw error
             }
         }
     }

@@ -100,6 +100,19 @@ enum IndexFile {
         }
     }
 
+    /// Writes a whole file: `body` appends the payload; on any error the temporary file is removed
+    /// and nothing replaces `url`.
+    static func write(to url: URL, tag: String, header: IndexFileHeader, _ body: (inout Writer) throws -> Void) throws {
+        var writer = try Writer(url: url, tag: tag, header: header)
+        do {
+            try body(&writer)
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
+
     /// A verified, memory-mapped index file.
     struct Contents: @unchecked Sendable {
         let mapping: MappedFile

@@ -195,16 +195,7 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
                 return self.store.rank(query, candidates: ids, k: k, metric: metric, parameters: parameters)
             }
         }
-        var results = [[Neighbor]](repeating: [], count: m)
-        if m == 1 {
-            results[0] = one(0)
-        } else {
-            results.withUnsafeMutableBufferPointer { r in
-                let work = UnsafeSendable((r, one))
-                DispatchQueue.concurrentPerform(iterations: m) { qi in work.value.0[qi] = work.value.1(qi) }
-            }
-        }
-        return results
+        return try BatchQueries.run(m, one)
     }
 
     public func reconstruct(_ id: Int64) -> [Float]? {
@@ -234,13 +225,8 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
             let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
                                          payloadBytes: payload.data.count,
                                          fields: ["bits": String(bitsPerTable), "tables": String(tables), "seed": String(seed)])
-            var writer = try IndexFile.Writer(url: url, tag: descriptor.description, header: header)
-            do {
+            try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in
                 try writer.append(payload.data)
-                try writer.finish()
-            } catch {
-                writer.abandon()
-                throw error
             }
         }
     }

@@ -436,8 +436,7 @@ public final class VectorStore: @unchecked Sendable {
                                          model: model, variant: variant,
                                          payloadBytes: idBytes + live.count * dimension * precision.bytesPerValue,
                                          fields: allFields)
-            var writer = try IndexFile.Writer(url: url, tag: tag, header: header)
-            do {
+            try IndexFile.write(to: url, tag: tag, header: header) { writer in
                 var idData = Data(capacity: idBytes)
                 for p in live { withUnsafeBytes(of: ids[p].littleEndian) { idData.append(contentsOf: $0) } }
                 idData.append(contentsOf: [UInt8](repeating: 0, count: idBytes - idData.count))
@@ -462,10 +461,6 @@ public final class VectorStore: @unchecked Sendable {
                     }
                     i = j
                 }
-                try writer.finish()
-            } catch {
-                writer.abandon()
-                throw error
             }
         }
     }
