@@ -38,7 +38,7 @@ public struct DecodeError: Error, CustomStringConvertible, Sendable {
         case .notFound: why = "file not found"
         case .emptyFile: why = "file is empty"
         case .notAnImage:
-            why = "not an image (content is not JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF or JPEG XL)"
+            why = "not an image (content is not \(ImageDecoder.supportedFormats))"
         case .truncated: why = "file is truncated"
         case .corrupt(let detail): why = "corrupt image (\(detail))"
         case .tooLarge(let w, let h):
@@ -105,6 +105,8 @@ public enum ImageDecoder {
     public static let outputSize = Preprocessing.inputSize
     /// The shorter side is resized to this before cropping.
     public static let resizeShortSide = Preprocessing.resizeShortSide
+    /// The formats recognised by content, for messages.
+    public static let supportedFormats = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF or JPEG XL"
     /// Decompression-bomb limit on width x height read from the header.
     public static let maxPixels = 100_000_000
 

@@ -47,7 +47,7 @@ enum UploadReader {
             throw APIError(.contentTooLarge, "image: upload is \(bytes.count) bytes, over the \(limitText) limit")
         }
         guard let format = ImageDecoder.format(of: bytes) else {
-            throw APIError(.unsupportedMediaType, "image: \(safeName(name)) is not an image (its content is not JPEG, PNG, GIF, WebP, BMP or TIFF)")
+            throw APIError(.unsupportedMediaType, "image: \(safeName(name)) is not an image (its content is not \(ImageDecoder.supportedFormats))")
         }
         return Upload(bytes: bytes, name: safeName(name), format: format)
     }
