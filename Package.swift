@@ -32,6 +32,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
         .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS kernel choice on CPUs it cannot name (VMs): OPENBLAS_CORETYPE from the CPU's features.
+        .target(name: "COpenBLASCore", linkerSettings: [.linkedLibrary("openblas")]),
         // Distance kernels BLAS has no routine for (L1, L-inf, chi-square, Float16 dot),
         // compiled per CPU level (AVX-512 / AVX2 / baseline) and picked at load time.
         // Also the binary-code kernels of the `hash` index (XOR + popcount, candidate selection).
@@ -74,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "LookalikeEngine", "LookalikeLibrary", "LookalikeServer",
+                "LookalikeEngine", "LookalikeLibrary", "LookalikeServer", "COpenBLASCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

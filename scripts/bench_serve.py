@@ -106,17 +106,25 @@ def make_jpeg(source, dest, pixels=None, target_bytes=None, quality=90):
 
 
 def main():
+    global BIN
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=os.path.join(ROOT, "../shared/datasets/caltech101/101_ObjectCategories"))
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--db", help="an indexed library to serve instead of indexing --dataset into out/bench-serve")
+    parser.add_argument("--binary", default=BIN, help="the lookalike binary (default: the release build)")
+    parser.add_argument("--rerank", action="append",
+                        help="re-ranking settings to measure in-library search with (repeatable; default: the library default, then none)")
+    parser.add_argument("--search-only", action="store_true", help="measure in-library search only")
     args = parser.parse_args()
+    BIN = args.binary
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run `make setup`")
     os.makedirs(OUT, exist_ok=True)
-    db = os.path.join(OUT, "caltech101.db")
-    started = time.time()
-    subprocess.run([BIN, "index", args.dataset, "--db", db], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    print(f"library: {db} (index/update {time.time() - started:.0f} s)")
+    db = args.db or os.path.join(OUT, "caltech101.db")
+    if not args.db:
+        started = time.time()
+        subprocess.run([BIN, "index", args.dataset, "--db", db], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        print(f"library: {db} (index/update {time.time() - started:.0f} s)")
 
     # Ids of every image, for the Lua script to vary the query.
     proc, base = start_server(db)
@@ -127,11 +135,28 @@ def main():
         if page >= answer["pages"]:
             break
         page += 1
-    search_lua = os.path.join(OUT, "search.lua")
-    with open(search_lua, "w") as f:
-        f.write("local ids = {" + ",".join(map(str, ids)) + "}\n")
-        f.write("math.randomseed(42)\n")
-        f.write('request = function()\n  return wrk.format("GET", "/api/search?k=20&id=" .. ids[math.random(#ids)])\nend\n')
+    def search_lua(rerank):
+        script = os.path.join(OUT, f"search-{rerank or 'default'}.lua".replace(":", "_").replace("+", "_"))
+        with open(script, "w") as f:
+            f.write("local ids = {" + ",".join(map(str, ids)) + "}\n")
+            f.write("math.randomseed(42)\n")
+            extra = f"&rerank={rerank}" if rerank else ""
+            f.write(f'request = function()\n  return wrk.format("GET", "/api/search?k=20{extra}&id=" .. ids[math.random(#ids)])\nend\n')
+        return script
+
+    settings = args.rerank or ["", "none"]
+    results = {"images": len(ids), "search_by_rerank": {}}
+    for rerank in settings:
+        script = search_lua(rerank)
+        wrk(base, script, 64, 3)  # warm-up
+        figures = wrk(base, script, 64, args.seconds)
+        results["search_by_rerank"][rerank or "default"] = figures
+        print(f"in-library search, rerank={rerank or 'default'}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, "
+              f"p99 {figures['p99_ms']:.1f} ms, errors {figures['errors']}", flush=True)
+    results["search_64"] = results["search_by_rerank"][settings[0] or "default"]
+    if args.search_only:
+        stop_server(proc)
+        return
 
     photo = os.path.join(args.dataset, "airplanes/image_0001.jpg")
     one_mp = os.path.join(OUT, "query-1mp.jpg")
@@ -151,9 +176,6 @@ def main():
     dims = subprocess.run(["vipsheader", one_mp], capture_output=True, text=True).stdout.strip()
     print(f"queries: {dims}; 5 MB JPEG {os.path.getsize(five_mb) / 1e6:.1f} MB")
 
-    results = {"images": len(ids)}
-    wrk(base, search_lua, 64, 3)  # warm-up
-    results["search_64"] = wrk(base, search_lua, 64, args.seconds)
     wrk(base, upload_1mp, 1, 3)  # warm-up (loads the network)
     results["upload_1"] = wrk(base, upload_1mp, 1, 20)
     results["upload_16"] = wrk(base, upload_1mp, 16, 20)

@@ -1,6 +1,7 @@
 // The `lookalike` command: one thin type per subcommand (in Commands/), each parsing its options
 // and calling the library. Errors print as one clear line on stderr with a non-zero exit status.
 import ArgumentParser
+import COpenBLASCore
 
 @main
 struct Lookalike: AsyncParsableCommand {
@@ -20,4 +21,20 @@ struct Lookalike: AsyncParsableCommand {
             TrainHashCommand.self, BenchCommand.self, BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
         ]
     )
+
+    /// ArgumentParser's own entry, after making sure OpenBLAS runs the kernels this CPU can (see
+    /// COpenBLASCore: on a VM it may have chosen SSE3 kernels for an AVX-512 CPU).
+    static func main() async {
+        _ = lk_openblas_reexec_with_native_core(CommandLine.unsafeArgv)
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

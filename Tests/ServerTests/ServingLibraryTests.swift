@@ -36,6 +36,34 @@ import Testing
         #expect(statistics.batches < ids.count && statistics.largestBatch > 1)
     }
 
+    @Test func rerankedSearchesThroughTheBatcherEqualUnbatchedOnes() async throws {
+        let catalogue = try Catalogue(path: try ServerFixture.libraryPath(), mustExist: true)
+        let library = try LiveLibrary(catalogue: catalogue)
+        #expect(library.augmentedVariant != nil)  // the fixture library has the default re-ranking's vectors
+        let batcher = SearchBatcher(library: library, window: 0.005)
+        let batched = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder() }, batcher: batcher)
+        let plain = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder() })
+        let ids = Array(library.store.liveIds.prefix(16))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, id) in ids.enumerated() {
+                group.addTask {
+                    let request = SearchRequest(k: 4 + i % 5)
+                    let a = try await batched.search(.id(id), request)
+                    let b = try await plain.search(.id(id), request)
+                    #expect(a.reranking == Reranking.libraryDefault.description && a.reranking == b.reranking)
+                    #expect(a.results.map(\.id) == b.results.map(\.id))
+                    #expect(zip(a.results, b.results).allSatisfy { abs($0.score - $1.score) < 1e-4 })
+                    #expect(a.results.count == request.k && !a.results.contains { $0.id == id })
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Two scans per query (expansion, then the final ranking), shared between concurrent queries.
+        let statistics = batcher.statistics
+        #expect(statistics.queries == 2 * ids.count)
+        #expect(statistics.batches < statistics.queries && statistics.largestBatch > 1)
+    }
+
     @Test func cropBoxes() throws {
         let box = try CropBox(parsing: "0.1, 0.2, 0.5,0.5")
         #expect(box.x == 0.1 && box.height == 0.5)

@@ -37,6 +37,10 @@ const char *lk_hamming_kernel(void);
 size_t lk_hamming_select(const uint16_t *dist, size_t n, unsigned maxDistance, long radius, size_t capacity, uint32_t *out);
 /// Packs sign bits: bit j of code r is set when values[r*bits + j] >= 0 (bit j in word j/64, bit j%64).
 void lk_pack_signs(const float *values, size_t rows, size_t bits, uint64_t *codes);
+/// Batched inner products (dot_many.c): out[j*ldo + r] = alpha * dot(Q[j], X[r]) for the m queries
+/// Q (m x dim, row-major) and the rows X (rows x dim). Faster than sgemm for small m (it does not
+/// repack X); the exact index uses it for batches of up to 32 queries.
+void lk_dot_many_f32(const float *Q, size_t m, const float *X, size_t rows, size_t dim, float alpha, float *out, size_t ldo);
 /// out = dot(a, b) over n floats (vectorised; one pair of rows, used by candidate re-ranking).
 float lk_dot_f32(const float *a, const float *b, size_t n);
 #endif

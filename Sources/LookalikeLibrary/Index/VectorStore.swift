@@ -6,8 +6,9 @@
 // go to an owned segment; removed rows are tombstones skipped by every scan, and the store
 // compacts itself when a quarter of its rows are dead.
 //
-// Cosine and Euclidean on Float32 are BLAS products (one sgemv per query, or one sgemm per block
-// for a batch of queries: both are monotonic in the dot product of unit vectors); the other
+// Cosine and Euclidean on Float32 are inner products (both are monotonic in the dot product of
+// unit vectors): one BLAS sgemv per query, one sgemm per block for a batch of queries, and
+// lk_dot_many_f32 for small batches, where sgemm's repacking of the rows would dominate; the other
 // metrics and Float16 use the vectorised C kernels split across the cores. Top-K by bounded heaps.
 import CBLAS
 import CKernels
@@ -226,6 +227,10 @@ public final class VectorStore: @unchecked Sendable {
         return out
     }
 
+    /// Batches up to this size use `lk_dot_many_f32` instead of sgemm (measured on 9,144 x 1280
+    /// rows, one thread: 3.4 against 5.9 ms for 8 queries, even at 16, behind from 24 on).
+    static let smallBatch = 16
+
     /// The `k` nearest live vectors to each of the `queries.count / dimension` queries.
     func search(_ queries: [Float], k: Int, metric: Metric, parameters: SearchParameters) -> [[Neighbor]] {
         let m = queries.count / dimension
@@ -255,6 +260,9 @@ public final class VectorStore: @unchecked Sendable {
                                 guard let sp = s.baseAddress else { return }
                                 if m == 1 {
                                     cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(b), Int32(d), -1, x + r0 * d, Int32(d), q, 1, 0, sp, 1)
+                                } else if m <= Self.smallBatch && d >= 64 {
+                                    // Small batches: sgemm's repacking of the rows would cost more than the products.
+                                    lk_dot_many_f32(q, m, x + r0 * d, b, d, -1, sp, b)
                                 } else {
                                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(b), Int32(d),
                                                 -1, q, Int32(d), x + r0 * d, Int32(d), 0, sp, Int32(b))

@@ -69,11 +69,35 @@ public final class Reranker: Sendable {
     /// The query vector as ranked: a library image's augmented vector, expanded when QE is on.
     func prepared(_ vector: [Float], libraryId: Int64?) throws -> [Float] {
         guard options.expansion > 0 else { return vector }
-        // A library image is not its own neighbour (it already has weight 1).
-        let first = try index.search(vector, k: options.expansion,
-                                     parameters: SearchParameters(excluding: libraryId.map { [$0] } ?? [], filter: filter))
+        let first = try index.search(vector, k: options.expansion, parameters: expansionParameters(libraryId: libraryId))
+        return expanded(vector, with: first)
+    }
+
+    /// The expansion search: the query's nearest, a library image not its own neighbour (it
+    /// already has weight 1).
+    func expansionParameters(libraryId: Int64?) -> SearchParameters {
+        SearchParameters(excluding: libraryId.map { [$0] } ?? [], filter: filter)
+    }
+
+    /// The query expanded with the neighbours its expansion search found.
+    func expanded(_ vector: [Float], with first: [Neighbor]) -> [Float] {
         let neighbours = first.compactMap { nb in ranked.reconstruct(nb.id).map { (1 - nb.distance, $0) } }
         return Reranking.expand(vector, neighbours: neighbours, alpha: options.alpha)
+    }
+
+    /// Where a query starts: a library image's augmented vector, else the raw query.
+    func start(_ vector: [Float], libraryId: Int64?) -> [Float] {
+        libraryId.flatMap { ranked.reconstruct($0) } ?? vector
+    }
+
+    /// The order from the re-ranked vectors with the raw cosine distances of `vector`.
+    func rawDistances(_ found: [Neighbor], to vector: [Float]) -> [Neighbor] {
+        found.map { nb in
+            guard let x = raw.reconstruct(nb.id) else { return nb }
+            var dot: Float = 0
+            for i in 0..<min(x.count, vector.count) { dot += x[i] * vector[i] }
+            return Neighbor(id: nb.id, distance: 1 - dot)
+        }
     }
 
     /// Rankings (ids, best first, up to `limit` + 1 so the query itself can be dropped) of library images.
@@ -89,15 +113,21 @@ public final class Reranker: Sendable {
     /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding
     /// `parameters.excluding`.
     public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
-        let start = libraryId.flatMap { ranked.reconstruct($0) } ?? vector
-        let found = try index.search(try prepared(start, libraryId: libraryId), k: k, parameters: parameters)
-        // Order from the re-ranked vectors; distances are the raw cosine ones.
-        return found.map { nb in
-            guard let x = raw.reconstruct(nb.id) else { return nb }
-            var dot: Float = 0
-            for i in 0..<min(x.count, vector.count) { dot += x[i] * vector[i] }
-            return Neighbor(id: nb.id, distance: 1 - dot)
+        let query = try prepared(start(vector, libraryId: libraryId), libraryId: libraryId)
+        return rawDistances(try index.search(query, k: k, parameters: parameters), to: vector)
+    }
+
+    /// The same, with both scans (expansion, final ranking) shared with concurrent queries by
+    /// `batcher`: under load, each stage of many queries is one matrix product.
+    public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters,
+                       batcher: SearchBatcher) async throws -> [Neighbor] {
+        var query = start(vector, libraryId: libraryId)
+        if options.expansion > 0 {
+            let first = try await batcher.search(query, k: options.expansion, in: index,
+                                                 parameters: expansionParameters(libraryId: libraryId))
+            query = expanded(query, with: first)
         }
+        return rawDistances(try await batcher.search(query, k: k, in: index, parameters: parameters), to: vector)
     }
 
     /// Mean milliseconds of single-query searches (top k) for these library images.

@@ -4,8 +4,11 @@
 // keeps the tail latency low under load. The first query of a quiet moment waits `window` for
 // company; while a batch runs, newcomers gather and go together in the next one. At most
 // `concurrency` batches run at once, on Dispatch threads (never on the callers' async executors).
-// Queries with a filter (label / folder restriction) or another method run alone; each query's own
-// exclusions (itself) are applied after the shared scan, which asks for enough extra neighbours.
+// Queries share a scan when they search the same index object (same method, metric and vectors:
+// the library's own, or the augmented vectors of re-ranking, whose two stages, query expansion and
+// the final ranking, each go through here); queries with a filter (label / folder restriction) run
+// alone. Each query's own exclusions (itself) are applied after the shared scan, which asks for
+// enough extra neighbours.
 import Dispatch
 import Foundation
 import LookalikeEngine
@@ -19,7 +22,7 @@ public final class SearchBatcher: Sendable {
     struct Item: Sendable {
         let vector: [Float]
         let k: Int
-        let descriptor: IndexDescriptor
+        let index: any VectorIndex
         let parameters: SearchParameters
         let continuation: CheckedContinuation<[Neighbor], Error>
     }
@@ -54,11 +57,19 @@ public final class SearchBatcher: Sendable {
         return Statistics(queries: s.queries, batches: s.batches, largestBatch: s.largestBatch)
     }
 
-    /// The `k` nearest neighbours of `vector` under `descriptor`, batched with concurrent callers.
+    /// The `k` nearest neighbours of `vector` under `descriptor` in the library, batched with
+    /// concurrent callers.
     public func search(_ vector: [Float], k: Int, descriptor: IndexDescriptor,
                        parameters: SearchParameters = SearchParameters()) async throws -> [Neighbor] {
+        try await search(vector, k: k, in: try library.index(for: descriptor), parameters: parameters)
+    }
+
+    /// The `k` nearest neighbours of `vector` in `index`, batched with concurrent callers of the same
+    /// index object.
+    public func search(_ vector: [Float], k: Int, in index: any VectorIndex,
+                       parameters: SearchParameters = SearchParameters()) async throws -> [Neighbor] {
         try await withCheckedThrowingContinuation { continuation in
-            let item = Item(vector: vector, k: k, descriptor: descriptor, parameters: parameters, continuation: continuation)
+            let item = Item(vector: vector, k: k, index: index, parameters: parameters, continuation: continuation)
             let start = state.withLock { s -> Bool in
                 s.pending.append(item)
                 guard s.running < concurrency else { return false }
@@ -92,11 +103,22 @@ public final class SearchBatcher: Sendable {
     }
 
     private func run(_ batch: [Item]) {
-        // Groups that can share one scan: same method and metric, no filter.
-        var groups: [IndexDescriptor: [Item]] = [:]
+        // Groups that can share one scan: the same index and metric, no filter. Exact indexes are
+        // light views made per request, so theirs is the identity of the store they scan.
+        struct Key: Hashable {
+            let index: ObjectIdentifier
+            let name: String
+            let metric: Metric?
+        }
+        var groups: [Key: [Item]] = [:]
         var alone: [Item] = []
         for item in batch {
-            if item.parameters.filter != nil { alone.append(item) } else { groups[item.descriptor, default: []].append(item) }
+            if item.parameters.filter != nil {
+                alone.append(item)
+            } else {
+                let object = (item.index as? ExactIndex).map { ObjectIdentifier($0.store) } ?? ObjectIdentifier(item.index)
+                groups[Key(index: object, name: item.index.descriptor.name, metric: item.parameters.metric), default: []].append(item)
+            }
         }
         for item in alone { answer([item]) }
         for (_, items) in groups { answer(items) }
@@ -105,7 +127,7 @@ public final class SearchBatcher: Sendable {
     private func answer(_ items: [Item]) {
         guard let first = items.first else { return }
         do {
-            let index = try library.index(for: first.descriptor)
+            let index = first.index
             if items.count == 1 {
                 let neighbors = try index.search(first.vector, k: first.k, parameters: first.parameters)
                 first.continuation.resume(returning: neighbors)

@@ -80,11 +80,14 @@ public final class SearchService: Sendable {
     public let resolver: QueryResolver
     /// When set, unrestricted in-library searches share scans with concurrent ones.
     public let batcher: SearchBatcher?
+    /// What results show of each image, kept between searches.
+    public let summaries: SummaryCache
 
     public init(library: LiveLibrary, resolver: QueryResolver, batcher: SearchBatcher? = nil) {
         self.library = library
         self.resolver = resolver
         self.batcher = batcher
+        summaries = SummaryCache(library: library)
     }
 
     /// A library with a resolver that loads the default engine on first need.
@@ -107,7 +110,15 @@ public final class SearchService: Sendable {
         var results: [SearchResult]
         var applied = Reranking.none
         if request.metric == .cosine && !request.reranking.isNone {
-            (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
+            if let batcher {
+                let reranker = try Reranker(library: library, index: library.index(for: descriptor), options: request.reranking,
+                                            filter: parameters.filter, computeMissing: false)
+                let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: request.k,
+                                                          parameters: parameters, batcher: batcher)
+                (results, applied) = (try present(neighbors, metric: .cosine), reranker.options)
+            } else {
+                (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
+            }
         } else if let batcher {
             let neighbors = try await batcher.search(query.vector, k: request.k, descriptor: descriptor, parameters: parameters)
             results = try present(neighbors, metric: request.metric)
@@ -168,7 +179,7 @@ public final class SearchService: Sendable {
 
     /// Paths, labels and readable scores for ranked neighbours.
     public func present(_ neighbors: [Neighbor], metric: Metric) throws -> [SearchResult] {
-        let summaries = try catalogue.summaries(imageIds: neighbors.map(\.id))
+        let summaries = try self.summaries.summaries(imageIds: neighbors.map(\.id))
         let dimension = library.model.dimension
         return neighbors.compactMap { n -> (Neighbor, ImageSummary)? in summaries[n.id].map { (n, $0) } }
             .enumerated().map { i, pair in

@@ -11,11 +11,18 @@ struct Tag: Codable, Sendable {
     let probability: Double
 
     /// "name:prob; name:prob" (the catalogue's tags column and an embedded query's labels).
+    /// Parsed on every search result, so it works on the UTF-8 bytes (Foundation's trimming was
+    /// a tenth of the server's CPU under load).
     static func parse(_ text: String) -> [Tag] {
-        text.split(separator: ";").compactMap { part in
-            let item = part.trimmingCharacters(in: .whitespaces)
-            guard let colon = item.lastIndex(of: ":") else { return item.isEmpty ? nil : Tag(name: item, probability: 0) }
-            return Tag(name: String(item[..<colon]), probability: Double(item[item.index(after: colon)...]) ?? 0)
+        text.utf8.split(separator: UInt8(ascii: ";")).compactMap { part in
+            let item = part.drop { $0 == UInt8(ascii: " ") }.reversed().drop { $0 == UInt8(ascii: " ") }.reversed()
+            guard !item.isEmpty else { return nil }
+            let bytes = Array(item)
+            guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")) else {
+                return Tag(name: String(decoding: bytes, as: UTF8.self), probability: 0)
+            }
+            return Tag(name: String(decoding: bytes[..<colon], as: UTF8.self),
+                       probability: Double(String(decoding: bytes[(colon + 1)...], as: UTF8.self)) ?? 0)
         }
     }
 }

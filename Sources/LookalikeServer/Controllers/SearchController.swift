@@ -39,7 +39,7 @@ struct SearchController {
         let searchRequest = try query.searchRequest(services.configuration)
         let box = try query.box()
         let answer = try await services.search.search(.id(id), searchRequest, crop: box)
-        let summary = try services.catalogue.summaries(imageIds: [id])[id]
+        let summary = try services.search.summaries.summaries(imageIds: [id])[id]
         let querySummary = QuerySummary(
             kind: kind, id: id, summary: "id:\(id)", label: summary?.label, path: summary.map { services.display($0.path) },
             thumbnail: "/api/images/\(id)/thumbnail", width: summary?.width, height: summary?.height,
