@@ -7,7 +7,7 @@ variants. Protocol as `lookalike eval`: labelled images are queries, BACKGROUND_
   python3 scripts/rerank_explore.py out/caltech-export [more export dirs]     # the original sweep
 
 Second round (label-free, one fixed setting for every set; see `--report`):
-  python3 scripts/rerank_explore.py --clutter both --report out/rerank-explore-2.txt \
+  python3 scripts/rerank_explore.py --clutter both --report out/rerank-explore-2.txt \\
       out/caltech-export out/corel-export out/samples-export
   python3 scripts/rerank_explore.py --method dba15+qe10+diff30 out/corel-export [--clutter exclude]
 
@@ -284,18 +284,19 @@ def run_methods(libs, methods, out=None):
 
 REPORT_METHODS = [
     "plain",
-    "dba15+qe10",            # the product default
+    "dba15+qe10",                # the product default
     "dba15a2+qe10",
     "dba20+qe10",
     "dba15r+qe10",
     "dba15+qe20",
     "dba15+qe10+csls50b0.25",
     "dba15+qe10+raw0.2",
-    "dba15+diff30l1000",     # diffusion alone (the cosine term only breaks ties)
-    "dba15+qe10+diff30l0.3",
-    "dba15+qe10+diff30",
-    "dba15+qe10+diff20",
-    "dba15+qe10+diff50",
+    "dba15+diff30l1000",         # diffusion alone (gamma 3; the cosine term only breaks ties)
+    "dba15+qe10+diff30",         # + diffusion, gamma 3
+    "dba15+qe10+diff30g10",      # + diffusion, gamma 10: the best fixed setting found
+    "dba15+qe10+diff30g10l0.5",
+    "dba15+qe10+diff20g10",
+    "dba15+qe10+diff50g10",
 ]
 
 

@@ -322,3 +322,27 @@ final class MilvusTestServer: Sendable {
                    stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
+
+/// The insert body's number format, without a server: 7 decimals, no trailing zeros, and
+/// every value within 5e-8 of the Float it writes.
+@Suite struct MilvusNumberFormatTests {
+    @Test func vectorComponentsAreWrittenWithSevenDecimals() throws {
+        func text(_ x: Float) -> String {
+            var out: [UInt8] = []
+            MilvusStore.appendFixed7(x, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        let cases: [(Float, String)] = [(0, "0"), (1, "1"), (-1, "-1"), (0.5, "0.5"), (-0.25, "-0.25"),
+                                        (0.0123456789, "0.0123457"), (-3.4e-9, "0"), (1e-7, "0.0000001"),
+                                        (-0.00000049, "-0.0000005"), (0.9999999, "0.9999999"), (2.5, "2.5")]
+        for (x, expected) in cases { #expect(text(x) == expected, "\(x)") }
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<10_000 {
+            let x = Float.random(in: -1...1, using: &rng) * (Bool.random(using: &rng) ? 1 : 1e-3)
+            let written = text(x)
+            let back = try #require(Double(written), "\(written)")
+            #expect(abs(back - Double(x)) <= 5.000001e-8, "\(x) -> \(written)")
+            #expect(!written.contains("e") && (!written.contains(".") || !written.hasSuffix("0")))
+        }
+    }
+}

@@ -251,9 +251,48 @@ public final class MilvusStore: Sendable {
     }
 
     /// The insert request, written by hand: boxing 1280 numbers per row into NSNumbers for
-    /// JSONSerialization cost more than the request itself. Vectors are written with Float's
-    /// shortest round-trip form (exact Float32 values, ~10 characters each); the other fields go
-    /// through JSONEncoder (escaping).
+    /// JSONSerialization cost more than the request itself. Vector components (of unit vectors, so
+    /// within [-1, 1]) are written with 7 decimals (see `appendFixed7`); the other fields go through
+    /// JSONEncoder (escaping).
+    /// `x` with 7 decimals and no trailing zeros ("-0.0123457", "0.5", "0"). Milvus parses each
+    /// insert's JSON on its proxy, and that parse is what limits ingest (measured: 27 % fewer bytes
+    /// than Float's shortest round-trip form, whose small values take exponents, gave 20 % more
+    /// vectors/s). The error, at most 5e-8 per component, moves a cosine of unit vectors by at most
+    /// 5e-8 * sqrt(dimension) (2e-6 at 1280), below what ranking or a displayed score can show.
+    static func appendFixed7(_ x: Float, to out: inout [UInt8]) {
+        let scaled = (Double(x) * 1e7).rounded()
+        guard scaled.isFinite, abs(scaled) < 9e15 else {
+            out += x.description.utf8
+            return
+        }
+        var v = Int64(scaled)
+        if v == 0 {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        if v < 0 {
+            out.append(UInt8(ascii: "-"))
+            v = -v
+        }
+        out += String(v / 10_000_000).utf8
+        var fraction = v % 10_000_000
+        guard fraction > 0 else { return }
+        var digits = 7
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        out.append(UInt8(ascii: "."))
+        var text = [UInt8](repeating: UInt8(ascii: "0"), count: digits)
+        var i = digits - 1
+        while fraction > 0 {
+            text[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
+            fraction /= 10
+            i -= 1
+        }
+        out += text
+    }
+
     static func insertBody(collection: String, _ entities: [RemoteEntity], store: String) throws -> [UInt8] {
         struct Fields: Encodable {
             let hash: String, path: String, label: String, size: Int64, tags: String
@@ -272,7 +311,7 @@ public final class MilvusStore: Sendable {
             out += Array("{\"vector\":[".utf8)
             for (j, x) in e.vector.enumerated() {
                 if j > 0 { out.append(UInt8(ascii: ",")) }
-                out += x.description.utf8
+                appendFixed7(x, to: &out)
             }
             out += Array("],".utf8)
             let fields = try encoder.encode(Fields(hash: e.contentHash, path: e.path, label: e.label, size: e.size,

@@ -23,7 +23,8 @@ public struct MilvusPushSummary: Sendable, Codable {
     /// Images this library has in the store after the run.
     public var sent = 0
     public var seconds = 0.0
-    /// Inserted vectors per second (insert calls only).
+    /// Inserted vectors per second over the sending loop (lookups by hash and inserts, with
+    /// `inFlight` requests at once).
     public var insertRate = 0.0
     /// What Milvus says about the collection: its index and metric.
     public var index = ""
@@ -34,14 +35,18 @@ public struct MilvusSync: Sendable {
     public let store: MilvusStore
     public let model: ModelInfo
     public var batchSize: Int
+    /// Insert requests in flight at once.
+    public var inFlight: Int
     /// Longest wait for the store to show this run's writes before reconciling.
     public var settleTimeout: Double
 
-    public init(catalogue: Catalogue, store: MilvusStore, model: ModelInfo, batchSize: Int = 256, settleTimeout: Double = 60) {
+    public init(catalogue: Catalogue, store: MilvusStore, model: ModelInfo, batchSize: Int = 256, inFlight: Int = 2,
+                settleTimeout: Double = 60) {
         self.catalogue = catalogue
         self.store = store
         self.model = model
         self.batchSize = max(1, batchSize)
+        self.inFlight = max(1, inFlight)
         self.settleTimeout = settleTimeout
     }
 
@@ -54,23 +59,44 @@ public struct MilvusSync: Sendable {
         summary.index = "\(collection.indexName ?? "?") (\(collection.metric ?? "?"))"
         let pending = try catalogue.unsentImageIds(store: key, model: model.id)
         var touched: [String] = []
-        var inserting = 0.0
-        for start in stride(from: 0, to: pending.count, by: batchSize) {
-            let ids = Array(pending[start..<min(start + batchSize, pending.count)])
-            let entities = try catalogue.remoteEntities(imageIds: ids, model: model.id)
-            let existing = try await store.ids(forHashes: entities.map(\.contentHash))
-            let missing = entities.filter { existing[$0.contentHash] == nil }
-            let t0 = Date()
-            try await store.insert(missing)
-            inserting += Date().timeIntervalSince(t0)
-            // Marked only now that Milvus acknowledged: a kill before this line re-sends nothing
-            // visible and leaves at most a duplicate that the reconcile step removes.
-            try catalogue.markSent(store: key, hashes: entities.map(\.contentHash))
-            summary.inserted += missing.count
-            summary.alreadyThere += entities.count - missing.count
-            touched += missing.map(\.contentHash)
-            progress?(min(start + batchSize, pending.count), pending.count)
+        // Batches go in a sliding window of `inFlight` requests: Milvus parses each insert's JSON on
+        // one core, so two requests at once keep both of a small server's cores busy.
+        struct Sent: Sendable {
+            let hashes: [String]
+            let inserted: [String]
+            let count: Int
         }
+        let batches = stride(from: 0, to: pending.count, by: batchSize).map { Array(pending[$0..<min($0 + batchSize, pending.count)]) }
+        let loopStarted = Date()
+        var done = 0
+        try await withThrowingTaskGroup(of: Sent.self) { group in
+            var next = 0
+            func launch() throws {
+                guard next < batches.count else { return }
+                let ids = batches[next]
+                next += 1
+                let entities = try catalogue.remoteEntities(imageIds: ids, model: model.id)
+                group.addTask { [store] in
+                    let existing = try await store.ids(forHashes: entities.map(\.contentHash))
+                    let missing = entities.filter { existing[$0.contentHash] == nil }
+                    try await store.insert(missing)
+                    return Sent(hashes: entities.map(\.contentHash), inserted: missing.map(\.contentHash), count: ids.count)
+                }
+            }
+            for _ in 0..<inFlight { try launch() }
+            while let sent = try await group.next() {
+                // Marked only now that Milvus acknowledged: a kill before this line re-sends nothing
+                // visible and leaves at most a duplicate that the reconcile step removes.
+                try catalogue.markSent(store: key, hashes: sent.hashes)
+                summary.inserted += sent.inserted.count
+                summary.alreadyThere += sent.hashes.count - sent.inserted.count
+                touched += sent.inserted
+                done += sent.count
+                progress?(done, pending.count)
+                try launch()
+            }
+        }
+        let inserting = Date().timeIntervalSince(loopStarted)
         if prune {
             let gone = try catalogue.sentButGone(store: key)
             if !gone.isEmpty {
