@@ -26,10 +26,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev", "libturbojpeg0-dev", "libexif-dev"])]),
-        // libvips wrappers, the libjpeg-turbo fast path, and libexif for the photo's EXIF facts.
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev", "libturbojpeg0-dev", "libexif-dev", "libheif-dev"])]),
+        // libvips wrappers, the libjpeg-turbo fast path, libheif for HEIC/AVIF stored thumbnails, and
+        // libexif for the photo's EXIF facts.
         .target(name: "CVipsShim", dependencies: ["CVips"],
-                linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
+                linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif"), .linkedLibrary("heif")]),
         .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // OpenBLAS kernel choice on CPUs it cannot name (VMs): OPENBLAS_CORETYPE from the CPU's features.

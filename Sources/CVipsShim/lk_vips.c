@@ -26,6 +26,7 @@
 #include <turbojpeg.h>
 
 #include "lk_exif.h"
+#include "lk_heif.h"
 #include "lk_resample.h"
 
 /* ---------------------------------------------------------------- init */
@@ -616,28 +617,6 @@ static int lk_heif_thumbnails_enabled(void) {
     return v == NULL || strcmp(v, "0") != 0;
 }
 
-/* The primary image's stored thumbnail, when it can stand in for the full image: at least
- * shortSide on its shorter side (so the final resample still only shrinks) and the primary's
- * shape (same orientation, aspect within 1 %: a thumbnail that was not rotated like the image,
- * or is a crop, is not used). NULL otherwise, with the vips error buffer left clean. */
-static VipsImage *lk_heif_thumbnail(const lk_input *in, int format, long long W, long long H,
-                                    int shortSide) {
-    VipsImage *thumb = lk_load(in, format, 1, 1);
-    if (thumb == NULL) {
-        vips_error_clear();
-        return NULL;
-    }
-    long long tw = vips_image_get_width(thumb), th = vips_image_get_height(thumb);
-    double aspect = (double)W / (double)H, thumbAspect = th > 0 ? (double)tw / (double)th : 0;
-    int usable = tw > 0 && th > 0 && tw * th < W * H && (tw < th ? tw : th) >= shortSide &&
-                 (tw > th) == (W > H) && fabs(thumbAspect / aspect - 1.0) <= 0.01;
-    if (!usable) {
-        g_object_unref(thumb);
-        return NULL;
-    }
-    return thumb;
-}
-
 /* HEIF/AVIF/JPEG XL photos carry a colour profile (phones: Display P3). Converting it to sRGB is
  * per-pixel, so it is done on the 224x224 result, not on 12 megapixels. JPEG/PNG/... are left
  * as they were: the reference (Pillow) ignores their profiles and their pixels must match it.
@@ -944,7 +923,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     }
     /* HEVC and AV1 have no shrink-on-load: a big enough stored thumbnail replaces the image. */
     if (lk_is_heif(format) && allowThumbnail && shorter > shortSide && lk_heif_thumbnails_enabled()) {
-        VipsImage *thumb = lk_heif_thumbnail(in, format, W, H, shortSide);
+        VipsImage *thumb = lk_heif_decode_thumbnail(in->path, in->data, in->length, W, H, shortSide);
         if (thumb != NULL) {
             g_object_unref(img);
             img = thumb;
