@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 char *openblas_get_corename(void);
+void openblas_set_num_threads(int threads);
+
+void lk_openblas_set_threads(int threads) { openblas_set_num_threads(threads); }
 
 const char *lk_openblas_core(void) { return openblas_get_corename(); }
 

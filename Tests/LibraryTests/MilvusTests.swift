@@ -131,6 +131,29 @@ final class MilvusTestServer: Sendable {
         }
     }
 
+    @Test func evaluationAgainstTheStoreEqualsTheLocalPlainEvaluation() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir)
+        let embedder = try Fixture.embedder()
+        let store = MilvusStore(address: server.address())
+        _ = try await MilvusSync(catalogue: catalogue, store: store, model: embedder.model).push(prune: false)
+        var options = EvaluationOptions()
+        options.k = 5
+        let local = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let remote = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
+        #expect(remote.queries == local.queries && remote.images == local.images && remote.queries > 10)
+        #expect(abs(remote.precision_at_k - local.precision_at_k) < 1e-9 && abs(remote.map - local.map) < 1e-9,
+                "store P@5 \(remote.precision_at_k) mAP \(remote.map), local \(local.precision_at_k) / \(local.map)")
+        #expect(remote.method.hasPrefix("milvus") && remote.reranking == "none")
+        // The same labels per query, found from the collection's rows alone.
+        #expect(Set(remote.per_query.map { "\($0.label) \(URL(fileURLWithPath: $0.path).lastPathComponent)" })
+                == Set(local.per_query.map { "\($0.label) \(URL(fileURLWithPath: $0.path).lastPathComponent)" }))
+        // A collection of another model is refused before anything is measured.
+        let other = ModelInfo(id: "other-model", checksum: "0", dimension: 1280)
+        await #expect(throws: StoreError.self) { _ = try await StoreEvaluator.run(store: store, options: options, model: other) }
+    }
+
     @Test func rerunAddsNothingAndAnInterruptedPushResumesWithoutDuplicates() async throws {
         guard let server = try server() else { return }
         let dir = try Fixture.tempDir()

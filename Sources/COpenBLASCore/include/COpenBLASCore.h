@@ -14,6 +14,10 @@ const char *lk_openblas_core(void);
 /// and the user set none; NULL when nothing is to be done.
 const char *lk_openblas_better_core(void);
 
+/// Threads OpenBLAS uses per call. A server sets 1: it runs one product per core itself (the
+/// batcher's concurrent batches), and OpenBLAS's own threads would only spin against them.
+void lk_openblas_set_threads(int threads);
+
 /// When `lk_openblas_better_core` names a core: sets OPENBLAS_CORETYPE and re-executes this program
 /// with the same arguments (does not return on success; returns -1 when exec failed, and the
 /// program then goes on with the kernels it has). Returns 0 when nothing was to be done.

@@ -144,6 +144,16 @@ public enum Evaluator {
                                        options: .none, filter: filter)
         let exactMs = isExact && options.reranking == .none ? methodMs : try exactRanker.latency(queries: timed, k: options.k)
 
+        return report(library: library.catalogue.path, images: inLibrary.count, options: options,
+                      apOver: isExact ? "full ranking" : "top \(limit) returned (relevant images not returned count as misses)",
+                      outcomes: outcomes, metrics: metrics, methodMs: methodMs, exactMs: exactMs,
+                      preparationSeconds: ranker.preparationSeconds)
+    }
+
+    /// Means, curves and the per-class table of measured queries.
+    static func report(library: String, images: Int, options: EvaluationOptions, method: String? = nil, apOver: String,
+                       outcomes: [QueryOutcome], metrics: [RankingMetrics], methodMs: Double, exactMs: Double,
+                       preparationSeconds: Double) -> EvaluationReport {
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         let k = options.k
         var perClass: [ClassOutcome] = []
@@ -153,16 +163,16 @@ public enum Evaluator {
         }
         perClass.sort { ($0.precisionAtK, $0.map, $0.label) < ($1.precisionAtK, $1.map, $1.label) }
         return EvaluationReport(
-            library: library.catalogue.path, images: inLibrary.count, queries: outcomes.count, k: k,
-            method: options.method.name, reranking: options.reranking.description, clutter: options.clutter.rawValue,
-            apOver: isExact ? "full ranking" : "top \(limit) returned (relevant images not returned count as misses)",
+            library: library, images: images, queries: outcomes.count, k: k,
+            method: method ?? options.method.name, reranking: options.reranking.description, clutter: options.clutter.rawValue,
+            apOver: apOver,
             precision_at_k: mean(metrics.map(\.precisionAtK)), recall_at_k: mean(metrics.map(\.recallAtK)),
             f1_at_k: mean(metrics.map(\.f1AtK)), map: mean(metrics.map(\.averagePrecision)),
             precision_at_rank: (0..<k).map { r in mean(metrics.map { $0.precisionAtRank[r] }) },
             precision_at_recall: (0..<11).map { i in mean(metrics.map { $0.interpolatedPrecision[i] }) },
             ms_per_query: methodMs, exact_ms_per_query: exactMs,
             time_reduction_percent: exactMs > 0 ? (1 - methodMs / exactMs) * 100 : 0,
-            preparation_s: ranker.preparationSeconds,
+            preparation_s: preparationSeconds,
             per_class: perClass, per_query: outcomes)
     }
 

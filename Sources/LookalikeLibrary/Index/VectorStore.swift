@@ -275,7 +275,9 @@ public final class VectorStore: @unchecked Sendable {
                                         let row = sp + qi * b
                                         for r in 0..<b { h[qi].offer(row[r], first + r, skip: skip) }
                                     }
-                                    if m == 1 { offer(0) } else {
+                                    // Small blocks (a server's batches) are offered on this thread: waking
+                                    // the other cores would cost more than the offers.
+                                    if m * b < 1 << 18 { for qi in 0..<m { offer(qi) } } else {
                                         let box = UnsafeSendable(offer)
                                         DispatchQueue.concurrentPerform(iterations: m) { box.value($0) }
                                     }

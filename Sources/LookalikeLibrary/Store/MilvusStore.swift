@@ -57,6 +57,8 @@ public struct MilvusAddress: Sendable, Equatable, CustomStringConvertible {
 /// One search hit from the store.
 public struct StoreHit: Sendable, Codable, Equatable {
     public let rank: Int
+    /// The row's id in the collection.
+    public var id: Int64 = 0
     public let hash: String
     public let path: String
     public let label: String
@@ -237,23 +239,54 @@ public final class MilvusStore: Sendable {
         }
     }
 
-    /// The top `k` rows by inner product with `vector` (a unit vector of the collection's model).
-    public func search(vector: [Float], k: Int) async throws -> [StoreHit] {
-        let body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
+    /// The top `k` rows by inner product with `vector` (a unit vector of the collection's model),
+    /// optionally only rows matching `filter` (a Milvus boolean expression).
+    public func search(vector: [Float], k: Int, filter: String? = nil) async throws -> [StoreHit] {
+        var body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
                                    "outputFields": ["hash", "path", "label", "tags"], "limit": k]
+        if let filter { body["filter"] = filter }
         let answer = try await call("POST", "/search", body: body)
         let rows = answer.data as? [[String: Any]] ?? []
         return rows.enumerated().map { i, row in
-            StoreHit(rank: i + 1, hash: row["hash"] as? String ?? "", path: row["path"] as? String ?? "",
-                     label: row["label"] as? String ?? "", tags: row["tags"] as? String ?? "",
-                     score: Float((row["distance"] as? NSNumber)?.doubleValue ?? .nan))
+            var hit = StoreHit(rank: i + 1, hash: row["hash"] as? String ?? "", path: row["path"] as? String ?? "",
+                               label: row["label"] as? String ?? "", tags: row["tags"] as? String ?? "",
+                               score: Float((row["distance"] as? NSNumber)?.doubleValue ?? .nan))
+            hit.id = row["id"].flatMap(Self.int64) ?? 0
+            return hit
         }
     }
 
-    /// The insert request, written by hand: boxing 1280 numbers per row into NSNumbers for
-    /// JSONSerialization cost more than the request itself. Vector components (of unit vectors, so
-    /// within [-1, 1]) are written with 7 decimals (see `appendFixed7`); the other fields go through
-    /// JSONEncoder (escaping).
+    /// Every row's `fields` (and id). A query answers at most `queryWindow` rows, so the rows are
+    /// read in buckets of their content hash's leading hex digits, split further while a bucket
+    /// fills the window.
+    public func allRows(fields: [String]) async throws -> [[String: Any]] {
+        var rows: [[String: Any]] = []
+        var prefixes = (0..<16).map { String($0, radix: 16) }
+        while let prefix = prefixes.popLast() {
+            let found = try await query(filter: "hash like \"\(prefix)%\"", fields: fields)
+            if found.count >= Self.queryWindow {
+                guard prefix.count < 8 else { throw StoreError(store: address.description, "more than \(Self.queryWindow) rows share the hash prefix \(prefix)") }
+                prefixes += (0..<16).map { prefix + String($0, radix: 16) }
+            } else {
+                rows += found
+            }
+        }
+        return rows
+    }
+
+    /// The stored vectors of these rows.
+    public func vectors(ids: [Int64]) async throws -> [Int64: [Float]] {
+        var out: [Int64: [Float]] = [:]
+        for chunk in stride(from: 0, to: ids.count, by: 256).map({ Array(ids[$0..<min($0 + 256, ids.count)]) }) {
+            let rows = try await query(filter: "id in [\(chunk.map(String.init).joined(separator: ","))]", fields: ["vector"])
+            for row in rows {
+                guard let id = row["id"].flatMap(Self.int64), let values = row["vector"] as? [Any] else { continue }
+                out[id] = values.compactMap { ($0 as? NSNumber)?.floatValue }
+            }
+        }
+        return out
+    }
+
     /// `x` with 7 decimals and no trailing zeros ("-0.0123457", "0.5", "0"). Milvus parses each
     /// insert's JSON on its proxy, and that parse is what limits ingest (measured: 27 % fewer bytes
     /// than Float's shortest round-trip form, whose small values take exponents, gave 20 % more
@@ -293,6 +326,10 @@ public final class MilvusStore: Sendable {
         out += text
     }
 
+    /// The insert request, written by hand: boxing 1280 numbers per row into NSNumbers for
+    /// JSONSerialization cost more than the request itself. Vector components (of unit vectors, so
+    /// within [-1, 1]) are written with 7 decimals (see `appendFixed7`); the other fields go through
+    /// JSONEncoder (escaping).
     static func insertBody(collection: String, _ entities: [RemoteEntity], store: String) throws -> [UInt8] {
         struct Fields: Encodable {
             let hash: String, path: String, label: String, size: Int64, tags: String

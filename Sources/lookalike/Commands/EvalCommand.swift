@@ -8,7 +8,7 @@ import LookalikeLibrary
 
 extension EvaluationOptions.Clutter: ExpressibleByArgument {}
 
-struct EvalCommand: ParsableCommand {
+struct EvalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure retrieval quality (precision, recall, F1, mAP) on a labelled library.",
@@ -44,6 +44,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Clutter images (BACKGROUND_Google): distractor (searched against) or exclude.")
     var clutter: EvaluationOptions.Clutter = .distractor
 
+    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; no re-ranking).")
+    var store: String?
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -55,11 +58,13 @@ struct EvalCommand: ParsableCommand {
         guard queries == "all" || (Int(queries) ?? 0) > 0 else { throw ValidationError("--queries must be 'all' or a positive number") }
         _ = try IndexDescriptor(parsing: method)
         _ = try Reranking(parsing: rerank)
+        if let store {
+            do { _ = try MilvusAddress(parsing: store) } catch { throw ValidationError(String(describing: error)) }
+            guard html == nil else { throw ValidationError("--html needs the local library's images (thumbnails); drop it with --store") }
+        }
     }
 
-    func run() throws {
-        let catalogue = try Catalogue(path: database.db, mustExist: true)
-        let library = try LiveLibrary(catalogue: catalogue)
+    func run() async throws {
         var options = EvaluationOptions()
         options.k = k
         options.seed = seed
@@ -76,9 +81,20 @@ struct EvalCommand: ParsableCommand {
             options.queries = .sample(n)
         }
         let terminal = Console.stderrIsTerminal
-        let report = try Evaluator.run(library: library, options: options) { done, total in
+        let progress: @Sendable (Int, Int) -> Void = { done, total in
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[2Keval: \(done)/\(total) queries".utf8)) }
         }
+        let report: EvaluationReport
+        if let store {
+            report = try await StoreEvaluator.run(store: MilvusStore(address: try MilvusAddress(parsing: store)), options: options,
+                                                  progress: progress)
+            if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            try present(report)
+            return
+        }
+        let catalogue = try Catalogue(path: database.db, mustExist: true)
+        let library = try LiveLibrary(catalogue: catalogue)
+        report = try Evaluator.run(library: library, options: options, progress: progress)
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         if let html {
             let thumbnails = ReportThumbnails(catalogue: catalogue)
@@ -89,6 +105,11 @@ struct EvalCommand: ParsableCommand {
             try? FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
             try? page.write(to: copy, atomically: true, encoding: .utf8)
         }
+        try present(report)
+        if let html, !json { print("\nreport: \(html)") }
+    }
+
+    func present(_ report: EvaluationReport) throws {
         if json {
             print(try Console.json(report))
             return
@@ -98,8 +119,9 @@ struct EvalCommand: ParsableCommand {
         print("queries:   \(report.queries), k = \(report.k)")
         print(table(["P@\(k)", "R@\(k)", "F1@\(k)", "mAP", "ms/query", "exact ms/query", "time saved"],
                     [[format(report.precision_at_k, 4), format(report.recall_at_k, 4), format(report.f1_at_k, 4),
-                      format(report.map, 4), format(report.ms_per_query, 2), format(report.exact_ms_per_query, 2),
-                      "\(format(report.time_reduction_percent, 1)) %"]], rightAligned: Set(0..<7)))
+                      format(report.map, 4), format(report.ms_per_query, 2),
+                      report.exact_ms_per_query > 0 ? format(report.exact_ms_per_query, 2) : "-",
+                      report.exact_ms_per_query > 0 ? "\(format(report.time_reduction_percent, 1)) %" : "-"]], rightAligned: Set(0..<7)))
         if report.preparation_s > 0.01 { print("re-ranking preparation: \(format(report.preparation_s, 2)) s") }
         let ranks = report.precision_at_rank.enumerated().map { "P@\($0.offset + 1)=\(format($0.element, 3))" }
         print("precision at rank: " + ranks.joined(separator: " "))
@@ -107,6 +129,5 @@ struct EvalCommand: ParsableCommand {
         print(table(["label", "queries", "P@\(k)", "R@\(k)", "mAP"],
                     report.per_class.prefix(10).map { [$0.label, String($0.queries), format($0.precisionAtK, 3), format($0.recallAtK, 3), format($0.map, 3)] },
                     rightAligned: [1, 2, 3, 4]))
-        if let html { print("\nreport: \(html)") }
     }
 }

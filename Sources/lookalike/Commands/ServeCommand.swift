@@ -2,6 +2,7 @@
 // does the work). Loopback by default; anywhere else without --token gets a loud warning, since
 // anyone who can reach the port could then browse the library.
 import ArgumentParser
+import COpenBLASCore
 import Foundation
 import Logging
 import LookalikeEngine
@@ -79,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "lookalike.serve")
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         let weights = model.map { URL(fileURLWithPath: $0) }
+        // One OpenBLAS thread per product: the batcher runs a batch per core already.
+        lk_openblas_set_threads(1)
         let services = try ServerServices(catalogue: catalogue, configuration: settings, logger: logger) {
             try Embedder(weightsURL: weights)
         }

@@ -1,0 +1,74 @@
+// `eval --store`: the evaluation of Evaluator, with a Milvus collection as the library. Labels,
+// paths and vectors come from the collection itself (what `index --store` wrote), so a serving
+// node evaluates the shared catalogue without any worker's local library; each query is a stored
+// vector searched through Milvus's own index (its top `candidateLimit`, AP over that list with
+// the relevant images it misses counting as misses, as for the local coarse methods). Re-ranking
+// is not applied here: the store answers plain cosine (inner product) rankings.
+import Foundation
+import LookalikeEngine
+
+public enum StoreEvaluator {
+    public static func run(store: MilvusStore, options: EvaluationOptions, model: ModelInfo? = nil,
+                           progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> EvaluationReport {
+        guard let described = try await store.describe() else {
+            throw StoreError(store: store.address.description, "no collection \(store.address.collection): fill it with `lookalike index FOLDER --store \(store.address)`")
+        }
+        // The collection must hold this engine's model (its vectors are compared with nothing
+        // local, but the report names the library it measured) and be loaded to answer searches.
+        if let model { try store.check(described, model: model) }
+        let collection = try await store.loaded(described)
+        let rows = try await store.allRows(fields: ["hash", "label", "path"])
+        let clutter = options.clutterLabels
+        let items = rows.compactMap { row -> Evaluator.Item? in
+            guard let id = row["id"].flatMap(MilvusStore.int64) else { return nil }
+            return Evaluator.Item(id: id, path: row["path"] as? String ?? "", label: row["label"] as? String ?? "")
+        }.sorted { $0.path < $1.path }
+        let inLibrary = options.clutter == .exclude ? items.filter { !clutter.contains($0.label) } : items
+        var labelCounts: [String: Int] = [:]
+        for item in inLibrary where !clutter.contains(item.label) { labelCounts[item.label, default: 0] += 1 }
+        let queries = try Evaluator.selectQueries(items: inLibrary, options: options, labelCounts: labelCounts, clutter: clutter)
+        guard !queries.isEmpty else {
+            throw IndexError("no queries: the collection needs labelled images (folder names) with at least two images per label")
+        }
+        let labels = Dictionary(uniqueKeysWithValues: inLibrary.map { ($0.id, $0.label) })
+        // Milvus caps a search at 16,384 results; one more than wanted, since the query finds itself.
+        let limit = min(options.candidateLimit, inLibrary.count - 1, MilvusStore.queryWindow - 1)
+        let filter = options.clutter == .exclude && !clutter.isEmpty
+            ? "label not in \(MilvusStore.list(clutter.sorted()))" : nil
+
+        var outcomes: [QueryOutcome] = []
+        var metrics: [RankingMetrics] = []
+        var searchSeconds = 0.0
+        for start in stride(from: 0, to: queries.count, by: 64) {
+            let chunk = Array(queries[start..<min(queries.count, start + 64)])
+            let vectors = try await store.vectors(ids: chunk.map(\.id))
+            for query in chunk {
+                guard let vector = vectors[query.id] else {
+                    throw StoreError(store: store.address.description, "row \(query.id) (\(query.path)) has no vector")
+                }
+                let started = DispatchTime.now().uptimeNanoseconds
+                let hits = try await store.search(vector: vector, k: limit + 1, filter: filter)
+                searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                let ids = hits.map(\.id).filter { $0 != query.id }.prefix(limit)
+                let relevant = ids.map { labels[$0] == query.label }
+                let r = (labelCounts[query.label] ?? 1) - 1
+                let m = RetrievalMetrics.evaluate(relevant: relevant, relevantCount: r, k: options.k)
+                metrics.append(m)
+                outcomes.append(QueryOutcome(id: query.id, path: query.path, label: query.label, relevantCount: r,
+                                             precisionAtK: m.precisionAtK, recallAtK: m.recallAtK,
+                                             averagePrecision: m.averagePrecision,
+                                             top: options.keepTopK ? Array(ids.prefix(options.k)) : [],
+                                             topRelevant: options.keepTopK ? Array(relevant.prefix(options.k)) : []))
+            }
+            progress?(outcomes.count, queries.count)
+        }
+        let index = "\(collection.indexName ?? "index") (\(collection.metric ?? "IP"))"
+        var plain = options
+        plain.reranking = .none
+        return Evaluator.report(library: store.address.description, images: inLibrary.count, options: plain,
+                                method: "milvus \(index)",
+                                apOver: "top \(limit) returned by Milvus (relevant images not returned count as misses)",
+                                outcomes: outcomes, metrics: metrics, methodMs: searchSeconds * 1000 / Double(max(1, outcomes.count)),
+                                exactMs: 0, preparationSeconds: 0)
+    }
+}
