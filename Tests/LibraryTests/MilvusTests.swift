@@ -275,14 +275,18 @@ final class MilvusTestServer: Sendable {
         }
         #expect(Date().timeIntervalSince(started) < 20, "a stopped Milvus must fail fast")
         doomed.stop()
+        // Two inserts are in flight at once, so the batch after the first may have been
+        // acknowledged (and marked) before the kill, or inserted without its answer arriving.
         let sentBefore = try catalogue.sentCount(store: address.description)
-        #expect(sentBefore == 3)
+        #expect(sentBefore == 3 || sentBefore == 6, "\(sentBefore) marked sent before the kill")
         let revived = try MilvusTestServer(data: data)
         defer { revived.stop() }
         let again = MilvusAddress(host: "127.0.0.1", port: revived.port, collection: "midrun")
         let summary = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: again), model: model).push(prune: false)
         let images = try catalogue.vectorCount(model: model.id)
-        #expect(summary.sent == images && summary.alreadyThere == sentBefore && summary.inserted == images - sentBefore)
+        // What was marked is found again, plus at most the unanswered batch; nothing is sent twice.
+        #expect(summary.sent == images && summary.alreadyThere >= sentBefore && summary.alreadyThere <= sentBefore + 3)
+        #expect(summary.inserted + summary.alreadyThere == images)
         let store = MilvusStore(address: again)
         let hashes = try await store.query(filter: "id > 0", fields: ["hash"]).compactMap { $0["hash"] as? String }
         #expect(hashes.count == images && Set(hashes).count == images)
