@@ -134,12 +134,13 @@ public enum LibraryIndexes {
     }
 
     /// The writer: brings every existing index file up to date (see the file comment). Runs before
-    /// the snapshot step, which may prune the journal these files were replayed from.
+    /// the snapshot step, which may prune the journal these files were replayed from. `store`: the
+    /// library's current raw vectors when the caller has them open already.
     @discardableResult
-    public static func update(catalogue: Catalogue, model: ModelInfo) throws -> [Update] {
+    public static func update(catalogue: Catalogue, model: ModelInfo, store opened: VectorStore? = nil) throws -> [Update] {
         let files = existingFiles(catalogue)
         guard !files.isEmpty else { return [] }
-        let (store, _) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: .float32)
+        let store = try opened ?? LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: .float32).0
         return try files.map { url in
             let descriptor: IndexDescriptor
             if let contents = try? IndexFile.read(url, verifyChecksum: false), let d = try? contents.descriptor {

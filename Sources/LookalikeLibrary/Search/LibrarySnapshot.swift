@@ -148,8 +148,10 @@ public enum LibrarySnapshot {
 
     /// The writer's step after indexing: derived vectors (re-ranking) brought in step, snapshots of
     /// every variant refreshed, then the journal pruned up to the oldest snapshot's counter.
-    public static func maintain(catalogue: Catalogue, model: ModelInfo, reranking: Reranking) throws -> Maintenance {
-        var opened = try openStore(catalogue: catalogue, model: model, precision: .float32)
+    /// `opened`: the raw store (Float32) and how it was opened, when the caller has it already.
+    public static func maintain(catalogue: Catalogue, model: ModelInfo, reranking: Reranking,
+                                opened alreadyOpened: (VectorStore, Opening)? = nil) throws -> Maintenance {
+        var opened = try alreadyOpened ?? openStore(catalogue: catalogue, model: model, precision: .float32)
         var augmentation: DatabaseAugmentation.Refresh?
         var augmentedSnapshot: Refresh?
         if reranking.augmentation > 0 {
