@@ -34,6 +34,8 @@ bench-serve: release
 # Ingest into Milvus (vectors/s; a throw-away server from .venv-milvus).
 bench-milvus: release
 	@python3 scripts/bench_milvus.py
+	@if [ -f out/caltech-export/embeddings.npy ]; then python3 scripts/bench_milvus_scale.py --n 100000; \
+	else echo "bench_milvus_scale: skipped (needs out/caltech-export: lookalike export --format npy --out out/caltech-export)"; fi
 
 clean:
 	rm -rf .build out

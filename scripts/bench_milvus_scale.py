@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Search latency and recall@10 through Milvus at N vectors, against exact search on the same vectors.
+
+    python3 scripts/bench_milvus_scale.py [--n 100000] [--queries 200] [--feats out/caltech-export/embeddings.npy]
+
+Vectors as in the approximate-search benchmark: Caltech-101's embeddings (`lookalike export`) tiled
+with N(0, 0.01) noise per dimension and renormalised; queries are other perturbed copies; ground
+truth by exact inner product (numpy). Starts a throw-away Milvus (scripts/milvus_server.py from
+.venv-milvus/), creates a collection through REST v1 (IP, AUTOINDEX) as `index --store` does,
+inserts with two requests in flight (7-decimal JSON, as the product writes it), waits until a search
+sees every row, then times single searches (top 10) and reports p50/p99, recall@10 and the RSS of
+the Milvus server. Run one system at a time (Milvus holds the vectors in memory).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def post(base, path, body):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    answer = json.load(urllib.request.urlopen(req, timeout=300))
+    if answer.get("code", 200) != 200:
+        raise SystemExit(f"{path}: {answer}")
+    return answer
+
+
+def perturbed(base, count, rng, noise):
+    rows = base[rng.integers(0, len(base), size=count)] + rng.normal(0, noise, size=(count, base.shape[1])).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows.astype(np.float32)
+
+
+def rss_mib(pid):
+    total = 0
+    for p in [pid] + [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--feats", default=os.path.join(ROOT, "out", "caltech-export", "embeddings.npy"))
+    ap.add_argument("--noise", type=float, default=0.01)
+    a = ap.parse_args()
+    python = os.path.join(ROOT, ".venv-milvus/bin/python")
+    if not os.path.exists(a.feats) or not os.access(python, os.X_OK):
+        sys.exit("needs --feats (lookalike export --format npy) and .venv-milvus (make setup)")
+    rng = np.random.default_rng(0)
+    base = np.load(a.feats).astype(np.float32)
+    vectors = perturbed(base, a.n, rng, a.noise)
+    queries = perturbed(base, a.queries, rng, a.noise)
+    t = time.time()
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    exact_ms = (time.time() - t) * 1000 / a.queries
+    with tempfile.TemporaryDirectory(prefix="bench-milvus-scale-") as tmp:
+        server = subprocess.Popen([python, os.path.join(ROOT, "scripts/milvus_server.py"), "--data", f"{tmp}/milvus"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            ready = json.loads(server.stdout.readline()[6:])
+            base_url = f"http://127.0.0.1:{ready['port']}/v1/vector"
+            post(base_url, "/collections/create", {"collectionName": "scale", "dimension": vectors.shape[1], "metricType": "IP"})
+            batches = [range(s, min(s + a.batch, a.n)) for s in range(0, a.n, a.batch)]
+            lock = threading.Lock()
+
+            def worker():
+                while True:
+                    with lock:
+                        if not batches:
+                            return
+                        rows = batches.pop()
+                    body = {"collectionName": "scale",
+                            "data": [{"vector": [round(float(x), 7) for x in vectors[i]], "row": i} for i in rows]}
+                    post(base_url, "/insert", body)
+
+            t = time.time()
+            threads = [threading.Thread(target=worker) for _ in range(2)]
+            [th.start() for th in threads]
+            [th.join() for th in threads]
+            ingest_s = time.time() - t
+            # Until Milvus shows the inserts (its staleness bound): 200 sampled rows, then every
+            # batch's last row, visible to a query.
+            t = time.time()
+            probe = sorted(set(rng.integers(0, a.n, size=200).tolist()) | {min(r.stop, a.n) - 1 for r in
+                                                                                [range(s, min(s + a.batch, a.n)) for s in range(0, a.n, a.batch)]})
+            while True:
+                seen = set()
+                for s0 in range(0, len(probe), 500):
+                    chunk = probe[s0:s0 + 500]
+                    hits = post(base_url, "/query", {"collectionName": "scale", "filter": f"row in {chunk}",
+                                                     "outputFields": ["row"], "limit": len(chunk)})
+                    seen |= {h["row"] for h in hits.get("data", [])}
+                if len(seen) == len(probe) or time.time() - t > 600:
+                    break
+                time.sleep(2)
+            visible_s = time.time() - t
+            times, recalls = [], []
+            for qi, q in enumerate(queries):
+                body = {"collectionName": "scale", "vector": [float(x) for x in q], "limit": 10, "outputFields": ["row"]}
+                t = time.perf_counter()
+                hits = post(base_url, "/search", body)["data"]
+                times.append((time.perf_counter() - t) * 1000)
+                got = [h["row"] for h in hits]
+                recalls.append(len(set(got) & set(truth[qi].tolist())) / 10)
+            times = np.array(times)
+            result = {"n": a.n, "queries": a.queries, "ingest_vectors_per_s": a.n / ingest_s, "visible_after_s": visible_s,
+                      "milvus_p50_ms": float(np.percentile(times, 50)), "milvus_p99_ms": float(np.percentile(times, 99)),
+                      "milvus_recall_at_10": float(np.mean(recalls)), "numpy_exact_ms_per_query_batched": exact_ms,
+                      "milvus_rss_mib": rss_mib(ready.get("pid", 0))}
+            print(json.dumps(result))
+        finally:
+            server.stdin.close()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
