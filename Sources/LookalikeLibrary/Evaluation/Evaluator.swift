@@ -96,17 +96,9 @@ public enum Evaluator {
         let items = summaries.values.filter { live.contains($0.imageId) }
             .map { Item(id: $0.imageId, path: $0.path, label: $0.label) }
             .sorted { $0.path < $1.path }
-        let clutter = options.clutterLabels
         let byId = Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0) })
-        let inLibrary = options.clutter == .exclude ? items.filter { !clutter.contains($0.label) } : items
+        let (inLibrary, labelCounts, queries) = try plan(items, options: options, what: "library")
         let libraryIds = Set(inLibrary.map(\.id))
-        var labelCounts: [String: Int] = [:]
-        for item in inLibrary where !clutter.contains(item.label) { labelCounts[item.label, default: 0] += 1 }
-
-        let queries = try selectQueries(items: inLibrary, options: options, labelCounts: labelCounts, clutter: clutter)
-        guard !queries.isEmpty else {
-            throw IndexError("no queries: the library needs labelled images (folder names) with at least two images per label")
-        }
 
         let index = try library.index(for: options.method)
         let isExact = options.method.method == ExactIndex.methodName
@@ -123,16 +115,10 @@ public enum Evaluator {
             let chunk = Array(queries[start..<min(queries.count, start + batch)])
             let rankings = try ranker.rank(queries: chunk.map(\.id), limit: limit)
             for (query, ranking) in zip(chunk, rankings) {
-                let ids = ranking.filter { $0 != query.id }
-                let relevant = ids.map { byId[$0]?.label == query.label }
-                let r = (labelCounts[query.label] ?? 1) - 1
-                let m = RetrievalMetrics.evaluate(relevant: relevant, relevantCount: r, k: options.k)
+                let (outcome, m) = measure(query, ranking: ranking.filter { $0 != query.id },
+                                           label: { byId[$0]?.label }, labelCounts: labelCounts, options: options)
                 metrics.append(m)
-                outcomes.append(QueryOutcome(id: query.id, path: query.path, label: query.label, relevantCount: r,
-                                             precisionAtK: m.precisionAtK, recallAtK: m.recallAtK,
-                                             averagePrecision: m.averagePrecision,
-                                             top: options.keepTopK ? Array(ids.prefix(options.k)) : [],
-                                             topRelevant: options.keepTopK ? Array(relevant.prefix(options.k)) : []))
+                outcomes.append(outcome)
             }
             progress?(outcomes.count, queries.count)
         }
@@ -148,6 +134,20 @@ public enum Evaluator {
                       apOver: isExact ? "full ranking" : "top \(limit) returned (relevant images not returned count as misses)",
                       outcomes: outcomes, metrics: metrics, methodMs: methodMs, exactMs: exactMs,
                       preparationSeconds: ranker.preparationSeconds)
+    }
+
+    /// One query's metrics over its ranking (the query itself already left out): relevant means
+    /// the query's label; `labelCounts` says how many images each label has in the library.
+    static func measure(_ query: Item, ranking ids: [Int64], label: (Int64) -> String?, labelCounts: [String: Int],
+                        options: EvaluationOptions) -> (QueryOutcome, RankingMetrics) {
+        let relevant = ids.map { label($0) == query.label }
+        let r = (labelCounts[query.label] ?? 1) - 1
+        let m = RetrievalMetrics.evaluate(relevant: relevant, relevantCount: r, k: options.k)
+        let outcome = QueryOutcome(id: query.id, path: query.path, label: query.label, relevantCount: r,
+                                   precisionAtK: m.precisionAtK, recallAtK: m.recallAtK, averagePrecision: m.averagePrecision,
+                                   top: options.keepTopK ? Array(ids.prefix(options.k)) : [],
+                                   topRelevant: options.keepTopK ? Array(relevant.prefix(options.k)) : [])
+        return (outcome, m)
     }
 
     /// Means, curves and the per-class table of measured queries.
@@ -174,6 +174,21 @@ public enum Evaluator {
             time_reduction_percent: exactMs > 0 ? (1 - methodMs / exactMs) * 100 : 0,
             preparation_s: preparationSeconds,
             per_class: perClass, per_query: outcomes)
+    }
+
+    /// What is searched (clutter left out with `.exclude`), how many images each label has there,
+    /// and the queries; an error naming `what` when there is none.
+    static func plan(_ items: [Item], options: EvaluationOptions,
+                     what: String) throws -> (inLibrary: [Item], labelCounts: [String: Int], queries: [Item]) {
+        let clutter = options.clutterLabels
+        let inLibrary = options.clutter == .exclude ? items.filter { !clutter.contains($0.label) } : items
+        var labelCounts: [String: Int] = [:]
+        for item in inLibrary where !clutter.contains(item.label) { labelCounts[item.label, default: 0] += 1 }
+        let queries = try selectQueries(items: inLibrary, options: options, labelCounts: labelCounts, clutter: clutter)
+        guard !queries.isEmpty else {
+            throw IndexError("no queries: the \(what) needs labelled images (folder names) with at least two images per label")
+        }
+        return (inLibrary, labelCounts, queries)
     }
 
     static func selectQueries(items: [Item], options: EvaluationOptions, labelCounts: [String: Int],

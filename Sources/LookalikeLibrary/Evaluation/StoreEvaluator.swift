@@ -23,13 +23,7 @@ public enum StoreEvaluator {
             guard let id = row["id"].flatMap(MilvusStore.int64) else { return nil }
             return Evaluator.Item(id: id, path: row["path"] as? String ?? "", label: row["label"] as? String ?? "")
         }.sorted { $0.path < $1.path }
-        let inLibrary = options.clutter == .exclude ? items.filter { !clutter.contains($0.label) } : items
-        var labelCounts: [String: Int] = [:]
-        for item in inLibrary where !clutter.contains(item.label) { labelCounts[item.label, default: 0] += 1 }
-        let queries = try Evaluator.selectQueries(items: inLibrary, options: options, labelCounts: labelCounts, clutter: clutter)
-        guard !queries.isEmpty else {
-            throw IndexError("no queries: the collection needs labelled images (folder names) with at least two images per label")
-        }
+        let (inLibrary, labelCounts, queries) = try Evaluator.plan(items, options: options, what: "collection")
         let labels = Dictionary(uniqueKeysWithValues: inLibrary.map { ($0.id, $0.label) })
         // Milvus caps a search at 16,384 results; one more than wanted, since the query finds itself.
         let limit = min(options.candidateLimit, inLibrary.count - 1, MilvusStore.queryWindow - 1)
@@ -49,16 +43,11 @@ public enum StoreEvaluator {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let hits = try await store.search(vector: vector, k: limit + 1, filter: filter)
                 searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                let ids = hits.map(\.id).filter { $0 != query.id }.prefix(limit)
-                let relevant = ids.map { labels[$0] == query.label }
-                let r = (labelCounts[query.label] ?? 1) - 1
-                let m = RetrievalMetrics.evaluate(relevant: relevant, relevantCount: r, k: options.k)
+                let ids = Array(hits.map(\.id).filter { $0 != query.id }.prefix(limit))
+                let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
+                                                     options: options)
                 metrics.append(m)
-                outcomes.append(QueryOutcome(id: query.id, path: query.path, label: query.label, relevantCount: r,
-                                             precisionAtK: m.precisionAtK, recallAtK: m.recallAtK,
-                                             averagePrecision: m.averagePrecision,
-                                             top: options.keepTopK ? Array(ids.prefix(options.k)) : [],
-                                             topRelevant: options.keepTopK ? Array(relevant.prefix(options.k)) : []))
+                outcomes.append(outcome)
             }
             progress?(outcomes.count, queries.count)
         }

@@ -207,7 +207,7 @@ public final class MilvusStore: Sendable {
     /// duplicate to remove).
     public func ids(forHashes hashes: [String]) async throws -> [String: [Int64]] {
         var found: [String: [Int64]] = [:]
-        for chunk in stride(from: 0, to: hashes.count, by: 500).map({ Array(hashes[$0..<min($0 + 500, hashes.count)]) }) {
+        for chunk in hashes.chunked(500).map(Array.init) {
             let rows = try await query(filter: "hash in \(Self.list(chunk))", fields: ["hash"])
             for row in rows {
                 if let hash = row["hash"] as? String, let id = row["id"].flatMap(Self.int64) { found[hash, default: []].append(id) }
@@ -226,7 +226,7 @@ public final class MilvusStore: Sendable {
 
     /// Deletes the rows with these ids.
     public func delete(ids: [Int64]) async throws {
-        for chunk in stride(from: 0, to: ids.count, by: 1000).map({ Array(ids[$0..<min($0 + 1000, ids.count)]) }) {
+        for chunk in ids.chunked(1000).map(Array.init) {
             _ = try await call("POST", "/delete", body: ["collectionName": address.collection,
                                                          "filter": "id in [\(chunk.map(String.init).joined(separator: ","))]"])
         }
@@ -234,7 +234,7 @@ public final class MilvusStore: Sendable {
 
     /// Deletes every row of these images.
     public func delete(hashes: [String]) async throws {
-        for chunk in stride(from: 0, to: hashes.count, by: 500).map({ Array(hashes[$0..<min($0 + 500, hashes.count)]) }) {
+        for chunk in hashes.chunked(500).map(Array.init) {
             _ = try await call("POST", "/delete", body: ["collectionName": address.collection, "filter": "hash in \(Self.list(chunk))"])
         }
     }
@@ -277,7 +277,7 @@ public final class MilvusStore: Sendable {
     /// The stored vectors of these rows.
     public func vectors(ids: [Int64]) async throws -> [Int64: [Float]] {
         var out: [Int64: [Float]] = [:]
-        for chunk in stride(from: 0, to: ids.count, by: 256).map({ Array(ids[$0..<min($0 + 256, ids.count)]) }) {
+        for chunk in ids.chunked(256).map(Array.init) {
             let rows = try await query(filter: "id in [\(chunk.map(String.init).joined(separator: ","))]", fields: ["vector"])
             for row in rows {
                 guard let id = row["id"].flatMap(Self.int64), let values = row["vector"] as? [Any] else { continue }

@@ -66,7 +66,7 @@ public struct MilvusSync: Sendable {
             let inserted: [String]
             let count: Int
         }
-        let batches = stride(from: 0, to: pending.count, by: batchSize).map { Array(pending[$0..<min($0 + batchSize, pending.count)]) }
+        let batches = pending.chunked(batchSize).map(Array.init)
         let loopStarted = Date()
         var done = 0
         try await withThrowingTaskGroup(of: Sent.self) { group in
