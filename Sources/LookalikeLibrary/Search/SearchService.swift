@@ -111,8 +111,7 @@ public final class SearchService: Sendable {
         var applied = Reranking.none
         if request.metric == .cosine && !request.reranking.isNone {
             if let batcher {
-                let reranker = try Reranker(library: library, index: library.index(for: descriptor), options: request.reranking,
-                                            filter: parameters.filter, computeMissing: false)
+                let reranker = try reranker(request, filter: parameters.filter)
                 let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: request.k,
                                                           parameters: parameters, batcher: batcher)
                 (results, applied) = (try present(neighbors, metric: .cosine), reranker.options)
@@ -166,15 +165,21 @@ public final class SearchService: Sendable {
                               parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking) {
         var parameters = parameters ?? request.parameters
         parameters.metric = request.metric
-        let index = try library.index(for: request.method.with(metric: request.metric))
         if request.metric == .cosine && !request.reranking.isNone {
-            let reranker = try Reranker(library: library, index: index, options: request.reranking,
-                                        filter: parameters.filter, computeMissing: false)
+            let reranker = try reranker(request, filter: parameters.filter)
             let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
             return (try present(neighbors, metric: .cosine), reranker.options)
         }
-        let neighbors = try index.search(vector, k: request.k, parameters: parameters)
+        let neighbors = try library.index(for: request.method.with(metric: request.metric))
+            .search(vector, k: request.k, parameters: parameters)
         return (try present(neighbors, metric: request.metric), .none)
+    }
+
+    /// The request's re-ranking over the library's index for its method (the stored augmented
+    /// vectors when they match; never computed on the fly for a search).
+    private func reranker(_ request: SearchRequest, filter: (@Sendable (Int64) -> Bool)?) throws -> Reranker {
+        try Reranker(library: library, index: library.index(for: request.method.with(metric: request.metric)),
+                     options: request.reranking, filter: filter, computeMissing: false)
     }
 
     /// Paths, labels and readable scores for ranked neighbours.
