@@ -85,8 +85,11 @@ let package = Package(
         ),
         .testTarget(name: "EngineTests", dependencies: ["LookalikeEngine"], resources: [.copy("Fixtures")]),
         // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
-        .testTarget(name: "LibraryTests", dependencies: ["LookalikeLibrary", "LookalikeEngine", "lookalike"],
-                    resources: [.copy("Fixtures")]),
+        // AsyncHTTPClient: the Milvus tests talk to `lookalike serve --store` over HTTP.
+        .testTarget(name: "LibraryTests", dependencies: [
+            "LookalikeLibrary", "LookalikeEngine", "lookalike",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], resources: [.copy("Fixtures")]),
         // API tests through HummingbirdTesting, plus the browser test (it runs the executable).
         .testTarget(name: "ServerTests", dependencies: [
             "LookalikeServer", "LookalikeLibrary", "LookalikeEngine", "lookalike",

@@ -50,12 +50,14 @@ public enum LookalikeServer {
     /// Serves until SIGINT or SIGTERM, following the catalogue meanwhile.
     public static func run(services: ServerServices, onRunning: @escaping @Sendable (String, Int) async -> Void) async throws {
         let logger = services.logger
-        let follower = services.library.follow(every: services.configuration.refreshInterval) { error in
+        // A local library is followed (what `index` changes is served within a second or two); a
+        // store is always current.
+        let follower = services.local?.library.follow(every: services.configuration.refreshInterval) { error in
             logger.warning("library refresh failed: \(error)")
         }
-        defer { follower.cancel() }
+        defer { follower?.cancel() }
         // Load the network now, in the background, so the first upload does not pay for it.
-        let resolver = services.search.resolver
+        let resolver = services.served.resolver
         Task.detached(priority: .utility) {
             do { _ = try resolver.engine() } catch { logger.warning("the network could not be loaded (uploads will fail): \(error)") }
         }

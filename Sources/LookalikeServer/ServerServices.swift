@@ -1,8 +1,7 @@
-// The shared objects every controller uses, made once per server: the catalogue, the live library
-// that follows it, search (with the batcher that shares scans between concurrent queries), media
-// (thumbnails, originals), the upload limiter, the library's folders (cached for a few seconds:
-// they only change when another folder is indexed) and the duplicates answer (cached per
-// threshold and library state: it is an all-pairs computation).
+// The shared objects every controller uses, made once per server: the served library (the local
+// catalogue with its live vectors and batcher, or a remote store; Libraries/), media (thumbnails,
+// originals), the upload limiter and the duplicates answer (cached per threshold and library
+// state: it is an all-pairs computation, local libraries only).
 import Foundation
 import Logging
 import LookalikeEngine
@@ -10,46 +9,70 @@ import LookalikeLibrary
 
 public final class ServerServices: Sendable {
     public let configuration: ServerConfiguration
-    public let catalogue: Catalogue
-    public let library: LiveLibrary
-    public let search: SearchService
-    public let batcher: SearchBatcher
+    /// What is searched and browsed.
+    let served: any ServedLibrary
+    /// The local library when serving one (nil over a store).
+    let local: LocalLibrary?
     public let media: MediaStore
     public let logger: Logger
     /// Bounds the uploads being read and embedded at once (memory stays bounded under a flood).
     let uploads: AsyncLimiter
     /// Duplicates are computed one at a time, off the request threads.
     let duplicatesLimiter = AsyncLimiter(permits: 1)
-    private let foldersCache = Locked<(folders: LibraryFolders, at: Date)?>(nil)
     let duplicatesCache = Locked<[String: DuplicatesResponse]>([:])
 
-    /// `makeEmbedder` is called on the first query that needs the network (uploads, URLs, boxes).
+    /// Serves a local library. `makeEmbedder` is called on the first query that needs the network
+    /// (uploads, URLs, boxes).
     public init(catalogue: Catalogue, configuration: ServerConfiguration, logger: Logger,
                 makeEmbedder: @escaping @Sendable () throws -> Embedder) throws {
         self.configuration = configuration
-        self.catalogue = catalogue
         self.logger = logger
-        library = try LiveLibrary(catalogue: catalogue)
-        let policy = FetchPolicy(maxBytes: configuration.maxUploadBytes, timeoutSeconds: 20,
-                                 allowPrivateAddresses: configuration.allowPrivateURLs)
-        let resolver = QueryResolver(library: library, fetchPolicy: policy, makeEmbedder: makeEmbedder)
-        batcher = SearchBatcher(library: library, window: configuration.batchWindow,
-                                concurrency: ProcessInfo.processInfo.activeProcessorCount)
-        search = SearchService(library: library, resolver: resolver, batcher: batcher)
+        let local = try LocalLibrary(catalogue: catalogue, fetchPolicy: Self.fetchPolicy(configuration),
+                                     batchWindow: configuration.batchWindow, makeEmbedder: makeEmbedder)
+        self.local = local
+        served = local
         media = MediaStore(catalogue: catalogue)
         uploads = AsyncLimiter(permits: configuration.concurrentUploads)
     }
 
-    /// The library's folders, for relative paths and folder restrictions.
-    func folders() -> LibraryFolders {
-        if let cached = foldersCache.value, Date().timeIntervalSince(cached.at) < 5 { return cached.folders }
-        let folders = (try? LibraryFolders(catalogue: catalogue)) ?? LibraryFolders(roots: [])
-        foldersCache.withLock { $0 = (folders, Date()) }
-        return folders
+    /// Serves a Milvus collection (`index --store` fills it); thumbnails are made from the rows'
+    /// paths (shared storage) and cached in `thumbnailCache`.
+    public init(store address: MilvusAddress, thumbnailCache: URL, configuration: ServerConfiguration, logger: Logger,
+                makeEmbedder: @escaping @Sendable () throws -> Embedder) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let store = try await StoreLibrary.open(address, fetchPolicy: Self.fetchPolicy(configuration), makeEmbedder: makeEmbedder)
+        local = nil
+        served = RemoteLibrary(store: store)
+        media = MediaStore(cacheFolder: thumbnailCache) { id in try await store.image(id: id).map { ([$0.path], $0.hash) } }
+        uploads = AsyncLimiter(permits: configuration.concurrentUploads)
+    }
+
+    static func fetchPolicy(_ configuration: ServerConfiguration) -> FetchPolicy {
+        FetchPolicy(maxBytes: configuration.maxUploadBytes, timeoutSeconds: 20,
+                    allowPrivateAddresses: configuration.allowPrivateURLs)
+    }
+
+    /// Loads the network now (and checks it against the library's or store's model).
+    @discardableResult
+    public func preloadEngine() throws -> Embedder { try served.resolver.engine() }
+
+    /// The catalogue's path or the store's address.
+    public var libraryName: String { served.name }
+
+    /// Images searchable now (for the start line).
+    public func searchableCount() async -> Int { (try? await served.facts().searchable) ?? 0 }
+
+    /// The local library, or the reason a store cannot do `what`.
+    func localLibrary(for what: String) throws -> LocalLibrary {
+        guard let local else {
+            throw APIError(.notImplemented, "\(what) needs the local library; this server answers from \(served.name)")
+        }
+        return local
     }
 
     /// How a path is shown: relative to the library's folders unless --show-private.
     func display(_ path: String) -> String {
-        configuration.showPrivate ? path : folders().display(path)
+        configuration.showPrivate ? path : served.folders().display(path)
     }
 }

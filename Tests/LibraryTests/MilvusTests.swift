@@ -2,11 +2,13 @@
 // milvus==2.3.5 from .venv-milvus/ (made by `make setup`) on free loopback ports with a temporary
 // data folder, once for the suite. Without that server the tests fail with the reason, unless
 // LOOKALIKE_SKIP_MILVUS=1 (then they are skipped, saying so).
+import AsyncHTTPClient
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 import LookalikeEngine
+import NIOCore
 import Testing
 @testable import LookalikeLibrary
 
@@ -319,16 +321,120 @@ final class MilvusTestServer: Sendable {
         let rerun = try lookalike(["index", folder.path, "--db", db, "--store", store])
         #expect(rerun.stdout.contains("inserted 0, already there 0"), "\(rerun.stdout)")
         let query = Fixture.queries.appendingPathComponent("pizza_0010.jpg").path
-        let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json"])
-        // The local exact search, plain (the CLI's default re-ranking has no Milvus counterpart).
-        let vector = try await Fixture.embedder().embed(path: query).1.vector
-        let local = try SearchService(catalogue: Catalogue(path: db, mustExist: true))
-            .rank(vector: vector, request: SearchRequest(k: 10, reranking: .none))
-        struct Answer: Decodable { struct Hit: Decodable { let path: String }; let results: [Hit] }
-        let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
-        #expect(r.results.map(\.path) == local.map(\.path) && r.results.count == 10)
+        let service = try SearchService(catalogue: Catalogue(path: db, mustExist: true))
+        struct Answer: Decodable { struct Hit: Decodable { let path: String }; let results: [Hit]; let reranking: String }
+        // Plain, and with query expansion (the default's other step, augmentation, needs vectors
+        // the collection does not hold: the answer says only qe was applied).
+        for (option, reranking) in [("none", Reranking.none), ("default", Reranking(expansion: 10))] {
+            let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json", "--rerank", option])
+            let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
+            let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
+            #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "--rerank \(option)")
+            #expect(r.reranking == reranking.description)
+        }
         let bad = try lookalike(["search", query, "--store", "milvus://127.0.0.1:1/nothing"])
         #expect(bad.status != 0 && bad.stderr.contains("milvus://127.0.0.1:1/nothing"), "\(bad.stderr)")
+    }
+
+    /// `serve --store`: the API answers from Milvus as the local library does (top-10 of uploads
+    /// plain and with query expansion, library queries by key, random, pages by label, details,
+    /// thumbnails from the rows' paths), and says why what needs a local library is refused.
+    @Test func serveAnswersFromTheStoreLikeTheLocalLibrary() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir)
+        let embedder = try Fixture.embedder()
+        let address = server.address()
+        _ = try await MilvusSync(catalogue: catalogue, store: MilvusStore(address: address), model: embedder.model).push(prune: false)
+        let images = try catalogue.vectorCount(model: embedder.model.id)
+
+        let process = Process()
+        process.executableURL = try Fixture.executable()
+        process.arguments = ["serve", "--store", address.description, "--port", "0",
+                             "--thumbnail-cache", dir.appendingPathComponent("thumbs").path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        // "lookalike: serving N images from milvus://... at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        var printed = ""
+        while !printed.contains("(Ctrl-C"), process.isRunning {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            printed += String(decoding: data, as: UTF8.self)
+        }
+        #expect(printed.contains("serving \(images) images from \(address)"), "\(printed)")
+        let base = try #require(printed.split(separator: " ").first { $0.hasPrefix("http://") }.map { String($0.dropLast()) })
+
+        func get(_ path: String, body: [UInt8]? = nil) async throws -> (status: UInt, type: String, bytes: [UInt8]) {
+            var request = HTTPClientRequest(url: base + path)
+            if let body {
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(bytes: body))
+            }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            let bytes = try await response.body.collect(upTo: 16 << 20)
+            return (response.status.code, response.headers.first(name: "Content-Type") ?? "", Array(bytes.readableBytesView))
+        }
+        struct Answer: Decodable {
+            struct Query: Decodable { let id: Int64? }
+            struct Hit: Decodable { let id: Int64; let path: String; let score: Float; let thumbnail: String }
+            let query: Query; let results: [Hit]; let reranking: String; let method: String
+        }
+        func answer(_ path: String, body: [UInt8]? = nil) async throws -> Answer {
+            let (status, _, bytes) = try await get(path, body: body)
+            #expect(status == 200, "\(path): \(String(decoding: bytes, as: UTF8.self))")
+            return try JSONDecoder().decode(Answer.self, from: Data(bytes))
+        }
+        // Paths are shown by their last two components over a store (no library folders known).
+        func shown(_ path: String) -> String { path.split(separator: "/").suffix(2).joined(separator: "/") }
+
+        let service = try SearchService(catalogue: catalogue)
+        let query = Fixture.queries.appendingPathComponent("dalmatian_0010.jpg").path
+        let upload = try [UInt8](Data(contentsOf: URL(fileURLWithPath: query)))
+        for (option, reranking) in [("none", Reranking.none), ("qe:10", Reranking(expansion: 10))] {
+            let remote = try await answer("/api/search?k=10&rerank=\(option)", body: upload)
+            let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
+            #expect(remote.results.map(\.path) == local.results.map { shown($0.path) }, "rerank \(option)")
+            for (r, l) in zip(remote.results, local.results) { #expect(abs(r.score - l.score) < 1e-4) }
+            #expect(remote.reranking == reranking.description && remote.method == "milvus")
+        }
+        // The server's default re-ranking: query expansion applied, augmentation not.
+        #expect(try await answer("/api/search?k=10", body: upload).reranking == "qe:10")
+
+        // A library image by its key: the same neighbours as the local search of the same image.
+        let random = try await answer("/api/random?k=5&rerank=none")
+        let key = try #require(random.query.id)
+        let byKey = try await answer("/api/search?id=\(key)&k=5&rerank=none")
+        #expect(byKey.results.map(\.id) == random.results.map(\.id) && byKey.results.count == 5)
+        #expect(!byKey.results.contains { $0.id == key })
+        var localId: Int64?
+        for id in try catalogue.allSummaries().keys
+        where try catalogue.details(imageId: id).map({ StoreLibrary.key(hash: $0.image.contentHash) }) == key {
+            localId = id
+        }
+        let localById = try await service.search(.id(try #require(localId)), SearchRequest(k: 5, reranking: .none))
+        #expect(byKey.results.map(\.path) == localById.results.map { shown($0.path) })
+
+        let thumbnail = try await get(random.results[0].thumbnail)
+        #expect(thumbnail.status == 200 && thumbnail.type == "image/jpeg" && thumbnail.bytes.prefix(2) == [0xFF, 0xD8])
+        #expect(try await get("/api/images/12345/thumbnail").status == 404)
+
+        struct Page: Decodable { let total: Int; let items: [Item]; struct Item: Decodable { let label: String } }
+        let (_, _, pageBytes) = try await get("/api/images?label=pizza&per_page=4&page=2")
+        let page = try JSONDecoder().decode(Page.self, from: Data(pageBytes))
+        #expect(page.total == 6 && page.items.count == 2 && page.items.allSatisfy { $0.label == "pizza" })
+        struct Details: Decodable { let id: Int64; let contentHash: String; let label: String
+            enum CodingKeys: String, CodingKey { case id, label, contentHash = "content_hash" } }
+        let (_, _, detailBytes) = try await get("/api/images/\(key)")
+        let details = try JSONDecoder().decode(Details.self, from: Data(detailBytes))
+        #expect(details.id == key && StoreLibrary.key(hash: details.contentHash) == key)
+        struct Stats: Decodable { let images: Int; let store: String? }
+        let stats = try JSONDecoder().decode(Stats.self, from: Data(try await get("/api/stats").bytes))
+        #expect(stats.images == images && stats.store == address.description)
+        let duplicates = try await get("/api/duplicates")
+        #expect(duplicates.status == 501 && String(decoding: duplicates.bytes, as: UTF8.self).contains("local library"))
     }
 
     struct Run { let status: Int32; let stdout: String; let stderr: String }

@@ -93,14 +93,14 @@ import Testing
         try await app.test(.router) { client in
             let missing = try await client.execute(uri: "/report", method: .get)
             #expect(missing.status == .notFound && missing.error?.contains("lookalike eval") == true)
-            let library = try LiveLibrary(catalogue: services.catalogue)
+            let library = try LiveLibrary(catalogue: try #require(services.local).catalogue)
             var options = EvaluationOptions()
             options.k = 3
             options.reranking = .none
             let report = try Evaluator.run(library: library, options: options)
-            let copy = EvaluationHTML.libraryCopy(for: services.catalogue)
+            let copy = EvaluationHTML.libraryCopy(for: try #require(services.local).catalogue)
             try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try EvaluationHTML.render(report, thumbnails: ReportThumbnails(catalogue: services.catalogue)).write(to: copy, atomically: true, encoding: .utf8)
+            try EvaluationHTML.render(report, thumbnails: ReportThumbnails(catalogue: try #require(services.local).catalogue)).write(to: copy, atomically: true, encoding: .utf8)
             let served = try await client.execute(uri: "/report", method: .get)
             #expect(served.status == .ok)
             #expect(String(buffer: served.body).contains("Retrieval evaluation"))
@@ -177,7 +177,7 @@ import Testing
             let unknown = try await client.execute(uri: "/api/search?id=999999", method: .get)
             #expect(unknown.status == .notFound && unknown.error?.contains("999999") == true)
         }
-        #expect(services.batcher.statistics.queries > 0)
+        #expect(try #require(services.local).batcher.statistics.queries > 0)
     }
 
     @Test func kAboveTheDefaultCapWhenRaised() async throws {
@@ -326,7 +326,7 @@ import Testing
             let before = try await client.execute(uri: "/api/images?label=airplanes", method: .get).json(Page.self)
             #expect(before.total == 0)
             _ = try Indexer(catalogue: try Catalogue(path: db), embedder: try ServerFixture.embedder()).run(roots: folders)
-            try services.library.refresh()
+            try #require(services.local).library.refresh()
             let after = try await client.execute(uri: "/api/images?label=airplanes", method: .get).json(Page.self)
             #expect(after.total == 6)
             let answer = try await client.execute(uri: "/api/search?id=\(after.items[0].id)&k=5", method: .get).json(Answer.self)

@@ -71,6 +71,10 @@ public struct PhotoFacts: Sendable, Codable, Equatable {
     public var gpsLatitude: Double?
     public var gpsLongitude: Double?
 
+    init(capturedAt: String?) {
+        self.capturedAt = capturedAt
+    }
+
     init?(_ image: ImageRecord) {
         guard image.capturedAt != nil || image.cameraMake != nil || image.cameraModel != nil || image.gpsLatitude != nil
         else { return nil }

@@ -9,8 +9,10 @@ import Foundation
 import LookalikeEngine
 
 public final class MediaStore: Sendable {
-    public let catalogue: Catalogue
     public let cacheFolder: URL
+    /// An image's files (the first readable one serves) and content hash; nil: no such image.
+    public typealias Source = @Sendable (Int64) async throws -> (paths: [String], hash: String)?
+    private let lookup: Source
     /// Longer sides a thumbnail may be asked for (a closed list keeps the cache bounded).
     public static let thumbnailSizes = [160, 320, 640]
     public static let defaultThumbnailSize = 320
@@ -19,9 +21,17 @@ public final class MediaStore: Sendable {
     private let limiter: AsyncLimiter
 
     /// `concurrency`: thumbnails made at once (the rest queue).
-    public init(catalogue: Catalogue, concurrency: Int = 2) {
-        self.catalogue = catalogue
-        cacheFolder = URL(fileURLWithPath: catalogue.path + ".thumbs")
+    public convenience init(catalogue: Catalogue, concurrency: Int = 2) {
+        self.init(cacheFolder: URL(fileURLWithPath: catalogue.path + ".thumbs"), concurrency: concurrency) { id in
+            guard let details = try catalogue.details(imageId: id) else { return nil }
+            return (details.files.map(\.path), details.image.contentHash)
+        }
+    }
+
+    /// Images found by `source` (a remote store's rows), thumbnails cached in `cacheFolder`.
+    public init(cacheFolder: URL, concurrency: Int = 2, source: @escaping Source) {
+        self.cacheFolder = cacheFolder
+        lookup = source
         limiter = AsyncLimiter(permits: concurrency)
     }
 
@@ -36,15 +46,15 @@ public final class MediaStore: Sendable {
     }
 
     /// The image's display file and content hash, or QueryError.notFound.
-    func source(_ imageId: Int64) throws -> (path: String, hash: String) {
-        guard let details = try catalogue.details(imageId: imageId) else {
+    func source(_ imageId: Int64) async throws -> (path: String, hash: String) {
+        guard let found = try await lookup(imageId) else {
             throw QueryError(.notFound, "no image with id \(imageId)")
         }
         // The first path that still exists (a duplicate's other copy serves when one was deleted).
-        guard let file = details.files.first(where: { FileManager.default.isReadableFile(atPath: $0.path) }) else {
+        guard let path = found.paths.first(where: { FileManager.default.isReadableFile(atPath: $0) }) else {
             throw QueryError(.notFound, "image \(imageId): its file is gone from disk (reindex with --prune)")
         }
-        return (file.path, details.image.contentHash)
+        return (path, found.hash)
     }
 
     /// A JPEG thumbnail, longer side `size` (one of `thumbnailSizes`), from the cache or made now.
@@ -52,13 +62,13 @@ public final class MediaStore: Sendable {
         guard Self.thumbnailSizes.contains(size) else {
             throw QueryError(.badRequest, "size: must be one of \(Self.thumbnailSizes.map(String.init).joined(separator: ", "))")
         }
-        let (path, hash) = try source(imageId)
+        let (path, hash) = try await source(imageId)
         return try await cachedJPEG(path: path, hash: hash, size: size)
     }
 
     /// The original file to stream, or a JPEG rendition when browsers cannot show its format.
     public func file(imageId: Int64) async throws -> Media {
-        let (path, hash) = try source(imageId)
+        let (path, hash) = try await source(imageId)
         guard let format = ImageDecoder.format(path: path) else {
             throw QueryError(.unsupportedType, "image \(imageId): its file is no longer an image we read")
         }

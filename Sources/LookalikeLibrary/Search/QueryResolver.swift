@@ -56,9 +56,12 @@ public struct ResolvedQuery: Sendable {
 }
 
 public final class QueryResolver: Sendable {
-    public let library: LiveLibrary
+    /// The local library `.id` and `.path` queries are looked up in; nil for a resolver that only
+    /// embeds images (a remote store resolves its own images).
+    public let library: LiveLibrary?
     public let fetchPolicy: FetchPolicy
     private let makeEmbedder: @Sendable () throws -> Embedder
+    private let verify: @Sendable (ModelInfo) throws -> Void
     private let embedder = Locked<Embedder?>(nil)
 
     /// `makeEmbedder` is called once, on the first query that needs the network.
@@ -67,6 +70,17 @@ public final class QueryResolver: Sendable {
         self.library = library
         self.fetchPolicy = fetchPolicy
         self.makeEmbedder = makeEmbedder
+        verify = { try library.catalogue.verify(model: $0) }
+    }
+
+    /// A resolver without a local library: files, URLs and uploads only; `verify` checks the
+    /// engine's model against whatever the vectors it is compared with came from.
+    public init(fetchPolicy: FetchPolicy = FetchPolicy(), verify: @escaping @Sendable (ModelInfo) throws -> Void,
+                makeEmbedder: @escaping @Sendable () throws -> Embedder) {
+        library = nil
+        self.fetchPolicy = fetchPolicy
+        self.makeEmbedder = makeEmbedder
+        self.verify = verify
     }
 
     /// The engine, loaded on first use and checked against the library's model.
@@ -74,10 +88,15 @@ public final class QueryResolver: Sendable {
         try embedder.withLock { cached in
             if let cached { return cached }
             let made = try makeEmbedder()
-            try library.catalogue.verify(model: made.model)
+            try verify(made.model)
             cached = made
             return made
         }
+    }
+
+    private func localLibrary(for source: QuerySource) throws -> LiveLibrary {
+        guard let library else { throw QueryError(.badRequest, "\(source.summary): there is no local library to look it up in") }
+        return library
     }
 
     /// The query's vector. With `crop`, only that region of the image is embedded (library images
@@ -85,12 +104,14 @@ public final class QueryResolver: Sendable {
     public func resolve(_ source: QuerySource, crop: CropBox? = nil) async throws -> ResolvedQuery {
         switch source {
         case .id(let id):
+            let library = try localLibrary(for: source)
             guard let crop else { return try libraryImage(id, summary: source.summary) }
             guard let file = try library.catalogue.details(imageId: id)?.files.first?.path else {
                 throw QueryError(.notFound, "no image with id \(id) in \(library.catalogue.path)")
             }
             return try await embedded(summary: source.summary + " box \(crop)", imageId: id) { try await $0.embed(path: file, crop: crop) }
         case .path(let path):
+            let library = try localLibrary(for: source)
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
             guard let id = try library.catalogue.imageId(path: absolute) else {
                 throw QueryError(.notFound, "\(path) is not in the library \(library.catalogue.path)")
@@ -108,6 +129,7 @@ public final class QueryResolver: Sendable {
     }
 
     private func libraryImage(_ id: Int64, summary: String) throws -> ResolvedQuery {
+        let library = try localLibrary(for: .id(id))
         guard let vector = try library.store.reconstruct(id) ?? library.catalogue.vector(imageId: id) else {
             throw QueryError(.notFound, "no image with id \(id) in \(library.catalogue.path)")
         }
@@ -115,7 +137,8 @@ public final class QueryResolver: Sendable {
                              width: nil, height: nil)
     }
 
-    private func embedded(summary: String, imageId: Int64? = nil, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
+    /// Decodes and embeds with the engine (loaded on first use); decode failures become QueryErrors.
+    public func embedded(summary: String, imageId: Int64? = nil, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
         let engine = try engine()
         let started = Date()
         let (image, embedding): (DecodedImage, Embedding)

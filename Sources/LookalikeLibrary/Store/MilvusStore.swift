@@ -65,6 +65,11 @@ public struct StoreHit: Sendable, Codable, Equatable {
     public let tags: String
     /// Inner product of the unit vectors: the cosine similarity, as the local cosine score.
     public let score: Float
+    /// File size and capture date, when asked for (`StoreLibrary` shows them).
+    public var size: Int64? = nil
+    public var captured: String? = nil
+    /// The row's vector, when asked for (query expansion needs the neighbours' vectors).
+    public var vector: [Float]? = nil
 }
 
 public final class MilvusStore: Sendable {
@@ -72,7 +77,7 @@ public final class MilvusStore: Sendable {
     let client: HTTPClient
     let timeout: TimeAmount
     /// Milvus caps one query's offset + limit at 16384 rows.
-    static let queryWindow = 16384
+    public static let queryWindow = 16384
     /// Marks the collection's description so a foreign collection is never written to.
     static let descriptionPrefix = "lookalike"
 
@@ -216,12 +221,26 @@ public final class MilvusStore: Sendable {
         return found
     }
 
-    /// Rows matching a boolean expression, at most `queryWindow` of them.
-    public func query(filter: String, fields: [String]) async throws -> [[String: Any]] {
-        let body: [String: Any] = ["collectionName": address.collection, "filter": filter,
-                                   "outputFields": fields, "limit": Self.queryWindow]
+    /// Rows matching a boolean expression, at most `queryWindow` of them (`offset` + `limit` at
+    /// most `queryWindow`: Milvus pages no further).
+    public func query(filter: String, fields: [String], limit: Int = queryWindow, offset: Int = 0) async throws -> [[String: Any]] {
+        var body: [String: Any] = ["collectionName": address.collection, "filter": filter,
+                                   "outputFields": fields, "limit": limit]
+        if offset > 0 { body["offset"] = offset }
         let answer = try await call("POST", "/query", body: body)
         return answer.data as? [[String: Any]] ?? []
+    }
+
+    /// How many rows match a boolean expression ("id > 0": all).
+    public func count(filter: String = "id > 0") async throws -> Int {
+        // count(*) refuses pagination, and REST v1 pages unless the limit is 0.
+        let answer = try await call("POST", "/query", body: ["collectionName": address.collection, "filter": filter,
+                                                             "outputFields": ["count(*)"], "limit": 0])
+        let row = (answer.data as? [[String: Any]])?.first
+        guard let value = row?["count(*)"], let count = Self.int64(value) else {
+            throw StoreError(store: store, "count(*) answered no number")
+        }
+        return Int(count)
     }
 
     /// Deletes the rows with these ids.
@@ -241,9 +260,14 @@ public final class MilvusStore: Sendable {
 
     /// The top `k` rows by inner product with `vector` (a unit vector of the collection's model),
     /// optionally only rows matching `filter` (a Milvus boolean expression).
-    public func search(vector: [Float], k: Int, filter: String? = nil) async throws -> [StoreHit] {
+    /// `details` adds each row's size and capture date, `vectors` its vector.
+    public func search(vector: [Float], k: Int, filter: String? = nil, details: Bool = false,
+                       vectors: Bool = false) async throws -> [StoreHit] {
+        var fields = ["hash", "path", "label", "tags"]
+        if details { fields += ["size", "captured"] }
+        if vectors { fields.append("vector") }
         var body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
-                                   "outputFields": ["hash", "path", "label", "tags"], "limit": k]
+                                   "outputFields": fields, "limit": k]
         if let filter { body["filter"] = filter }
         let answer = try await call("POST", "/search", body: body)
         let rows = answer.data as? [[String: Any]] ?? []
@@ -252,6 +276,11 @@ public final class MilvusStore: Sendable {
                                label: row["label"] as? String ?? "", tags: row["tags"] as? String ?? "",
                                score: Float((row["distance"] as? NSNumber)?.doubleValue ?? .nan))
             hit.id = row["id"].flatMap(Self.int64) ?? 0
+            if details {
+                hit.size = row["size"].flatMap(Self.int64)
+                hit.captured = row["captured"] as? String
+            }
+            if vectors, let values = row["vector"] as? [Any] { hit.vector = values.compactMap { ($0 as? NSNumber)?.floatValue } }
             return hit
         }
     }
@@ -413,6 +442,11 @@ public final class MilvusStore: Sendable {
         if let s = value as? String { return Int64(s) }
         if let n = value as? NSNumber { return n.int64Value }
         return nil
+    }
+
+    /// A Milvus string literal: "text" with quotes and backslashes escaped.
+    public static func literal(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     /// A Milvus expression list of strings: ["a","b"] (hashes are hex, but quote-escape anyway).

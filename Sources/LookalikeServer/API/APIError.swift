@@ -51,6 +51,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
             }
         case let e as CropBox.Invalid: return APIError(.badRequest, "box: \(e.description)")
         case let e as IndexError: return APIError(.badRequest, "method: \(e.message)")
+        // The vector store behind the server failed or is unreachable: not the client's fault.
+        case let e as StoreError: return APIError(.badGateway, e.description)
         default: return nil
         }
     }

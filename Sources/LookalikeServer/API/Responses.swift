@@ -162,7 +162,10 @@ struct StatsResponse: ResponseEncodable, Sendable {
     let duplicateThreshold: Float
     let authRequired: Bool
     let showPrivate: Bool
-    let batcher: SearchBatcher.Statistics
+    /// Absent over a store (Milvus batches its own searches).
+    let batcher: SearchBatcher.Statistics?
+    /// The store answering (milvus://...), absent for the local library.
+    let store: String?
 }
 
 struct DuplicateMember: Codable, Sendable {

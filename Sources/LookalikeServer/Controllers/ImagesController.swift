@@ -23,7 +23,7 @@ struct ImagesController {
         let listRequest = ImageListRequest(label: query["label"], text: query["q"],
                                            page: try query.int("page", default: 1, in: 1...1_000_000),
                                            perPage: try query.int("per_page", default: 60, in: 1...500))
-        let page = try services.catalogue.images(listRequest)
+        let page = try await services.served.images(listRequest)
         return ImagePageResponse(page: page.page, perPage: page.perPage, total: page.total, pages: page.pages,
                                  label: listRequest.label, q: listRequest.text,
                                  items: page.items.map { ImageItem($0, services: services) })
@@ -31,7 +31,7 @@ struct ImagesController {
 
     @Sendable func details(_ request: Request, context: LookalikeRequestContext) async throws -> ImageDetailResponse {
         let id = try request.imageId(context)
-        guard let details = try services.catalogue.details(imageId: id), let first = details.files.first else {
+        guard let details = try await services.served.details(id), let first = details.files.first else {
             throw APIError(.notFound, "id: no image with id \(id)")
         }
         let image = details.image
@@ -41,7 +41,7 @@ struct ImagesController {
         // Near duplicates: the image's neighbours within the dedupe threshold (cosine distance).
         var near = SearchRequest(k: 10, metric: .cosine)
         near.minScore = 1 - Deduplicator.defaultThreshold
-        if let answer = try? await services.search.search(.id(id), near) {
+        if let answer = try? await services.served.search(.id(id), near, crop: nil) {
             duplicates += answer.results.map {
                 DuplicateRef(id: $0.id, path: services.display($0.path), kind: "near", score: $0.score,
                              thumbnail: "/api/images/\($0.id)/thumbnail")

@@ -16,27 +16,27 @@ struct LibraryController {
     }
 
     @Sendable func stats(_ request: Request, context: LookalikeRequestContext) async throws -> StatsResponse {
-        let catalogue = services.catalogue
-        let info = try catalogue.info()
-        let indexBytes = folderBytes(LibrarySnapshot.folder(for: catalogue))
+        let facts = try await services.served.facts()
+        let configuration = services.configuration
         return StatsResponse(
-            images: info.images, files: info.files, searchable: services.library.count,
-            labels: try catalogue.labelCounts(), folders: services.folders().names,
-            model: info.model, modelChecksum: info.modelChecksum, dimension: services.library.model.dimension,
-            methods: IndexFactory.names, metrics: Metric.allCases.map { MetricInfo(name: $0.rawValue, explanation: $0.explanation) },
-            libraryBytes: info.databaseBytes + indexBytes, thumbnailBytes: services.media.cacheBytes(),
-            defaultK: services.configuration.defaultK, maxK: services.configuration.maxK,
-            maxUploadBytes: services.configuration.maxUploadBytes, thumbnailSizes: MediaStore.thumbnailSizes,
+            images: facts.images, files: facts.files, searchable: facts.searchable,
+            labels: facts.labels, folders: services.served.folders().names,
+            model: facts.model, modelChecksum: facts.modelChecksum, dimension: facts.dimension,
+            methods: facts.methods, metrics: facts.metrics.map { MetricInfo(name: $0.rawValue, explanation: $0.explanation) },
+            libraryBytes: facts.bytes, thumbnailBytes: services.media.cacheBytes(),
+            defaultK: configuration.defaultK, maxK: configuration.maxK,
+            maxUploadBytes: configuration.maxUploadBytes, thumbnailSizes: MediaStore.thumbnailSizes,
             duplicateThreshold: Deduplicator.defaultThreshold,
-            authRequired: services.configuration.token != nil, showPrivate: services.configuration.showPrivate,
-            batcher: services.batcher.statistics)
+            authRequired: configuration.token != nil, showPrivate: configuration.showPrivate,
+            batcher: facts.batcher, store: facts.store)
     }
 
     @Sendable func duplicates(_ request: Request, context: LookalikeRequestContext) async throws -> DuplicatesResponse {
         let threshold = try QueryParameters(request).float("threshold", in: 0.001...0.5) ?? Deduplicator.defaultThreshold
-        let key = "\(threshold)@\(services.library.counter)"
+        let local = try services.localLibrary(for: "duplicate groups")
+        let key = "\(threshold)@\(local.library.counter)"
         if let cached = services.duplicatesCache.value[key] { return cached }
-        let catalogue = services.catalogue
+        let catalogue = local.catalogue
         let started = Date()
         let groups = try await services.duplicatesLimiter.offload {
             try Deduplicator.groups(catalogue: catalogue, threshold: threshold)
@@ -59,12 +59,5 @@ struct LibraryController {
             cache[key] = answer
         }
         return answer
-    }
-
-    func folderBytes(_ url: URL) -> Int64 {
-        guard let walker = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
-        var total: Int64 = 0
-        for case let file as URL in walker { total += Int64((try? file.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
-        return total
     }
 }

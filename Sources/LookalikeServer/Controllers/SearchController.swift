@@ -29,7 +29,7 @@ struct SearchController {
 
     @Sendable func random(_ request: Request, context: LookalikeRequestContext) async throws -> SearchResponse {
         let started = ContinuousClock.now
-        guard let id = services.library.store.randomId() else {
+        guard let id = try await services.served.randomId() else {
             throw APIError(.notFound, "the library is empty: index a folder first")
         }
         return try await libraryQuery(id, kind: "random", query: QueryParameters(request), started: started)
@@ -38,11 +38,12 @@ struct SearchController {
     func libraryQuery(_ id: Int64, kind: String, query: QueryParameters, started: ContinuousClock.Instant) async throws -> SearchResponse {
         let searchRequest = try query.searchRequest(services.configuration)
         let box = try query.box()
-        let answer = try await services.search.search(.id(id), searchRequest, crop: box)
-        let summary = try services.search.summaries.summaries(imageIds: [id])[id]
+        let answer = try await services.served.search(.id(id), searchRequest, crop: box)
+        let summary = try await services.served.summary(id)
         let querySummary = QuerySummary(
             kind: kind, id: id, summary: "id:\(id)", label: summary?.label, path: summary.map { services.display($0.path) },
-            thumbnail: "/api/images/\(id)/thumbnail", width: summary?.width, height: summary?.height,
+            thumbnail: "/api/images/\(id)/thumbnail", width: summary.flatMap { $0.width > 0 ? $0.width : nil },
+            height: summary.flatMap { $0.height > 0 ? $0.height : nil },
             tags: Tag.parse(summary?.tags ?? ""), box: box?.description)
         return respond(answer, query: querySummary, request: searchRequest, started: started)
     }
@@ -55,7 +56,7 @@ struct SearchController {
             guard ImageFetcher.isURL(url) else { throw APIError(.badRequest, "url: must be an http(s) URL") }
             let started = ContinuousClock.now
             let answer = try await services.uploads.withPermit {
-                try await services.search.search(.url(url), searchRequest, crop: box)
+                try await services.served.search(.url(url), searchRequest, crop: box)
             }
             return respond(answer, query: embeddedSummary(answer, kind: "url", summary: url, box: box),
                            request: searchRequest, started: started)
@@ -65,7 +66,7 @@ struct SearchController {
             let upload = try await UploadReader.read(request, limit: services.configuration.maxUploadBytes,
                                                      fallbackName: query["name"] ?? "upload")
             let started = ContinuousClock.now
-            let answer = try await services.search.search(.upload(bytes: upload.bytes, name: upload.name), searchRequest, crop: box)
+            let answer = try await services.served.search(.upload(bytes: upload.bytes, name: upload.name), searchRequest, crop: box)
             let summary = "\(upload.name) (\(upload.format.rawValue), \(upload.bytes.count) bytes)"
             return respond(answer, query: embeddedSummary(answer, kind: "upload", summary: summary, box: box),
                            request: searchRequest, started: started)

@@ -22,9 +22,14 @@ struct SearchCommand: AsyncParsableCommand {
               \(IndexFactory.summaries.joined(separator: "\n  "))
             Batch (--batch FILE, or - for stdin): one query per line, a file path, an http(s) URL, \
             or id:N for a library image; one JSON line per query (an "error" field when it failed).
-            Store (--store milvus://HOST:PORT/COLLECTION): the query image (a file or URL) is embedded \
-            here and the collection filled by `index --store` answers (cosine = inner product of the \
-            unit vectors; --db is not read).
+            Re-ranking (--rerank, cosine only): the library's default is \(Reranking.libraryDefault) \
+            (database-side augmentation with 15 neighbours, then query expansion with 10); "none" ranks \
+            by plain cosine. Scores stay the raw cosine similarity to the query.
+            Store (--store milvus://HOST:PORT/COLLECTION): the collection filled by `index --store` \
+            answers (cosine = inner product of the unit vectors, in Milvus's own index; --db is not \
+            read). The query is an image (a file or URL, embedded here), or a store image by --path \
+            or by --id (the key search answers give). Query expansion applies; augmentation does not \
+            (the collection holds no augmented vectors), and the answer says what was applied.
             """)
 
     @Argument(help: "Query image: a file path or an http(s) URL.")
@@ -71,6 +76,9 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).")
     var model: String?
 
+    @Option(help: "Re-ranking of cosine searches: default, none, or steps like dba:15+qe:10.")
+    var rerank = "default"
+
     @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
     var store: String?
 
@@ -78,6 +86,7 @@ struct SearchCommand: AsyncParsableCommand {
         let query: String
         let metric: String
         let method: String
+        let reranking: String
         let elapsed_ms: Double
         let embed_ms: Double
         let load_ms: Double
@@ -98,8 +107,9 @@ struct SearchCommand: AsyncParsableCommand {
         guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id, --path or --batch") }
         guard k > 0 else { throw ValidationError("-k must be at least 1") }
         _ = try IndexDescriptor(parsing: method)
+        _ = try reranking()
         if let store {
-            guard query != nil else { throw ValidationError("--store answers a query image (a file or a URL), not --id, --path or --batch") }
+            guard batch == nil else { throw ValidationError("--store answers one query (an image, --id or --path), not --batch") }
             guard metric == .cosine, method == ExactIndex.methodName else {
                 throw ValidationError("--store ranks by cosine (inner product) with the store's own index: drop --metric and --method")
             }
@@ -107,49 +117,39 @@ struct SearchCommand: AsyncParsableCommand {
         }
     }
 
-    struct StoreOutput: Encodable {
-        let query: String
-        let store: String
-        let elapsed_ms: Double
-        let embed_ms: Double
-        let results: [StoreHit]
+    func reranking() throws -> Reranking {
+        guard rerank != "default" else { return .libraryDefault }
+        do { return try Reranking(parsing: rerank) } catch { throw ValidationError("--rerank: \(error)") }
     }
 
-    /// Embeds the query here and asks the store for its top k.
-    func runStore(_ address: MilvusAddress, query: String) async throws {
-        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
-        let t0 = Date()
-        let embedding: Embedding
-        if ImageFetcher.isURL(query) {
-            embedding = try await embedder.embed(data: try await ImageFetcher.fetch(query), name: query).1
-        } else {
-            embedding = try await embedder.embed(path: query).1
-        }
-        let embedMs = Date().timeIntervalSince(t0) * 1000
-        let milvus = MilvusStore(address: address)
+    /// Asks the store for the query's top k (the query embedded here, or a store image's row).
+    func runStore(_ address: MilvusAddress, source: QuerySource) async throws {
+        let started = Date()
+        let weights = model.map { URL(fileURLWithPath: $0) }
+        let library = try await StoreLibrary.open(address) { try Embedder(weightsURL: weights) }
         // Checks the collection was built with this engine's model before comparing vectors.
-        guard let collection = try await milvus.describe() else {
-            throw Failure(message: "store \(address): no collection \(address.collection): fill it with `lookalike index FOLDER --store \(address)`")
-        }
-        try milvus.check(collection, model: embedder.model)
-        _ = try await milvus.loaded(collection)
-        let t1 = Date()
-        let hits = try await milvus.search(vector: embedding.vector, k: k)
-        let searchMs = Date().timeIntervalSince(t1) * 1000
+        if case .id = source {} else if case .path = source {} else { _ = try library.resolver.engine() }
+        let loadMs = Date().timeIntervalSince(started) * 1000
+        let request = SearchRequest(k: k, includeSelf: includeSelf, reranking: try reranking())
+        let answer = try await library.search(source, request)
         if json {
-            print(try Console.json(StoreOutput(query: query, store: address.description, elapsed_ms: searchMs,
-                                               embed_ms: embedMs, results: hits)))
+            print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
+                                          reranking: answer.reranking, elapsed_ms: answer.searchMilliseconds,
+                                          embed_ms: answer.embedMilliseconds, load_ms: loadMs, results: answer.results)))
             return
         }
-        let rows = hits.map { [String($0.rank), format(Double($0.score), 4), $0.label, $0.path] }
-        print(table(["rank", "score", "label", "path"], rows, rightAligned: [0, 1]))
-        print("\(hits.count) results from \(address), cosine (inner product, \(collection.indexName ?? "index")): "
-              + "search \(format(searchMs, 2)) ms, embed \(format(embedMs)) ms")
+        let rows = answer.results.map { [String($0.rank), format(Double($0.score), 4), String($0.id), $0.label, $0.path] }
+        print(table(["rank", "score", "id", "label", "path"], rows, rightAligned: [0, 1, 2]))
+        var timing = "\(answer.results.count) results from \(address), cosine (inner product, Milvus's index), "
+            + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
+        if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
+        print(timing)
     }
 
     func run() async throws {
-        if let store, let query {
-            try await runStore(try MilvusAddress(parsing: store), query: query)
+        let source: QuerySource = id.map { .id($0) } ?? path.map { .path($0) } ?? .argument(query ?? "")
+        if let store {
+            try await runStore(try MilvusAddress(parsing: store), source: source)
             return
         }
         let started = Date()
@@ -162,15 +162,16 @@ struct SearchCommand: AsyncParsableCommand {
             descriptor = IndexDescriptor(method: ExactIndex.methodName, options: ["f16"], metric: metric)
         }
         let request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf,
-                                    parameters: SearchParameters(candidates: candidates, efSearch: ef, probes: probes))
+                                    parameters: SearchParameters(candidates: candidates, efSearch: ef, probes: probes),
+                                    reranking: try reranking())
         if let batch {
             try await runBatch(batch, service: service, request: request)
             return
         }
-        let source: QuerySource = id.map { .id($0) } ?? path.map { .path($0) } ?? .argument(query ?? "")
         let answer = try await service.search(source, request)
         if json {
             print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
+                                          reranking: answer.reranking,
                                           elapsed_ms: answer.searchMilliseconds, embed_ms: answer.embedMilliseconds,
                                           load_ms: loadMs, results: answer.results)))
             return

@@ -20,6 +20,10 @@ struct ServeCommand: AsyncParsableCommand {
             Beyond loopback, paths are shown relative to the library's folders and GPS positions are \
             hidden (unless --show-private), and ?url= searches refuse loopback, private and \
             link-local addresses (unless --allow-private-urls).
+            With --store milvus://HOST:PORT/COLLECTION the server answers from a Milvus collection \
+            filled by `index --store` (no local library, no vectors in this process): search, random, \
+            browsing, uploads and thumbnails (made from the rows' paths, which must be readable here: \
+            shared storage) work the same; duplicate groups and the evaluation report need a local library.
             """)
 
     @OptionGroup var database: DatabaseOption
@@ -48,6 +52,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).")
     var model: String?
 
+    @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library --db).")
+    var store: String?
+
+    @Option(help: "With --store: where thumbnails are cached (default: $XDG_CACHE_HOME or ~/.cache, lookalike/HOST_PORT_COLLECTION.thumbs).")
+    var thumbnailCache: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (1...ServerConfiguration.kCeiling).contains(maxK) else {
@@ -55,6 +65,21 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(maxUploadMb) else { throw ValidationError("--max-upload-mb must be from 1 to 1024") }
         if let token, token.count < 8 { throw ValidationError("--token must be at least 8 characters") }
+        if let store {
+            do { _ = try MilvusAddress(parsing: store) } catch { throw ValidationError(String(describing: error)) }
+        } else if thumbnailCache != nil {
+            throw ValidationError("--thumbnail-cache goes with --store (a local library caches thumbnails beside its catalogue)")
+        }
+    }
+
+    /// Default thumbnail cache of a store: per store address, in the user's cache folder.
+    static func cacheFolder(for address: MilvusAddress) -> URL {
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        let host = address.host.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }
+        return base.appendingPathComponent("lookalike")
+            .appendingPathComponent("\(String(host))_\(address.port)_\(address.collection).thumbs")
     }
 
     func run() async throws {
@@ -78,17 +103,29 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "lookalike.serve")
-        let catalogue = try Catalogue(path: database.db, mustExist: true)
         let weights = model.map { URL(fileURLWithPath: $0) }
         // One OpenBLAS thread per product: the batcher runs a batch per core already.
         lk_openblas_set_threads(1)
-        let services = try ServerServices(catalogue: catalogue, configuration: settings, logger: logger) {
-            try Embedder(weightsURL: weights)
+        let services: ServerServices
+        if let store {
+            let address = try MilvusAddress(parsing: store)
+            let cache = thumbnailCache.map { URL(fileURLWithPath: $0) } ?? Self.cacheFolder(for: address)
+            services = try await ServerServices(store: address, thumbnailCache: cache, configuration: settings, logger: logger) {
+                try Embedder(weightsURL: weights)
+            }
+            // The collection must hold this engine's vectors before anything is compared with them.
+            _ = try services.preloadEngine()
+        } else {
+            let catalogue = try Catalogue(path: database.db, mustExist: true)
+            services = try ServerServices(catalogue: catalogue, configuration: settings, logger: logger) {
+                try Embedder(weightsURL: weights)
+            }
         }
-        let images = services.library.count
+        let images = await services.searchableCount()
+        let source = services.libraryName
         try await LookalikeServer.run(services: services) { host, port in
             let shown = host.contains(":") ? "[\(host)]" : host
-            print("lookalike: serving \(images) images from \(database.db) at http://\(shown):\(port)/ (Ctrl-C to stop)")
+            print("lookalike: serving \(images) images from \(source) at http://\(shown):\(port)/ (Ctrl-C to stop)")
             fflush(nil)
         }
         print("lookalike: stopped")
