@@ -409,6 +409,9 @@ final class MilvusTestServer: Sendable {
         let byKey = try await answer("/api/search?id=\(key)&k=5&rerank=none")
         #expect(byKey.results.map(\.id) == random.results.map(\.id) && byKey.results.count == 5)
         #expect(!byKey.results.contains { $0.id == key })
+        // The page names the method the stats list (the store's own index).
+        #expect(try await answer("/api/search?id=\(key)&k=5&rerank=none&method=milvus").results.map(\.id) == byKey.results.map(\.id))
+        #expect(try await get("/api/search?id=\(key)&method=hnsw").status == 400)
         var localId: Int64?
         for id in try catalogue.allSummaries().keys
         where try catalogue.details(imageId: id).map({ StoreLibrary.key(hash: $0.image.contentHash) }) == key {

@@ -44,8 +44,9 @@ struct QueryParameters {
         return value
     }
 
-    /// k, metric, method, rerank, min_score, label, folder as a library search request.
-    func searchRequest(_ configuration: ServerConfiguration) throws -> SearchRequest {
+    /// k, metric, method (one of `methods`: the served library's), rerank, min_score, label,
+    /// folder as a library search request.
+    func searchRequest(_ configuration: ServerConfiguration, methods: [String] = IndexFactory.names) throws -> SearchRequest {
         let k = try int("k", default: configuration.defaultK, in: 1...configuration.maxK)
         var metric = Metric.cosine
         if let name = self["metric"] {
@@ -61,8 +62,8 @@ struct QueryParameters {
             } catch {
                 throw APIError(.badRequest, "method: \(error)")
             }
-            guard IndexFactory.names.contains(method.method) else {
-                throw APIError(.badRequest, "method: unknown '\(method.method)'; known: \(IndexFactory.names.joined(separator: ", "))")
+            guard methods.contains(method.method) else {
+                throw APIError(.badRequest, "method: unknown '\(method.method)'; known: \(methods.joined(separator: ", "))")
             }
         }
         let minScore = try float("min_score", in: -1...1)

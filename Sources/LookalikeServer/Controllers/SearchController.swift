@@ -36,7 +36,7 @@ struct SearchController {
     }
 
     func libraryQuery(_ id: Int64, kind: String, query: QueryParameters, started: ContinuousClock.Instant) async throws -> SearchResponse {
-        let searchRequest = try query.searchRequest(services.configuration)
+        let searchRequest = try query.searchRequest(services.configuration, methods: services.served.methods)
         let box = try query.box()
         let answer = try await services.served.search(.id(id), searchRequest, crop: box)
         let summary = try await services.served.summary(id)
@@ -50,7 +50,7 @@ struct SearchController {
 
     @Sendable func searchUpload(_ request: Request, context: LookalikeRequestContext) async throws -> SearchResponse {
         let query = QueryParameters(request)
-        let searchRequest = try query.searchRequest(services.configuration)
+        let searchRequest = try query.searchRequest(services.configuration, methods: services.served.methods)
         let box = try query.box()
         if let url = query["url"] {
             guard ImageFetcher.isURL(url) else { throw APIError(.badRequest, "url: must be an http(s) URL") }

@@ -30,6 +30,8 @@ protocol ServedLibrary: Sendable {
     var name: String { get }
     /// Embeds uploads and URLs (the network is loaded on first use, or ahead by the server).
     var resolver: QueryResolver { get }
+    /// The search methods a request may name.
+    var methods: [String] { get }
     func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox?) async throws -> SearchAnswer
     func summary(_ id: Int64) async throws -> ImageSummary?
     func randomId() async throws -> Int64?
@@ -61,6 +63,7 @@ final class LocalLibrary: ServedLibrary {
 
     var name: String { catalogue.path }
     var resolver: QueryResolver { search.resolver }
+    var methods: [String] { IndexFactory.names }
 
     func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox?) async throws -> SearchAnswer {
         try await search.search(source, request, crop: crop)
@@ -81,7 +84,7 @@ final class LocalLibrary: ServedLibrary {
         let indexBytes = Self.folderBytes(LibrarySnapshot.folder(for: catalogue))
         return LibraryFacts(images: info.images, files: info.files, searchable: library.count, labels: try catalogue.labelCounts(),
                             model: info.model, modelChecksum: info.modelChecksum, dimension: library.model.dimension,
-                            methods: IndexFactory.names, metrics: Metric.allCases, bytes: info.databaseBytes + indexBytes,
+                            methods: methods, metrics: Metric.allCases, bytes: info.databaseBytes + indexBytes,
                             batcher: batcher.statistics, store: nil)
     }
 
@@ -110,6 +113,8 @@ final class RemoteLibrary: ServedLibrary {
 
     var name: String { store.address.description }
     var resolver: QueryResolver { store.resolver }
+    /// Milvus's own index (AUTOINDEX) ranks; no other method exists there.
+    var methods: [String] { ["milvus"] }
 
     func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox?) async throws -> SearchAnswer {
         try await store.search(source, request, crop: crop)
@@ -129,7 +134,7 @@ final class RemoteLibrary: ServedLibrary {
         let model = store.modelFacts
         return LibraryFacts(images: count, files: count, searchable: count, labels: try await store.labelCounts(),
                             model: model["model"], modelChecksum: model["checksum"],
-                            dimension: store.collection.dimension ?? 0, methods: ["milvus"], metrics: [.cosine],
+                            dimension: store.collection.dimension ?? 0, methods: methods, metrics: [.cosine],
                             bytes: 0, batcher: nil, store: name)
     }
 
