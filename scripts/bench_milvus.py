@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingest speed into Milvus: vectors per second that `lookalike index --store` inserts (bar: 2,000/s).
 
-    python3 scripts/bench_milvus.py [--copies 40] [--batch 256 1024]
+    python3 scripts/bench_milvus.py [--copies 40] [--batch 256 512]
 
 Starts a throw-away Milvus (scripts/milvus_server.py from .venv-milvus/, made by `make setup`),
 builds a library of distinct images (each bundled sample photo with `copies` different trailers after
@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40)
-    parser.add_argument("--batch", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--batch", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--binary", help="the lookalike binary to measure (default: the release build, else the debug one)")
     args = parser.parse_args()
     binary = args.binary or next((os.path.join(ROOT, p) for p in (".build/release/lookalike", ".build/debug/lookalike")

@@ -151,6 +151,13 @@ final class MilvusTestServer: Sendable {
         // The same labels per query, found from the collection's rows alone.
         #expect(Set(remote.per_query.map { "\($0.label) \(URL(fileURLWithPath: $0.path).lastPathComponent)" })
                 == Set(local.per_query.map { "\($0.label) \(URL(fileURLWithPath: $0.path).lastPathComponent)" }))
+        // Query expansion through the store ranks as the local query expansion does.
+        options.reranking = Reranking(expansion: 10)
+        let localQE = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let remoteQE = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
+        #expect(abs(remoteQE.precision_at_k - localQE.precision_at_k) < 1e-9 && abs(remoteQE.map - localQE.map) < 1e-9,
+                "store qe:10 P@5 \(remoteQE.precision_at_k) mAP \(remoteQE.map), local \(localQE.precision_at_k) / \(localQE.map)")
+        #expect(remoteQE.reranking == "qe:10" && localQE.reranking == "qe:10")
         // A collection of another model is refused before anything is measured.
         let other = ModelInfo(id: "other-model", checksum: "0", dimension: 1280)
         await #expect(throws: StoreError.self) { _ = try await StoreEvaluator.run(store: store, options: options, model: other) }

@@ -2,8 +2,10 @@
 // paths and vectors come from the collection itself (what `index --store` wrote), so a serving
 // node evaluates the shared catalogue without any worker's local library; each query is a stored
 // vector searched through Milvus's own index (its top `candidateLimit`, AP over that list with
-// the relevant images it misses counting as misses, as for the local coarse methods). Re-ranking
-// is not applied here: the store answers plain cosine (inner product) rankings.
+// the relevant images it misses counting as misses, as for the local coarse methods). Query
+// expansion applies as in `StoreLibrary` (a first search returns the query's neighbours with their
+// vectors, the expanded query is then ranked); database-side augmentation needs augmented vectors
+// the collection does not hold, and the report says what was applied.
 import Foundation
 import LookalikeEngine
 
@@ -30,6 +32,7 @@ public enum StoreEvaluator {
         let filter = options.clutter == .exclude && !clutter.isEmpty
             ? "label not in \(MilvusStore.list(clutter.sorted()))" : nil
 
+        let expansion = options.reranking.expansion
         var outcomes: [QueryOutcome] = []
         var metrics: [RankingMetrics] = []
         var searchSeconds = 0.0
@@ -41,7 +44,14 @@ public enum StoreEvaluator {
                     throw StoreError(store: store.address.description, "row \(query.id) (\(query.path)) has no vector")
                 }
                 let started = DispatchTime.now().uptimeNanoseconds
-                let hits = try await store.search(vector: vector, k: limit + 1, filter: filter)
+                var ranked = vector
+                if expansion > 0 {
+                    let first = try await store.search(vector: vector, k: expansion + 1, filter: filter, vectors: true)
+                        .filter { $0.id != query.id }.prefix(expansion)
+                    ranked = Reranking.expand(vector, neighbours: first.compactMap { hit in hit.vector.map { (hit.score, $0) } },
+                                              alpha: options.reranking.alpha)
+                }
+                let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)
                 searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
                 let ids = Array(hits.map(\.id).filter { $0 != query.id }.prefix(limit))
                 let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
@@ -52,9 +62,9 @@ public enum StoreEvaluator {
             progress?(outcomes.count, queries.count)
         }
         let index = "\(collection.indexName ?? "index") (\(collection.metric ?? "IP"))"
-        var plain = options
-        plain.reranking = .none
-        return Evaluator.report(library: store.address.description, images: inLibrary.count, options: plain,
+        var applied = options
+        applied.reranking = expansion > 0 ? Reranking(expansion: expansion, alpha: options.reranking.alpha) : .none
+        return Evaluator.report(library: store.address.description, images: inLibrary.count, options: applied,
                                 method: "milvus \(index)",
                                 apOver: "top \(limit) returned by Milvus (relevant images not returned count as misses)",
                                 outcomes: outcomes, metrics: metrics, methodMs: searchSeconds * 1000 / Double(max(1, outcomes.count)),

@@ -40,7 +40,7 @@ public struct MilvusSync: Sendable {
     /// Longest wait for the store to show this run's writes before reconciling.
     public var settleTimeout: Double
 
-    public init(catalogue: Catalogue, store: MilvusStore, model: ModelInfo, batchSize: Int = 256, inFlight: Int = 2,
+    public init(catalogue: Catalogue, store: MilvusStore, model: ModelInfo, batchSize: Int = 512, inFlight: Int = 2,
                 settleTimeout: Double = 60) {
         self.catalogue = catalogue
         self.store = store

@@ -44,7 +44,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Clutter images (BACKGROUND_Google): distractor (searched against) or exclude.")
     var clutter: EvaluationOptions.Clutter = .distractor
 
-    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; no re-ranking).")
+    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation does not).")
     var store: String?
 
     @Flag(help: "Print the report as JSON.")

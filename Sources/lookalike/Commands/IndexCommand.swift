@@ -56,7 +56,7 @@ struct IndexCommand: AsyncParsableCommand {
     var store: String?
 
     @Option(help: "With --store, images per insert request.")
-    var storeBatch: Int = 256
+    var storeBatch: Int = 512
 
     func validate() throws {
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
