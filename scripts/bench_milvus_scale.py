@@ -95,8 +95,10 @@ def main():
                         if not batches:
                             return
                         rows = batches.pop()
-                    body = {"collectionName": "scale",
-                            "data": [{"vector": [round(float(x), 7) for x in vectors[i]], "row": i} for i in rows]}
+                    # 7 decimals as the product writes them (rounded in float64, so each prints short).
+                    values = np.round(vectors[rows.start:rows.stop].astype(np.float64), 7).tolist()
+                    body = json.dumps({"collectionName": "scale",
+                                       "data": [{"vector": v, "row": i} for v, i in zip(values, rows)]}).encode()
                     post(base_url, "/insert", body)
 
             t = time.time()
