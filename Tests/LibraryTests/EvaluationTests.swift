@@ -80,6 +80,109 @@ import Testing
         #expect(r.description == "dba:10+qe:5,alpha=2.0")
         #expect(throws: IndexError.self) { _ = try Reranking(parsing: "dba:0") }
         #expect(throws: IndexError.self) { _ = try Reranking(parsing: "magic:3") }
+        let d = try Reranking(parsing: "dba:15+qe:10+diff:30")
+        #expect(d.diffusion == 30 && d.description == "dba:15+qe:10+diff:30" && d == Reranking.libraryDefault)
+        // Answers and reports written before diffusion existed still decode.
+        let old = try JSONDecoder().decode(Reranking.self, from: Data(#"{"augmentation":15,"expansion":10,"alpha":3}"#.utf8))
+        #expect(old == Reranking(augmentation: 15, expansion: 10))
+    }
+
+    /// Diffusion's relevance is the solution of (I - alpha A) f = y over the mutual-neighbour graph,
+    /// checked against a dense solve written here from the definition; one-way neighbours give no edge.
+    @Test func diffusionSolvesItsLinearSystemOnTheMutualGraph() throws {
+        // Six images: a chain 1-2-3-4 of mutual neighbours, 5 and 6 mutual, and 6 listing 4 one-way.
+        let lists: [[(Int64, Float)]] = [
+            [(2, 0.9)], [(1, 0.9), (3, 0.8)], [(2, 0.8), (4, 0.7)], [(3, 0.7)], [(6, 0.95)], [(5, 0.95), (4, 0.6)],
+        ]
+        let ids: [Int64] = [1, 2, 3, 4, 5, 6]
+        let graph = DiffusionGraph(ids: ids, lists: lists, neighbours: 2)
+        let f = graph.relevanceById(seed: [(1, 1)])
+        // The component of 1 is reached, 5 and 6 are not (6 -> 4 is one-way).
+        #expect(Set(f.keys) == [1, 2, 3, 4])
+
+        var w = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
+        for (i, j, s) in [(0, 1, 0.9), (1, 2, 0.8), (2, 3, 0.7), (4, 5, 0.95)] {
+            w[i][j] = pow(s, Double(DiffusionGraph.gamma))
+            w[j][i] = w[i][j]
+        }
+        let degree = w.map { $0.reduce(0, +) }
+        let alpha = Double(DiffusionGraph.alpha)
+        // M = I - alpha D^-1/2 W D^-1/2; solve M x = e_1 by Gaussian elimination.
+        var m = (0..<6).map { i in (0..<6).map { j in (i == j ? 1 : 0) - alpha * w[i][j] / (degree[i] * degree[j]).squareRoot() } }
+        var b: [Double] = [1, 0, 0, 0, 0, 0]
+        for c in 0..<6 {
+            let pivot = (c..<6).max { abs(m[$0][c]) < abs(m[$1][c]) } ?? c
+            m.swapAt(c, pivot)
+            b.swapAt(c, pivot)
+            for r in 0..<6 where r != c {
+                let factor = m[r][c] / m[c][c]
+                for k in c..<6 { m[r][k] -= factor * m[c][k] }
+                b[r] -= factor * b[c]
+            }
+        }
+        let exact = (0..<6).map { b[$0] / m[$0][$0] }
+        for (i, id) in ids.enumerated() {
+            let got = Double(f[id] ?? 0)
+            #expect(abs(got - exact[i]) <= 1e-3 * max(1, abs(exact[i])), "f(\(id)) = \(got), dense solve \(exact[i])")
+        }
+        // Relevance falls along the chain.
+        #expect((f[2] ?? 0) > (f[3] ?? 0) && (f[3] ?? 0) > (f[4] ?? 0) && (f[4] ?? 0) > 0)
+    }
+
+    /// The writer keeps the graph beside the snapshots; searches load it instead of rebuilding it,
+    /// a corrupt one is rebuilt (and rewritten), and one over other images is used while it is rebuilt.
+    @Test func diffusionGraphFileFollowsTheLibrary() throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["pizza", "dalmatian", "sunflower"])
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let k = Reranking.libraryDefault.diffusion
+        let variant = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha)
+        let url = DiffusionGraph.url(for: catalogue, variant: variant, neighbours: k)
+        let library = try LiveLibrary(catalogue: catalogue)
+        let augmented = try #require(library.augmented)
+        let checksum = library.model.checksum
+        let (stored, fingerprint) = try #require(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k))
+        #expect(fingerprint == DiffusionGraph.fingerprint(augmented) && stored.count == 18)
+        let fresh = try #require(try DiffusionGraph.build(store: augmented, neighbours: k))
+        #expect(stored.ids == fresh.ids && stored.rowStart == fresh.rowStart && stored.columns == fresh.columns && stored.values == fresh.values)
+        let loaded = try #require(try library.diffusionGraph(neighbours: k, over: augmented))
+        #expect(loaded.columns == fresh.columns && loaded.values == fresh.values)
+
+        // A damaged file is refused, rebuilt and written again.
+        var bytes = try [UInt8](Data(contentsOf: url))
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: url)
+        #expect(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k)?.graph == nil)
+        let reopened = try LiveLibrary(catalogue: catalogue)
+        let reopenedAugmented = try #require(reopened.augmented)
+        let rebuilt = try #require(try reopened.diffusionGraph(neighbours: k, over: reopenedAugmented))
+        #expect(rebuilt.values == fresh.values && DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k)?.graph != nil)
+
+        // More images: the next index run rewrites it over all of them.
+        try Fixture.copySamples(to: folder, classes: ["airplanes"])
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let (grown, _) = try #require(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k))
+        #expect(grown.count == 24)
+    }
+
+    /// Diffusion on the sample library: never below the re-ranking without it, and it builds its
+    /// graph over what it ranks (the answer names it).
+    @Test func diffusionHelpsOnTheSampleLibrary() throws {
+        let library = try LiveLibrary(catalogue: try SearchTests.sampleLibrary())
+        var options = EvaluationOptions()
+        options.k = 5
+        options.reranking = Reranking(augmentation: 15, expansion: 10)
+        let without = try Evaluator.run(library: library, options: options)
+        options.reranking = .libraryDefault
+        let with = try Evaluator.run(library: library, options: options)
+        #expect(with.reranking == "dba:15+qe:10+diff:30")
+        #expect(with.map >= without.map && with.precision_at_k >= without.precision_at_k,
+                "diffusion P@5 \(with.precision_at_k) mAP \(with.map); without \(without.precision_at_k) / \(without.map)")
+        options.reranking = .none
+        let plain = try Evaluator.run(library: library, options: options)
+        #expect(with.map > plain.map)
     }
 }
 

@@ -13,6 +13,8 @@ public final class Reranker: Sendable {
     /// The vectors `index` ranks (augmented, or the raw store).
     let ranked: VectorStore
     let filter: (@Sendable (Int64) -> Bool)?
+    /// The diffusion graph over `ranked`, when diffusion applies.
+    let graph: DiffusionGraph?
     public let preparationSeconds: Double
 
     /// `computeMissing`: build the augmented vectors in memory when the library has not stored
@@ -41,6 +43,16 @@ public final class Reranker: Sendable {
             self.index = index
             ranked = raw
         }
+        var graph: DiffusionGraph?
+        if options.diffusion > 0 {
+            // Evaluation builds its own graph over what it ranks; searches use the library's
+            // cached one (over the stored augmented vectors or the raw ones).
+            graph = computeMissing
+                ? try DiffusionGraph.build(store: ranked, neighbours: options.diffusion)
+                : try library.diffusionGraph(neighbours: options.diffusion, over: ranked)
+            if graph == nil { options.diffusion = 0 }
+        }
+        self.graph = graph
         self.options = options
         preparationSeconds = Date().timeIntervalSince(started)
     }
@@ -103,18 +115,43 @@ public final class Reranker: Sendable {
     /// Rankings (ids, best first, up to `limit` + 1 so the query itself can be dropped) of library images.
     public func rank(queries: [Int64], limit: Int) throws -> [[Int64]] {
         var vectors: [Float] = []
+        let d = ranked.dimension
         for id in queries {
             guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
             vectors.append(contentsOf: try prepared(v, libraryId: id))
         }
-        return try index.search(batch: vectors, k: limit + 1, parameters: SearchParameters(filter: filter)).map { $0.map(\.id) }
+        let parameters = SearchParameters(filter: filter)
+        let found = try index.search(batch: vectors, k: limit + 1, parameters: parameters)
+        guard let graph else { return found.map { $0.map(\.id) } }
+        return try BatchQueries.run(queries.count) { i in
+            graph.rescore(found[i], query: Array(vectors[i * d..<(i + 1) * d]), seed: [(queries[i], 1)], libraryId: queries[i],
+                          ranked: ranked, parameters: parameters, pool: limit + 1, limit: limit + 1)
+        }.map { $0.map(\.id) }
+    }
+
+    /// How many candidates a diffusion search scores (the cosine's best and diffusion's best).
+    func pool(_ k: Int) -> Int { graph == nil ? k : min(max(ranked.count, k), max(4 * k, 200)) }
+
+    /// Where diffusion starts: a library image's own node, else the query's nearest images
+    /// (weights cos^gamma), as Iscen et al. do for new queries.
+    func seed(libraryId: Int64?, found: [Neighbor], graph: DiffusionGraph) -> [(id: Int64, weight: Float)] {
+        if let libraryId, graph.positions[libraryId] != nil { return [(libraryId, 1)] }
+        return found.prefix(graph.neighbours).map { ($0.id, pow(max(0, 1 - $0.distance), DiffusionGraph.gamma)) }
+    }
+
+    /// The final order: the scan's (`found`, over `pool(k)`), re-scored by diffusion when it applies.
+    func finished(_ found: [Neighbor], query: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) -> [Neighbor] {
+        guard let graph else { return found }
+        return graph.rescore(found, query: query, seed: seed(libraryId: libraryId, found: found, graph: graph), libraryId: libraryId,
+                             ranked: ranked, parameters: parameters, pool: pool(k), limit: k)
     }
 
     /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding
     /// `parameters.excluding`.
     public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         let query = try prepared(start(vector, libraryId: libraryId), libraryId: libraryId)
-        return rawDistances(try index.search(query, k: k, parameters: parameters), to: vector)
+        let found = try index.search(query, k: pool(k), parameters: parameters)
+        return rawDistances(finished(found, query: query, libraryId: libraryId, k: k, parameters: parameters), to: vector)
     }
 
     /// The same, with both scans (expansion, final ranking) shared with concurrent queries by
@@ -127,7 +164,8 @@ public final class Reranker: Sendable {
                                                  parameters: expansionParameters(libraryId: libraryId))
             query = expanded(query, with: first)
         }
-        return rawDistances(try await batcher.search(query, k: k, in: index, parameters: parameters), to: vector)
+        let found = try await batcher.search(query, k: pool(k), in: index, parameters: parameters)
+        return rawDistances(finished(found, query: query, libraryId: libraryId, k: k, parameters: parameters), to: vector)
     }
 
     /// Mean milliseconds of single-query searches (top k) for these library images.

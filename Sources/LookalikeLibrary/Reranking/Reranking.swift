@@ -14,32 +14,47 @@ public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
     public var augmentation: Int
     /// alpha-QE neighbours (0: off).
     public var expansion: Int
+    /// Neighbours of the diffusion graph (0: off; see DiffusionGraph).
+    public var diffusion: Int
     public var alpha: Double
 
-    public init(augmentation: Int = 0, expansion: Int = 0, alpha: Double = 3) {
+    public init(augmentation: Int = 0, expansion: Int = 0, diffusion: Int = 0, alpha: Double = 3) {
         self.augmentation = augmentation
         self.expansion = expansion
+        self.diffusion = diffusion
         self.alpha = alpha
+    }
+
+    enum CodingKeys: String, CodingKey { case augmentation, expansion, diffusion, alpha }
+
+    /// Older answers and reports have no `diffusion`.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        augmentation = try c.decode(Int.self, forKey: .augmentation)
+        expansion = try c.decode(Int.self, forKey: .expansion)
+        diffusion = try c.decodeIfPresent(Int.self, forKey: .diffusion) ?? 0
+        alpha = try c.decode(Double.self, forKey: .alpha)
     }
 
     public static let none = Reranking()
 
     /// What indexing prepares and searches and evaluation use unless told otherwise: measured to
     /// beat plain cosine on Caltech-101, Corel-1K and the bundled samples (README "Retrieval quality").
-    public static let libraryDefault = Reranking(augmentation: 15, expansion: 10, alpha: 3)
+    public static let libraryDefault = Reranking(augmentation: 15, expansion: 10, diffusion: 30, alpha: 3)
 
-    public var isNone: Bool { augmentation == 0 && expansion == 0 }
+    public var isNone: Bool { augmentation == 0 && expansion == 0 && diffusion == 0 }
 
-    /// `none`, or e.g. `dba:10+qe:10` (alpha 3 unless `,alpha=N`).
+    /// `none`, or e.g. `dba:10+qe:10+diff:30` (alpha 3 unless `,alpha=N`).
     public var description: String {
         if isNone { return "none" }
         var parts: [String] = []
         if augmentation > 0 { parts.append("dba:\(augmentation)") }
         if expansion > 0 { parts.append("qe:\(expansion)") }
+        if diffusion > 0 { parts.append("diff:\(diffusion)") }
         return parts.joined(separator: "+") + (alpha == 3 ? "" : ",alpha=\(alpha)")
     }
 
-    /// Parses `none`, `dba:10`, `qe:5`, `dba:10+qe:10`, optionally `,alpha=3`.
+    /// Parses `none`, `dba:10`, `qe:5`, `diff:30`, `dba:10+qe:10`, optionally `,alpha=3`.
     public init(parsing text: String) throws {
         self.init()
         let pieces = text.split(separator: ",")
@@ -55,12 +70,13 @@ public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
         for part in head.split(separator: "+") {
             let kv = part.split(separator: ":")
             guard kv.count == 2, let n = Int(kv[1]), n > 0, n <= 100 else {
-                throw IndexError("re-ranking '\(text)': '\(part)' should be dba:N or qe:N with 1 <= N <= 100")
+                throw IndexError("re-ranking '\(text)': '\(part)' should be dba:N, qe:N or diff:N with 1 <= N <= 100")
             }
             switch kv[0] {
             case "dba": augmentation = n
             case "qe": expansion = n
-            default: throw IndexError("re-ranking '\(text)': unknown step '\(kv[0])' (dba or qe)")
+            case "diff": diffusion = n
+            default: throw IndexError("re-ranking '\(text)': unknown step '\(kv[0])' (dba, qe or diff)")
             }
         }
     }

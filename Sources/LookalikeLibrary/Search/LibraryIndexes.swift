@@ -20,11 +20,11 @@ public enum LibraryIndexes {
             .appendingPathComponent(descriptor.name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "/", with: "_") + ".lkix")
     }
 
-    /// Index files present (snapshots excluded).
+    /// Index files present (snapshots and the diffusion graph excluded).
     public static func existingFiles(_ catalogue: Catalogue) -> [URL] {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { $0.hasSuffix(".lkix") && !$0.hasPrefix("vectors-") && !$0.hasPrefix(".") }.sorted()
+        return names.filter { $0.hasSuffix(".lkix") && !$0.hasPrefix("vectors-") && !$0.hasPrefix("diffusion-") && !$0.hasPrefix(".") }.sorted()
             .map { folder.appendingPathComponent($0) }
     }
 

@@ -144,6 +144,7 @@ public enum LibrarySnapshot {
         public var snapshot: Refresh
         public var augmentation: DatabaseAugmentation.Refresh?
         public var augmentedSnapshot: Refresh?
+        public var diffusion: DiffusionGraph.Refresh? = nil
     }
 
     /// The writer's step after indexing: derived vectors (re-ranking) brought in step, snapshots of
@@ -168,6 +169,19 @@ public enum LibrarySnapshot {
             augmentedSnapshot = try refresh(catalogue: catalogue, model: model, variant: variant, prune: false)
         }
         try catalogue.pruneJournal(through: min(snapshot.counter, augmentedSnapshot?.counter ?? snapshot.counter))
-        return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot)
+        // The diffusion graph over what searches rank: the augmented vectors when stored, else the raw.
+        var diffusion: DiffusionGraph.Refresh?
+        if reranking.diffusion > 0 {
+            if let variant = augmentation?.variant, augmentation?.skipped == nil {
+                let augmented = try openStore(catalogue: catalogue, model: model, precision: .float32, variant: variant).0
+                diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: augmented, variant: variant,
+                                                       neighbours: reranking.diffusion)
+            } else {
+                let raw = try openStore(catalogue: catalogue, model: model, precision: .float32).0
+                diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: raw, variant: EmbeddingVariant.raw,
+                                                       neighbours: reranking.diffusion)
+            }
+        }
+        return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot, diffusion: diffusion)
     }
 }

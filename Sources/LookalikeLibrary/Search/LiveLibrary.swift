@@ -31,6 +31,13 @@ public final class LiveLibrary: Sendable {
     private let generation: Locked<Generation>
     /// Serialises refreshes (searches do not take it).
     private let refreshing = Locked<Void>(())
+    /// The diffusion graph of the current vectors (rebuilt when the library changes), by key.
+    private let diffusion = Locked(DiffusionState())
+    private struct DiffusionState: Sendable {
+        var current: (key: String, graph: DiffusionGraph?)?
+        /// The key a background rebuild is making.
+        var building: String?
+    }
 
     /// Opens the library at `catalogue` for search.
     public init(catalogue: Catalogue, precision: StoragePrecision = .float32) throws {
@@ -56,6 +63,58 @@ public final class LiveLibrary: Sendable {
 
     /// The augmented vectors (current generation), when the library has them.
     public var augmented: VectorStore? { generation.value.augmented }
+
+    /// The mutual `neighbours`-NN diffusion graph over `store` (this library's raw or augmented
+    /// vectors), nil above `DiffusionGraph.maximumGraph` images: from memory, else from the file the
+    /// writer keeps beside the snapshots, else built now (seconds at 10k images) and written there.
+    /// A graph over other images than the current ones (the library changed since) is used while
+    /// one rebuild runs in the background, so no search waits for it: images added since are then
+    /// ranked by cosine alone, deleted ones are never shown.
+    public func diffusionGraph(neighbours: Int, over store: VectorStore) throws -> DiffusionGraph? {
+        let key = "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
+        if let current = diffusion.value.current, current.key == key { return current.graph }
+        let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
+        let url = DiffusionGraph.url(for: catalogue, variant: variant, neighbours: neighbours)
+        let fingerprint = DiffusionGraph.fingerprint(store)
+        let model = self.model.checksum
+        let stale: DiffusionGraph?
+        if let current = diffusion.value.current, current.key.hasSuffix(":\(neighbours)") {
+            stale = current.graph
+        } else if let (graph, made) = DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours) {
+            if made == fingerprint {
+                diffusion.withLock { $0.current = (key, graph) }
+                return graph
+            }
+            stale = graph
+        } else {
+            stale = nil
+        }
+        @Sendable func rebuild() throws -> DiffusionGraph? {
+            let graph = try DiffusionGraph.build(store: store, neighbours: neighbours)
+            try? graph?.write(to: url, model: model, variant: variant, fingerprint: fingerprint)
+            return graph
+        }
+        guard let stale else {
+            let graph = try rebuild()
+            diffusion.withLock { $0.current = (key, graph) }
+            return graph
+        }
+        let start = diffusion.withLock { state -> Bool in
+            guard state.building != key else { return false }
+            state.building = key
+            return true
+        }
+        if start {
+            Task.detached(priority: .utility) { [weak self] in
+                let graph = try? rebuild()
+                self?.diffusion.withLock { state in
+                    state.current = (key, graph)
+                    state.building = nil
+                }
+            }
+        }
+        return stale
+    }
 
     private static func exactIndex(_ store: VectorStore) -> ExactIndex {
         ExactIndex(store: store, descriptor: IndexDescriptor(method: ExactIndex.methodName,

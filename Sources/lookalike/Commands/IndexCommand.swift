@@ -152,6 +152,13 @@ struct IndexCommand: AsyncParsableCommand {
                     print("re-ranking vectors (\(a.variant)): \(a.recomputed) \(a.full ? "computed" : "refreshed") in \(format(a.seconds, 1)) s")
                 }
             }
+            if let d = summary.maintenance?.diffusion {
+                if let why = d.skipped {
+                    print("diffusion graph not built: \(why)")
+                } else if d.rebuilt {
+                    print("diffusion graph (\(d.file)): \(d.images) images in \(format(d.seconds, 1)) s")
+                }
+            }
             for p in summary.protectedRoots {
                 print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")
             }
