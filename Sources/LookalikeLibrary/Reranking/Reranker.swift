@@ -115,7 +115,6 @@ public final class Reranker: Sendable {
     /// Rankings (ids, best first, up to `limit` + 1 so the query itself can be dropped) of library images.
     public func rank(queries: [Int64], limit: Int) throws -> [[Int64]] {
         var vectors: [Float] = []
-        let d = ranked.dimension
         for id in queries {
             guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
             vectors.append(contentsOf: try prepared(v, libraryId: id))
@@ -124,13 +123,12 @@ public final class Reranker: Sendable {
         let found = try index.search(batch: vectors, k: limit + 1, parameters: parameters)
         guard let graph else { return found.map { $0.map(\.id) } }
         return try BatchQueries.run(queries.count) { i in
-            graph.rescore(found[i], query: Array(vectors[i * d..<(i + 1) * d]), seed: [(queries[i], 1)], libraryId: queries[i],
-                          ranked: ranked, parameters: parameters, pool: limit + 1, limit: limit + 1)
+            graph.rescore(found[i], seed: [(queries[i], 1)], libraryId: queries[i], limit: limit + 1)
         }.map { $0.map(\.id) }
     }
 
-    /// How many candidates a diffusion search scores (the cosine's best and diffusion's best).
-    func pool(_ k: Int) -> Int { graph == nil ? k : min(max(ranked.count, k), max(4 * k, 200)) }
+    /// How many the scan returns: diffusion re-orders the best `DiffusionGraph.candidates`.
+    func pool(_ k: Int) -> Int { graph == nil ? k : max(k, DiffusionGraph.candidates) }
 
     /// Where diffusion starts: a library image's own node, else the query's nearest images
     /// (weights cos^gamma), as Iscen et al. do for new queries.
@@ -142,8 +140,7 @@ public final class Reranker: Sendable {
     /// The final order: the scan's (`found`, over `pool(k)`), re-scored by diffusion when it applies.
     func finished(_ found: [Neighbor], query: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) -> [Neighbor] {
         guard let graph else { return found }
-        return graph.rescore(found, query: query, seed: seed(libraryId: libraryId, found: found, graph: graph), libraryId: libraryId,
-                             ranked: ranked, parameters: parameters, pool: pool(k), limit: k)
+        return graph.rescore(found, seed: seed(libraryId: libraryId, found: found, graph: graph), libraryId: libraryId, limit: k)
     }
 
     /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding
