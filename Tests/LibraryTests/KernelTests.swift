@@ -9,6 +9,41 @@ import LookalikeEngine
 import Testing
 
 @Suite struct KernelTests {
+    /// A store opened from its file re-ranks candidates by reading their rows from the file
+    /// (pread): the same neighbours and distances as the same rows in memory, for every candidate
+    /// list, including removed, unknown and repeated ids.
+    @Test func candidateRowsReadFromTheFileRankLikeRowsInMemory() throws {
+        let d = 37, n = 300
+        var generator = SystemRandomNumberGenerator()
+        var rows: [Float] = []
+        for _ in 0..<n {
+            var v = (0..<d).map { _ in Float.random(in: -1...1, using: &generator) }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            v = v.map { $0 / norm }
+            rows += v
+        }
+        let ids = (0..<Int64(n)).map { $0 * 3 + 7 }
+        let memory = VectorStore(dimension: d)
+        try memory.add(ids: ids, vectors: rows)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kernel-rows-\(UUID().uuidString).lkix")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try memory.write(to: url, tag: "vectors", catalogueCounter: 0)
+        let file = try VectorStore.load(try IndexFile.read(url))
+        _ = memory.remove(ids: [ids[5]])
+        _ = file.remove(ids: [ids[5]])
+        for trial in 0..<20 {
+            let query = Array(rows[(trial * d)..<((trial + 1) * d)])
+            var candidates = (0..<120).map { _ in ids[Int.random(in: 0..<n, using: &generator)] }
+            candidates += [ids[5], 1, candidates[0]]
+            for metric in [Metric.cosine, .euclidean] {
+                let a = memory.rank(query, candidates: candidates, k: 15, metric: metric)
+                let b = file.rank(query, candidates: candidates, k: 15, metric: metric)
+                #expect(a.map(\.id) == b.map(\.id) && !b.contains { $0.id == ids[5] })
+                #expect(zip(a, b).allSatisfy { abs($0.distance - $1.distance) < 1e-6 })
+            }
+        }
+    }
+
     @Test func dotManyMatchesPlainSumsForEveryShape() {
         var rng = SplitMix64(seed: 7)
         for dim in [3, 16, 17, 37, 1280] {
