@@ -46,10 +46,8 @@ public enum StoreEvaluator {
                 let started = DispatchTime.now().uptimeNanoseconds
                 var ranked = vector
                 if expansion > 0 {
-                    let first = try await store.search(vector: vector, k: expansion + 1, filter: filter, vectors: true)
-                        .filter { $0.id != query.id }.prefix(expansion)
-                    ranked = Reranking.expand(vector, neighbours: first.compactMap { hit in hit.vector.map { (hit.score, $0) } },
-                                              alpha: options.reranking.alpha)
+                    ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: options.reranking.alpha,
+                                                             filter: filter) { $0.id == query.id }
                 }
                 let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)
                 searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -215,10 +215,8 @@ public final class StoreLibrary: Sendable {
         var applied = Reranking.none
         let expansion = request.reranking.expansion
         if expansion > 0 {
-            let first = try await store.search(vector: ranked, k: expansion + spare, filter: filter, vectors: true)
-                .filter { Self.key(hash: $0.hash) != excluded }.prefix(expansion)
-            ranked = Reranking.expand(ranked, neighbours: first.compactMap { hit in hit.vector.map { (hit.score, $0) } },
-                                      alpha: request.reranking.alpha)
+            ranked = try await Self.expanded(ranked, in: store, neighbours: expansion, alpha: request.reranking.alpha,
+                                             filter: filter) { Self.key(hash: $0.hash) == excluded }
             applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
         }
         let hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
@@ -248,6 +246,14 @@ public final class StoreLibrary: Sendable {
     }
 
     // MARK: helpers
+
+    /// alpha-QE through the store: the query's `n` nearest (their vectors returned with them, the
+    /// query's own row left out by `isQuery`) added to it as the local re-ranking does.
+    static func expanded(_ vector: [Float], in store: MilvusStore, neighbours n: Int, alpha: Double, filter: String?,
+                         isQuery: (StoreHit) -> Bool) async throws -> [Float] {
+        let first = try await store.search(vector: vector, k: n + 1, filter: filter, vectors: true).filter { !isQuery($0) }.prefix(n)
+        return Reranking.expand(vector, neighbours: first.compactMap { hit in hit.vector.map { (hit.score, $0) } }, alpha: alpha)
+    }
 
     static func image(_ row: [String: Any]) -> StoreImage? {
         guard let hash = row["hash"] as? String, let key = key(hash: hash), let id = row["id"].flatMap(MilvusStore.int64) else { return nil }
