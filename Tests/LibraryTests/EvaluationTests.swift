@@ -249,6 +249,13 @@ import Testing
         // Other metrics rank plainly.
         let chi = try await service.search(.id(query), SearchRequest(k: 8, metric: .chi2))
         #expect(chi.reranking == "none")
+        // An image from outside the library is not diffused (it would bury the photo it copies):
+        // the same ranking as the default without diffusion, and the answer says so.
+        let photo = Fixture.queries.appendingPathComponent("pizza_0010.jpg").path
+        let outside = try await service.search(.file(photo), SearchRequest(k: 8))
+        let withoutDiffusion = try await service.search(.file(photo), SearchRequest(k: 8, reranking: Reranking(augmentation: 15, expansion: 10)))
+        #expect(outside.reranking == "dba:15+qe:10" && withoutDiffusion.reranking == "dba:15+qe:10")
+        #expect(outside.results.map(\.id) == withoutDiffusion.results.map(\.id))
     }
 }
 

@@ -6,7 +6,7 @@
 // A = D^-1/2 W D^-1/2; a query's relevance f solves (I - alpha A) f = y with a few conjugate-gradient
 // steps, truncated as Iscen et al. do: over the subgraph of the query's `candidates` best by the
 // re-ranked cosine only, so its cost does not grow with the library (about 0.1 ms). y is the
-// query's node for a library image, else its top-k cosine neighbours weighted by cos^gamma. The
+// query's node: diffusion applies to library images (see Reranker.diffuses for why not to others). The
 // final score adds f (scaled so the best candidate gets 1) to the re-ranked cosine: diffusion
 // alone ranks poorly far from the query, the cosine keeps the order there. Measured on
 // Caltech-101: 300 candidates give mAP 0.8356 against 0.8379 over the whole graph, at a fifth of

@@ -114,7 +114,7 @@ public final class SearchService: Sendable {
                 let reranker = try reranker(request, filter: parameters.filter)
                 let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: request.k,
                                                           parameters: parameters, batcher: batcher)
-                (results, applied) = (try present(neighbors, metric: .cosine), reranker.options)
+                (results, applied) = (try present(neighbors, metric: .cosine), reranker.applied(libraryId: query.imageId))
             } else {
                 (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
             }
@@ -168,7 +168,7 @@ public final class SearchService: Sendable {
         if request.metric == .cosine && !request.reranking.isNone {
             let reranker = try reranker(request, filter: parameters.filter)
             let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
-            return (try present(neighbors, metric: .cosine), reranker.options)
+            return (try present(neighbors, metric: .cosine), reranker.applied(libraryId: libraryId))
         }
         let neighbors = try library.index(for: request.method.with(metric: request.metric))
             .search(vector, k: request.k, parameters: parameters)
