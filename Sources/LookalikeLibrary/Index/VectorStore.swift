@@ -440,6 +440,11 @@ public final class VectorStore: @unchecked Sendable {
         }
     }
 
+    /// The inner product of two vectors (over the shorter one), with the scans' SIMD kernel.
+    static func dot(_ a: [Float], _ b: [Float]) -> Float {
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in lk_dot_f32(pa.baseAddress, pb.baseAddress, min(a.count, b.count)) } }
+    }
+
     /// Scans rank cosine and Euclidean by -dot (monotonic in both for unit vectors); this turns
     /// the stand-in back into the metric's distance.
     static func distance(standIn v: Float, metric: Metric) -> Float {

@@ -64,22 +64,24 @@ public final class DiffusionGraph: Sendable {
     init(neighbours: Int, ids: [Int64], rowStart: [Int], columns: [Int32], values: [Float]) {
         self.neighbours = neighbours
         self.ids = ids
-        var positions: [Int64: Int32] = [:]
-        positions.reserveCapacity(ids.count)
-        for (p, id) in ids.enumerated() { positions[id] = Int32(p) }
-        self.positions = positions
+        positions = Self.positions(ids)
         self.rowStart = rowStart
         self.columns = columns
         self.values = values
+    }
+
+    static func positions(_ ids: [Int64]) -> [Int64: Int32] {
+        var positions: [Int64: Int32] = [:]
+        positions.reserveCapacity(ids.count)
+        for (p, id) in ids.enumerated() { positions[id] = Int32(p) }
+        return positions
     }
 
     /// From each node's neighbour list (id, cosine), best first.
     init(ids: [Int64], lists: [[(Int64, Float)]], neighbours k: Int) {
         neighbours = k
         self.ids = ids
-        var positions: [Int64: Int32] = [:]
-        positions.reserveCapacity(ids.count)
-        for (p, id) in ids.enumerated() { positions[id] = Int32(p) }
+        let positions = Self.positions(ids)
         self.positions = positions
         let inList = lists.map { Set($0.map(\.0)) }
         // Mutual edges only: j lists i and i lists j (the weight is the same both ways).
@@ -180,32 +182,27 @@ public final class DiffusionGraph: Sendable {
         return out
     }
 
-    /// A ranking re-scored with diffusion, truncated as Iscen et al. do: relevance spreads over the
-    /// subgraph of the query's `candidates` best (by the re-ranked cosine, `found`'s order) and the
-    /// seed's nodes; each candidate scores cosine + weight * f / max f (the best candidate gets 1)
-    /// and they are re-ordered; the rest of `found` follows in its order (below every candidate,
-    /// since f >= 0). Distances are 1 - score (an order, not a cosine).
-    func rescore(_ found: [Neighbor], seed: [(id: Int64, weight: Float)], libraryId: Int64?, limit: Int) -> [Neighbor] {
+    /// A library image's ranking re-scored with diffusion from its own node, truncated as Iscen et
+    /// al. do: relevance spreads over the subgraph of the query's node and its `candidates` best
+    /// (by the re-ranked cosine, `found`'s order); each candidate scores cosine + weight * f / max f
+    /// (the best candidate gets 1; the query's own node does not count) and they are re-ordered;
+    /// the rest of `found` follows in its order (below every candidate, since f >= 0). Distances
+    /// are 1 - score (an order, not a cosine).
+    func rescore(_ found: [Neighbor], query: Int64, limit: Int) -> [Neighbor] {
+        guard let node = positions[query] else { return Array(found.prefix(limit)) }
         let head = found.prefix(Self.candidates)
-        var subset: [Int32] = []
-        subset.reserveCapacity(head.count + seed.count)
-        var y: [Float] = []
-        var slot: [Int64: Int] = [:]
-        for (id, weight) in seed {
-            guard let p = positions[id] else { continue }
-            if let s = slot[id] { y[s] += weight; continue }
-            slot[id] = subset.count
-            subset.append(p)
-            y.append(weight)
-        }
+        var subset: [Int32] = [node]
+        var slot: [Int64: Int] = [query: 0]
+        subset.reserveCapacity(head.count + 1)
         for nb in head where slot[nb.id] == nil {
             guard let p = positions[nb.id] else { continue }
             slot[nb.id] = subset.count
             subset.append(p)
-            y.append(0)
         }
+        var y = [Float](repeating: 0, count: subset.count)
+        y[0] = 1
         var f = relevance(subset: subset, seed: y)
-        if let libraryId, let s = slot[libraryId] { f[s] = 0 }
+        f[0] = 0
         guard let best = f.max(), best > 0 else { return Array(found.prefix(limit)) }
         let scale = Self.weight / best
         var rescored = head.map { nb in Neighbor(id: nb.id, distance: nb.distance - scale * (slot[nb.id].map { f[$0] } ?? 0)) }

@@ -106,9 +106,7 @@ public final class Reranker: Sendable {
     func rawDistances(_ found: [Neighbor], to vector: [Float]) -> [Neighbor] {
         found.map { nb in
             guard let x = raw.reconstruct(nb.id) else { return nb }
-            var dot: Float = 0
-            for i in 0..<min(x.count, vector.count) { dot += x[i] * vector[i] }
-            return Neighbor(id: nb.id, distance: 1 - dot)
+            return Neighbor(id: nb.id, distance: 1 - VectorStore.dot(x, vector))
         }
     }
 
@@ -123,7 +121,7 @@ public final class Reranker: Sendable {
         let found = try index.search(batch: vectors, k: limit + 1, parameters: parameters)
         guard let graph else { return found.map { $0.map(\.id) } }
         return try BatchQueries.run(queries.count) { i in
-            graph.rescore(found[i], seed: [(queries[i], 1)], libraryId: queries[i], limit: limit + 1)
+            graph.rescore(found[i], query: queries[i], limit: limit + 1)
         }.map { $0.map(\.id) }
     }
 
@@ -152,7 +150,7 @@ public final class Reranker: Sendable {
     /// The final order: the scan's (`found`, over `pool(k)`), re-scored by diffusion when it applies.
     func finished(_ found: [Neighbor], libraryId: Int64?, k: Int) -> [Neighbor] {
         guard let graph, let libraryId, diffuses(libraryId: libraryId) else { return Array(found.prefix(k)) }
-        return graph.rescore(found, seed: [(libraryId, 1)], libraryId: libraryId, limit: k)
+        return graph.rescore(found, query: libraryId, limit: k)
     }
 
     /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding

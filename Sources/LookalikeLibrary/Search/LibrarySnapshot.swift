@@ -172,15 +172,12 @@ public enum LibrarySnapshot {
         // The diffusion graph over what searches rank: the augmented vectors when stored, else the raw.
         var diffusion: DiffusionGraph.Refresh?
         if reranking.diffusion > 0 {
-            if let variant = augmentation?.variant, augmentation?.skipped == nil {
-                let augmented = try openStore(catalogue: catalogue, model: model, precision: .float32, variant: variant).0
-                diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: augmented, variant: variant,
-                                                       neighbours: reranking.diffusion)
-            } else {
-                let raw = try openStore(catalogue: catalogue, model: model, precision: .float32).0
-                diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: raw, variant: EmbeddingVariant.raw,
-                                                       neighbours: reranking.diffusion)
+            var (ranked, variant) = (opened.0, EmbeddingVariant.raw)
+            if let stored = augmentation?.variant, augmentation?.skipped == nil {
+                (ranked, variant) = (try openStore(catalogue: catalogue, model: model, precision: .float32, variant: stored).0, stored)
             }
+            diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: ranked, variant: variant,
+                                                   neighbours: reranking.diffusion)
         }
         return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot, diffusion: diffusion)
     }

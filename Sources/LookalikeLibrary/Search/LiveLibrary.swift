@@ -72,48 +72,56 @@ public final class LiveLibrary: Sendable {
     /// ranked by cosine alone, deleted ones are never shown.
     public func diffusionGraph(neighbours: Int, over store: VectorStore) throws -> DiffusionGraph? {
         let key = "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
-        if let current = diffusion.value.current, current.key == key { return current.graph }
+        let current = diffusion.value.current
+        if let current, current.key == key { return current.graph }
         let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
         let url = DiffusionGraph.url(for: catalogue, variant: variant, neighbours: neighbours)
-        let fingerprint = DiffusionGraph.fingerprint(store)
         let model = self.model.checksum
-        let stale: DiffusionGraph?
-        if let current = diffusion.value.current, current.key.hasSuffix(":\(neighbours)") {
-            stale = current.graph
-        } else if let (graph, made) = DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours) {
-            if made == fingerprint {
-                diffusion.withLock { $0.current = (key, graph) }
-                return graph
-            }
-            stale = graph
-        } else {
-            stale = nil
-        }
-        @Sendable func rebuild() throws -> DiffusionGraph? {
+        // The file when it is over these images, else a graph built now and written there.
+        @Sendable func upToDate(fingerprint: String, file: (graph: DiffusionGraph, fingerprint: String)?) throws -> DiffusionGraph? {
+            if let file, file.fingerprint == fingerprint { return file.graph }
             let graph = try DiffusionGraph.build(store: store, neighbours: neighbours)
             try? graph?.write(to: url, model: model, variant: variant, fingerprint: fingerprint)
             return graph
         }
-        guard let stale else {
-            let graph = try rebuild()
-            diffusion.withLock { $0.current = (key, graph) }
-            return graph
+        // The library changed since the graph in memory: searches keep it (the fingerprint, a sort
+        // of every id, is not taken on their path) while one background task brings it up to date.
+        if let current, let stale = current.graph, current.key.hasSuffix(":\(neighbours)") {
+            refreshInBackground(key) {
+                try upToDate(fingerprint: DiffusionGraph.fingerprint(store),
+                             file: DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours))
+            }
+            return stale
         }
+        let fingerprint = DiffusionGraph.fingerprint(store)
+        let file = DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours)
+        if let file, file.fingerprint != fingerprint {
+            // Kept in memory as the stale graph, so the next searches neither read the file again
+            // nor take the fingerprint while the rebuild runs.
+            diffusion.withLock { if $0.current == nil { $0.current = ("file:\(neighbours)", file.graph) } }
+            refreshInBackground(key) { try upToDate(fingerprint: fingerprint, file: nil) }
+            return file.graph
+        }
+        let graph = try upToDate(fingerprint: fingerprint, file: file)
+        diffusion.withLock { $0.current = (key, graph) }
+        return graph
+    }
+
+    /// Runs `make` once per key off the caller's thread and keeps what it made as the graph.
+    private func refreshInBackground(_ key: String, _ make: @escaping @Sendable () throws -> DiffusionGraph?) {
         let start = diffusion.withLock { state -> Bool in
             guard state.building != key else { return false }
             state.building = key
             return true
         }
-        if start {
-            Task.detached(priority: .utility) { [weak self] in
-                let graph = try? rebuild()
-                self?.diffusion.withLock { state in
-                    state.current = (key, graph)
-                    state.building = nil
-                }
+        guard start else { return }
+        Task.detached(priority: .utility) { [weak self] in
+            let graph = try? make()
+            self?.diffusion.withLock { state in
+                state.current = (key, graph)
+                state.building = nil
             }
         }
-        return stale
     }
 
     private static func exactIndex(_ store: VectorStore) -> ExactIndex {

@@ -53,6 +53,11 @@ public struct ResolvedQuery: Sendable {
     public let labels: [Label]
     public let width: Int?
     public let height: Int?
+
+    /// The top-5 labels as an answer shows them ("name:prob; ...", like the catalogue's tags).
+    public var tags: String {
+        labels.map { "\($0.name):\(String(format: "%.3f", $0.probability))" }.joined(separator: "; ")
+    }
 }
 
 public final class QueryResolver: Sendable {

@@ -129,7 +129,7 @@ public final class SearchService: Sendable {
         var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
                                   method: request.method.name, reranking: applied.description, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
                                   embedMilliseconds: query.embedMilliseconds, results: results)
-        answer.queryTags = query.labels.map { "\($0.name):\(String(format: "%.3f", $0.probability))" }.joined(separator: "; ")
+        answer.queryTags = query.tags
         answer.queryWidth = query.width
         answer.queryHeight = query.height
         return answer

@@ -280,7 +280,7 @@ public final class MilvusStore: Sendable {
                 hit.size = row["size"].flatMap(Self.int64)
                 hit.captured = row["captured"] as? String
             }
-            if vectors, let values = row["vector"] as? [Any] { hit.vector = values.compactMap { ($0 as? NSNumber)?.floatValue } }
+            if vectors { hit.vector = Self.floats(row["vector"]) }
             return hit
         }
     }
@@ -309,8 +309,8 @@ public final class MilvusStore: Sendable {
         for chunk in ids.chunked(256).map(Array.init) {
             let rows = try await query(filter: "id in [\(chunk.map(String.init).joined(separator: ","))]", fields: ["vector"])
             for row in rows {
-                guard let id = row["id"].flatMap(Self.int64), let values = row["vector"] as? [Any] else { continue }
-                out[id] = values.compactMap { ($0 as? NSNumber)?.floatValue }
+                guard let id = row["id"].flatMap(Self.int64), let vector = Self.floats(row["vector"]) else { continue }
+                out[id] = vector
             }
         }
         return out
@@ -436,6 +436,11 @@ public final class MilvusStore: Sendable {
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("deadlineExceeded") || text.contains("connectTimeout") { return "timed out" }
         return text
+    }
+
+    /// A vector field of an answer's row.
+    static func floats(_ value: Any?) -> [Float]? {
+        (value as? [Any]).map { $0.compactMap { ($0 as? NSNumber)?.floatValue } }
     }
 
     static func int64(_ value: Any) -> Int64? {

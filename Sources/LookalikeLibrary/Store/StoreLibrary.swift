@@ -226,7 +226,7 @@ public final class StoreLibrary: Sendable {
         for hit in hits where results.count < request.k {
             guard let key = Self.key(hash: hit.hash), key != excluded else { continue }
             // Expanded: the order is the expanded query's, the score the raw query's cosine.
-            let score = expansion > 0 ? hit.vector.map { Self.dot($0, query.vector) } ?? hit.score : hit.score
+            let score = expansion > 0 ? hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score : hit.score
             if let minScore = request.minScore, score < minScore { continue }
             let image = StoreImage(id: key, row: hit.id, hash: hit.hash, path: hit.path, label: hit.label, tags: hit.tags,
                                    size: hit.size, captured: hit.captured)
@@ -239,7 +239,7 @@ public final class StoreLibrary: Sendable {
                                   method: "milvus", reranking: applied.description,
                                   searchMilliseconds: Date().timeIntervalSince(started) * 1000,
                                   embedMilliseconds: query.embedMilliseconds, results: results)
-        answer.queryTags = query.labels.map { "\($0.name):\(String(format: "%.3f", $0.probability))" }.joined(separator: "; ")
+        answer.queryTags = query.tags
         answer.queryWidth = query.width
         answer.queryHeight = query.height
         return answer
@@ -278,11 +278,5 @@ public final class StoreLibrary: Sendable {
                 seen[image.id] = image
             }
         }
-    }
-
-    static func dot(_ a: [Float], _ b: [Float]) -> Float {
-        var sum: Float = 0
-        for i in 0..<min(a.count, b.count) { sum += a[i] * b[i] }
-        return sum
     }
 }
