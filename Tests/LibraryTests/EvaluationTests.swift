@@ -259,6 +259,62 @@ import Testing
     }
 }
 
+@Suite struct OutsideQueryTests {
+    /// An outside query (an upload) is ranked by half its raw similarity and half its re-ranked
+    /// one, over the union of both top lists; answers report raw cosine distances.
+    @Test func outsideQueriesBlendRawAndRerankedSimilarity() throws {
+        let catalogue = try SearchTests.sampleLibrary()
+        let library = try LiveLibrary(catalogue: catalogue)
+        let index = try library.index(for: IndexDescriptor(method: ExactIndex.methodName))
+        let ranker = try Reranker(library: library, index: index, options: Reranking(augmentation: 3, expansion: 3))
+        let photo = Fixture.samples.appendingPathComponent("pizza/image_0003.jpg").path
+        let square = try #require(Transformation.standard.first { $0.name == "grey square 25%" })
+        let vector = try Fixture.embedder().embed(ImageDecoder.decode(data: square.apply(toFile: photo), name: "square")).vector
+        let n = library.store.count
+        let answer = try ranker.search(vector: vector, libraryId: nil, k: n, parameters: SearchParameters())
+        #expect(answer.count == n)
+        // The whole library asked for: the answer is the blended order of every image, by hand.
+        let expanded = try ranker.prepared(vector, libraryId: nil)
+        var blended: [(Float, Int64)] = []
+        for id in library.store.liveIds {
+            let raw = VectorStore.dot(try #require(ranker.raw.reconstruct(id)), vector)
+            let reranked = VectorStore.dot(try #require(ranker.ranked.reconstruct(id)), expanded)
+            blended.append((0.5 * raw + 0.5 * reranked, id))
+        }
+        blended.sort { ($0.0, $1.1) > ($1.0, $0.1) }
+        #expect(answer.map(\.id) == blended.map(\.1))
+        for nb in answer {
+            let raw = try #require(ranker.raw.reconstruct(nb.id))
+            #expect(abs(nb.distance - (1 - VectorStore.dot(raw, vector))) < 1e-5)
+        }
+        // The photo the edited copy came from comes first.
+        let original = try #require(try catalogue.imageId(path: photo))
+        #expect(answer.first?.id == original)
+        // A library image's own search is not blended (diffusion and the re-ranked order apply).
+        let own = try ranker.search(vector: try #require(ranker.raw.reconstruct(original)), libraryId: original, k: 5,
+                                    parameters: SearchParameters(excluding: [original]))
+        #expect(!own.contains { $0.id == original } && own.count == 5)
+    }
+
+    @Test func evalAsOutsideRanksUploadsOfTheLibrary() throws {
+        let library = try LiveLibrary(catalogue: try SearchTests.sampleLibrary())
+        var options = EvaluationOptions()
+        options.k = 5
+        options.reranking = .libraryDefault
+        options.asOutside = true
+        let outside = try Evaluator.run(library: library, options: options)
+        #expect(outside.queries == 36 && !outside.reranking.contains("diff"))
+        #expect(outside.per_query.allSatisfy { !$0.top.contains($0.id) && $0.top.count == 5 })
+        options.reranking = .none
+        let plain = try Evaluator.run(library: library, options: options)
+        options.asOutside = false
+        let inside = try Evaluator.run(library: library, options: options)
+        // Without re-ranking an upload of a library photo ranks the others as the photo itself does.
+        #expect(plain.per_query.map(\.top) == inside.per_query.map(\.top))
+        #expect(outside.map >= plain.map - 0.02 && outside.map <= 1)
+    }
+}
+
 @Suite struct RobustnessTests {
     @Test func editsHaveTheirGeometryAndTheBenchmarkRuns() throws {
         let photo = Fixture.samples.appendingPathComponent("airplanes/image_0001.jpg").path

@@ -28,6 +28,9 @@ public struct EvaluationOptions: Sendable {
     public var candidateLimit = 1000
     /// Example rows kept for the report (per query: the top k ids).
     public var keepTopK = true
+    /// Rank each query as an outside image would be (an upload: its raw vector, no library node to
+    /// seed diffusion, near-copies merged in), the query itself left out of the library's answer.
+    public var asOutside = false
 
     public init() {}
 }
@@ -113,7 +116,9 @@ public enum Evaluator {
         let batch = 64
         for start in stride(from: 0, to: queries.count, by: batch) {
             let chunk = Array(queries[start..<min(queries.count, start + batch)])
-            let rankings = try ranker.rank(queries: chunk.map(\.id), limit: limit)
+            let rankings = options.asOutside
+                ? try ranker.rankAsOutside(queries: chunk.map(\.id), limit: limit)
+                : try ranker.rank(queries: chunk.map(\.id), limit: limit)
             for (query, ranking) in zip(chunk, rankings) {
                 let (outcome, m) = measure(query, ranking: ranking.filter { $0 != query.id },
                                            label: { byId[$0]?.label }, labelCounts: labelCounts, options: options)
@@ -130,7 +135,9 @@ public enum Evaluator {
                                        options: .none, filter: filter)
         let exactMs = isExact && options.reranking == .none ? methodMs : try exactRanker.latency(queries: timed, k: options.k)
 
-        return report(library: library.catalogue.path, images: inLibrary.count, options: options,
+        var reported = options
+        if options.asOutside { reported.reranking = ranker.applied(libraryId: nil) }
+        return report(library: library.catalogue.path, images: inLibrary.count, options: reported,
                       apOver: isExact ? "full ranking" : "top \(limit) returned (relevant images not returned count as misses)",
                       outcomes: outcomes, metrics: metrics, methodMs: methodMs, exactMs: exactMs,
                       preparationSeconds: ranker.preparationSeconds)

@@ -47,6 +47,9 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation does not).")
     var store: String?
 
+    @Flag(help: "Rank each query as an upload of the same photo would be ranked (its raw vector, no diffusion from its own node, itself left out).")
+    var asOutside = false
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -71,6 +74,7 @@ struct EvalCommand: AsyncParsableCommand {
         options.method = try IndexDescriptor(parsing: method)
         options.reranking = try Reranking(parsing: rerank)
         options.clutter = clutter
+        options.asOutside = asOutside
         if let queriesFrom {
             guard let text = try? String(contentsOfFile: queriesFrom, encoding: .utf8) else {
                 throw Failure(message: "\(queriesFrom): cannot read the query list")
