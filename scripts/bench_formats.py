@@ -2,18 +2,21 @@
 """Indexing speed of camera-size HEIC photos against the same photos as JPEG, in the same run.
 
 Makes out/bench_formats/ from Caltech-101 photos (../shared/datasets, or --source DIR) upscaled to
-about 12 megapixels, the size of a phone photo, in three folders of the same pictures:
-  jpeg/           JPEG quality 90
-  heic/           HEIC as an iPhone writes it: 512x512 grid tiles, a 320-px thumbnail (320x240 for
-                  4:3: below the 256-px short side preprocessing needs, so the full image is decoded)
-  heic_thumb512/  the same with a 512-px thumbnail (512x384: decoded instead of the full image)
+about 12 megapixels at 4:3 (the centre of each), the size and shape of a phone photo, in three folders of the same pictures:
+  jpeg/        JPEG quality 90
+  heic_phone/  HEIC as an iPhone writes it: the photo plus a 320-px thumbnail (320x240 for 4:3)
+               downscaled with a proper filter (Lanczos) and stored with libheif's
+               heif_context_assign_thumbnail (scripts/heic_with_thumbnail.c, built here with cc)
+  heic/        HEIC as libheif writes it (pillow-heif): 512x512 grid tiles and a 320-px thumbnail
+               that libheif scales nearest-neighbour (aliased)
 then times `lookalike index` (release build, fresh database each time, all cores) on each folder,
-and on heic_thumb512/ again with LOOKALIKE_HEIF_THUMBNAILS=0 (the full decode), --repeat times
+and on both HEIC folders again with LOOKALIKE_HEIF_THUMBNAILS=0 (the full decode), --repeat times
 in turn, and prints the median images/s and the ratio to JPEG. It also exports the embeddings and
 prints the cosine between the thumbnail and the full decode of every photo (the thumbnail is only
 worth using if they agree: >= 0.98) and between the HEIC and the JPEG.
 
-Needs: pip install pillow pillow-heif numpy; swift build -c release --product lookalike.
+Needs: pip install pillow pillow-heif numpy; swift build -c release --product lookalike; cc and
+       libheif-dev (make setup installs it).
 Run:   python3 scripts/bench_formats.py [--count 32] [--repeat 3] [--keep]   (--keep reuses the
        generated files; x265 takes a few seconds per 12 MP photo on 2 cores)
 Caveat: upscaled photos are smoother than a camera's, so they compress better and HEVC decodes
@@ -37,6 +40,8 @@ BIN = os.path.join(ROOT, ".build", "release", "lookalike")
 OUT = os.path.join(ROOT, "out", "bench_formats")
 DEFAULT_SOURCE = os.path.normpath(os.path.join(ROOT, "..", "shared", "datasets", "caltech101", "101_ObjectCategories"))
 MEGAPIXELS = 12.0
+THUMBNAIL = 320  # an iPhone's: 320x240 for a 4:3 photo
+SUBFOLDERS = ("jpeg", "heic_phone", "heic")
 
 
 def pick_sources(folder, count):
@@ -48,22 +53,58 @@ def pick_sources(folder, count):
     return files[::step][:count]
 
 
+def phone_shape(im):
+    """The centre of the photo at 4:3 (3:4 when taller than wide): the shape a phone camera writes
+    by default, whose 320-px thumbnail is 320x240."""
+    w, h = im.size
+    tw, th = (w, round(w * 3 / 4)) if w >= h else (round(h * 3 / 4), h)
+    if th > h:
+        tw, th = round(h * 4 / 3), h
+    elif tw > w:
+        tw, th = w, round(w * 4 / 3)
+    left, top = (w - tw) // 2, (h - th) // 2
+    return im.crop((left, top, left + tw, top + th))
+
+
+def thumbnail_writer():
+    """Builds scripts/heic_with_thumbnail.c against the system libheif (once)."""
+    exe = os.path.join(OUT, "heic_with_thumbnail")
+    source = os.path.join(ROOT, "scripts", "heic_with_thumbnail.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(source):
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libheif"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["cc", "-O2", source, "-o", exe, *flags], check=True)
+    return exe
+
+
 def generate(sources, quality):
     pillow_heif.register_heif_opener()
-    for sub in ("jpeg", "heic", "heic_thumb512"):
+    for sub in SUBFOLDERS:
         os.makedirs(os.path.join(OUT, sub), exist_ok=True)
+    writer = thumbnail_writer()
     started = time.time()
     for i, src in enumerate(sources):
         name = f"{i:03d}"
-        im = Image.open(src).convert("RGB")
+        im = phone_shape(Image.open(src).convert("RGB"))
         scale = math.sqrt(MEGAPIXELS * 1e6 / (im.width * im.height))
         big = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
         big.save(os.path.join(OUT, "jpeg", name + ".jpg"), quality=90)
-        for sub, thumb in (("heic", 320), ("heic_thumb512", 512)):
-            big.save(os.path.join(OUT, sub, name + ".heic"), format="HEIF", quality=quality,
-                     tile_size=512, thumbnails=[thumb], enc_params={"preset": "fast"})
-        print(f"  generated {i + 1}/{len(sources)} ({big.width}x{big.height}) "
-              f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
+        big.save(os.path.join(OUT, "heic", name + ".heic"), format="HEIF", quality=quality,
+                 tile_size=512, thumbnails=[THUMBNAIL], enc_params={"preset": "fast"})
+        f = THUMBNAIL / max(big.size)
+        thumb = big.resize((round(big.width * f), round(big.height * f)), Image.Resampling.LANCZOS)
+        raw_big, raw_thumb = os.path.join(OUT, "big.rgb"), os.path.join(OUT, "thumb.rgb")
+        with open(raw_big, "wb") as out:
+            out.write(big.tobytes())
+        with open(raw_thumb, "wb") as out:
+            out.write(thumb.tobytes())
+        subprocess.run([writer, raw_big, str(big.width), str(big.height), raw_thumb, str(thumb.width),
+                        str(thumb.height), str(quality), str(quality),
+                        os.path.join(OUT, "heic_phone", name + ".heic")], check=True)
+        os.remove(raw_big)
+        os.remove(raw_thumb)
+        print(f"  generated {i + 1}/{len(sources)} ({big.width}x{big.height}, thumbnail "
+              f"{thumb.width}x{thumb.height}) {time.time() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 def index(folder, db, env_extra=None):
@@ -101,48 +142,59 @@ def main():
     if not os.path.exists(BIN):
         raise SystemExit("bench_formats: build first: swift build -c release --product lookalike")
 
-    have = len(os.listdir(os.path.join(OUT, "heic_thumb512"))) if os.path.isdir(os.path.join(OUT, "heic_thumb512")) else 0
+    have = len(os.listdir(os.path.join(OUT, "heic"))) if os.path.isdir(os.path.join(OUT, "heic")) else 0
     if not (a.keep and have == a.count):
         generate(pick_sources(a.source, a.count), a.quality)
     sizes = {sub: sum(os.path.getsize(os.path.join(OUT, sub, f)) for f in os.listdir(os.path.join(OUT, sub))) / a.count / 1e6
-             for sub in ("jpeg", "heic", "heic_thumb512")}
+             for sub in SUBFOLDERS}
     with Image.open(os.path.join(OUT, "jpeg", "000.jpg")) as im:
         size = f"{im.width}x{im.height}"
 
+    full_decode = {"LOOKALIKE_HEIF_THUMBNAILS": "0"}
     runs = [("JPEG q90", "jpeg", None),
-            ("HEIC, 320-px thumbnail (full decode)", "heic", None),
-            ("HEIC, 512-px thumbnail (thumbnail decode)", "heic_thumb512", None),
-            ("HEIC, 512-px thumbnail, LOOKALIKE_HEIF_THUMBNAILS=0", "heic_thumb512", {"LOOKALIKE_HEIF_THUMBNAILS": "0"})]
+            ("HEIC, filtered 320-px thumbnail (phone)", "heic_phone", None),
+            ("HEIC, same files, LOOKALIKE_HEIF_THUMBNAILS=0", "heic_phone", full_decode),
+            ("HEIC, nearest-neighbour 320-px thumbnail (libheif)", "heic", None),
+            ("HEIC, same files, LOOKALIKE_HEIF_THUMBNAILS=0", "heic", full_decode)]
     dbs = os.path.join(OUT, "db")
     os.makedirs(dbs, exist_ok=True)
-    rates = {label: [] for label, _, _ in runs}
+    rates = {k: [] for k in range(len(runs))}
     for r in range(a.repeat):
         for k, (label, sub, env) in enumerate(runs):
             rate, _ = index(os.path.join(OUT, sub), os.path.join(dbs, f"{k}.db"), env)
-            rates[label].append(rate)
-            print(f"  round {r + 1}: {label}: {rate:.1f} img/s", file=sys.stderr, flush=True)
+            rates[k].append(rate)
+            print(f"  round {r + 1}: {label} ({sub}): {rate:.1f} img/s", file=sys.stderr, flush=True)
 
-    jpeg = embeddings(os.path.join(dbs, "0.db"), os.path.join(dbs, "e0"))
-    heic_full = embeddings(os.path.join(dbs, "1.db"), os.path.join(dbs, "e1"))
-    thumb = embeddings(os.path.join(dbs, "2.db"), os.path.join(dbs, "e2"))
-    full = embeddings(os.path.join(dbs, "3.db"), os.path.join(dbs, "e3"))
-    thumb_vs_full = [float(thumb[k] @ full[k]) for k in sorted(full)]
-    heic_vs_jpeg = [float(heic_full[k] @ jpeg[k]) for k in sorted(jpeg)]
+    vectors = [embeddings(os.path.join(dbs, f"{k}.db"), os.path.join(dbs, f"e{k}")) for k in range(len(runs))]
+    jpeg = vectors[0]
 
-    base = statistics.median(rates["JPEG q90"])
+    def cosines(a_, b_):
+        return [float(a_[k] @ b_[k]) for k in sorted(b_)]
+
+    phone_vs_full = cosines(vectors[1], vectors[2])
+    nearest_vs_full = cosines(vectors[3], vectors[4])
+    heic_vs_jpeg = cosines(vectors[2], jpeg)
+
+    base = statistics.median(rates[0])
     print(f"\n{a.count} photos, {size} (~{MEGAPIXELS:.0f} MP), `lookalike index` (release), "
           f"median of {a.repeat} rounds, {os.cpu_count()} cores")
-    print(f"  {'folder':<55} {'MB/file':>8} {'img/s':>8} {'vs JPEG':>8}")
-    for label, sub, _ in runs:
-        m = statistics.median(rates[label])
-        print(f"  {label:<55} {sizes[sub]:>8.2f} {m:>8.1f} {m / base:>7.2f}x")
-    print(f"  cosine, 512-px thumbnail vs full decode: min {min(thumb_vs_full):.4f}, "
-          f"mean {statistics.mean(thumb_vs_full):.4f} ({sum(c >= 0.98 for c in thumb_vs_full)}/{len(thumb_vs_full)} >= 0.98)")
-    print(f"  cosine, HEIC (full decode) vs JPEG: min {min(heic_vs_jpeg):.4f}, mean {statistics.mean(heic_vs_jpeg):.4f}")
-    with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"count": a.count, "size": size, "rates": rates, "mb_per_file": sizes,
-                   "thumb_vs_full": thumb_vs_full, "heic_vs_jpeg": heic_vs_jpeg}, f, indent=1)
+    print(f"  {'folder':<52} {'MB/file':>8} {'img/s':>8} {'vs JPEG':>8}")
+    for k, (label, sub, _) in enumerate(runs):
+        m = statistics.median(rates[k])
+        print(f"  {label:<52} {sizes[sub]:>8.2f} {m:>8.1f} {m / base:>7.2f}x")
 
+    def summary(name, values):
+        print(f"  cosine, {name}: min {min(values):.4f}, mean {statistics.mean(values):.4f} "
+              f"({sum(c >= 0.98 for c in values)}/{len(values)} >= 0.98)")
+
+    summary("filtered 320-px thumbnail vs full decode", phone_vs_full)
+    summary("nearest-neighbour 320-px thumbnail vs full decode", nearest_vs_full)
+    summary("HEIC (full decode) vs JPEG", heic_vs_jpeg)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump({"count": a.count, "size": size, "runs": [label for label, _, _ in runs],
+                   "rates": [rates[k] for k in range(len(runs))], "mb_per_file": sizes,
+                   "phone_thumb_vs_full": phone_vs_full, "nearest_thumb_vs_full": nearest_vs_full,
+                   "heic_vs_jpeg": heic_vs_jpeg}, f, indent=1)
 
 if __name__ == "__main__":
     main()

@@ -15,9 +15,11 @@ The source photo is Tests/EngineTests/Fixtures/cat.jpg (public domain, see LICEN
                                  property (and EXIF Orientation 6, as phones write both) that
                                  turns it upright again: it must decode upright and not twice turned
   cat_thumb.heic                 the photo at 480x320 as a 3x2-tile grid (as phones write it) with
-                                 a stored 400x267 thumbnail (>= the 256-px short side the
-                                 preprocessing needs): decoded from the thumbnail
-  cat_thumb_small.heic           the same with a 240x160 thumbnail (too small: full decode)
+                                 a stored 400x267 thumbnail (>= the 224-px short side the
+                                 network's input needs): decoded from the thumbnail
+  cat_thumb_small.heic           the same with a 240x160 thumbnail (under 224: full decode)
+  cat_thumb_phone.heic           the same with a 336x224 thumbnail: a short side of 224 (the network's
+                                 input, as a phone's 320x240 has 240) is enough: decoded from it
   cat_thumb_damaged.heic         cat_thumb.heic with the thumbnail's coded data replaced by noise: a
                                  damaged thumbnail must not lose the photo
   heic_named.jpg                 a green HEIC under a .jpg name; jpeg_named.heic: a yellow JPEG
@@ -211,7 +213,8 @@ def main():
     big = cat.resize((480, 320), Image.Resampling.LANCZOS)
     heic(big, "cat_thumb.heic", thumbnails=[400], tile_size=160)
     heic(big, "cat_thumb_small.heic", thumbnails=[240], tile_size=160)
-    for name, box in (("cat_thumb.heic", 400), ("cat_thumb_small.heic", 240)):
+    heic(big, "cat_thumb_phone.heic", thumbnails=[336], tile_size=160)
+    for name, box in (("cat_thumb.heic", 400), ("cat_thumb_small.heic", 240), ("cat_thumb_phone.heic", 336)):
         info = pillow_heif.open_heif(path(name)).info
         assert info.get("thumbnails") == [box], (name, info.get("thumbnails"))
     # The thumbnail's coded data replaced by noise (same length): libheif fails on it, the photo

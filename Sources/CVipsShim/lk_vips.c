@@ -921,9 +921,17 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
         g_object_unref(img);
         img = small;
     }
-    /* HEVC and AV1 have no shrink-on-load: a big enough stored thumbnail replaces the image. */
-    if (lk_is_heif(format) && allowThumbnail && shorter > shortSide && lk_heif_thumbnails_enabled()) {
-        VipsImage *thumb = lk_heif_decode_thumbnail(in->path, in->data, in->length, W, H, shortSide);
+    /* HEVC and AV1 have no shrink-on-load: a big enough stored thumbnail replaces the image. Big
+     * enough means the network's input (the centre crop, or the region asked for) gets at least
+     * one thumbnail pixel per input pixel, up to the 256/224 margin: a phone's 320x240 thumbnail
+     * qualifies (measured against the full decode: scripts/bench_formats.py, README). */
+    int thumbMinSide = crop;
+    if (cropped) {
+        double fraction = region->w < region->h ? region->w : region->h;
+        thumbMinSide = fraction > 0 ? (int)ceil((double)shortSide / fraction) : INT32_MAX;
+    }
+    if (lk_is_heif(format) && allowThumbnail && shorter > thumbMinSide && lk_heif_thumbnails_enabled()) {
+        VipsImage *thumb = lk_heif_decode_thumbnail(in->path, in->data, in->length, W, H, thumbMinSide);
         if (thumb != NULL) {
             g_object_unref(img);
             img = thumb;

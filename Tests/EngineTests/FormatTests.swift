@@ -111,7 +111,7 @@ struct FormatTests {
 
     @Test("the embedding of each format agrees with the JPEG's (cosine >= 0.98)",
           arguments: ["cat.heic", "cat.avif", "cat.jxl", "cat_container.jxl", "cat_irot.heic",
-                      "cat_thumb.heic", "cat_thumb_small.heic"])
+                      "cat_thumb.heic", "cat_thumb_small.heic", "cat_thumb_phone.heic"])
     func embeddingAgrees(name: String) throws {
         let embedder = try Self.embedder.get()
         let jpeg = try embedder.embed(path: catJPEG()).1
@@ -132,10 +132,18 @@ struct FormatTests {
         #expect(c >= 0.98, "thumbnail vs full decode: cosine \(c)")
         #expect(meanAbsDiff(viaThumb.pixels, full.pixels) < 6)
 
-        // 240x160 is below the 256-px short side: the full image is decoded.
+        // 240x160 is below the 224-px short side (the network input): the full image is decoded.
         let small = try ImageDecoder.decode(path: fixture("cat_thumb_small.heic"))
         let smallFull = try ImageDecoder.decode(path: fixture("cat_thumb_small.heic"), storedThumbnail: false)
         #expect(small.pixels == smallFull.pixels)
+
+        // 336x224: a short side of 224, the network's input (a phone's 320x240 has 240), is enough.
+        let phone = try ImageDecoder.decode(path: fixture("cat_thumb_phone.heic"))
+        let phoneFull = try ImageDecoder.decode(path: fixture("cat_thumb_phone.heic"), storedThumbnail: false)
+        #expect(phone.width == 480 && phone.height == 320)
+        #expect(phone.pixels != phoneFull.pixels, "the 336x224 thumbnail should have been decoded")
+        let cPhone = cosine(try embedder.embed(phone).vector, try embedder.embed(phoneFull).vector)
+        #expect(cPhone >= 0.98, "336x224 thumbnail vs full decode: cosine \(cPhone)")
     }
 
     @Test("a HEIC whose stored thumbnail is damaged is decoded from the photo itself")

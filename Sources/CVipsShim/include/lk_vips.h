@@ -78,7 +78,8 @@ int lk_sniff_file(const char *path);
  * when status is LK_OK. shortSide/crop are the reference geometry (256 / 224);
  * maxPixels is the decompression-bomb limit on width*height from the header. With
  * allowThumbnail, a HEIF/AVIF whose stored thumbnail has the image's shape and a shorter side of
- * at least shortSide is decoded from that thumbnail (HEVC/AV1 have no shrink-on-load); the
+ * at least crop (224: a phone's 320x240 thumbnail qualifies; with a region, enough that the
+ * region keeps shortSide pixels) is decoded from that thumbnail (HEVC/AV1 have no shrink-on-load); the
  * environment variable LOOKALIKE_HEIF_THUMBNAILS=0 turns that off process-wide (benchmarks). */
 int lk_decode_file(const char *path, int shortSide, int crop, long long maxPixels,
                    int allowThumbnail, unsigned char *out, lk_result *result);
