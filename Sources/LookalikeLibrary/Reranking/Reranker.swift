@@ -187,13 +187,19 @@ public final class Reranker: Sendable {
     /// 1 (plain) 0.828 / 0.729, 0.815. Corel-1K: 0.977 / 0.965, 0.974 / 0.955, plain 0.962 / 0.902.
     static let nearCopyWeight: Float = 0.5
 
+    /// The blended score of one candidate: its raw cosine to the query and its re-ranked vector's
+    /// similarity to the expanded query (`StoreLibrary` blends a store's answers the same way).
+    static func nearCopyScore(raw: Float, reranked: Float) -> Float {
+        nearCopyWeight * raw + (1 - nearCopyWeight) * reranked
+    }
+
     func withNearCopies(_ candidates: [Int64], vector: [Float], expanded: [Float], k: Int) -> [Neighbor] {
         var seen = Set<Int64>()
         var scored: [(score: Float, neighbor: Neighbor)] = []
         for id in candidates where seen.insert(id).inserted {
             guard let x = raw.reconstruct(id), let y = ranked.reconstruct(id) else { continue }
             let plain = VectorStore.dot(x, vector)
-            let score = Self.nearCopyWeight * plain + (1 - Self.nearCopyWeight) * VectorStore.dot(y, expanded)
+            let score = Self.nearCopyScore(raw: plain, reranked: VectorStore.dot(y, expanded))
             scored.append((score, Neighbor(id: id, distance: 1 - plain)))
         }
         return scored.sorted { ($0.score, $1.neighbor.id) > ($1.score, $0.neighbor.id) }.prefix(k).map(\.neighbor)

@@ -6,7 +6,8 @@
 // million images, resolve to the smaller row id). The rows a search or a page returns are kept by
 // key, so thumbnails and clicks on results need no further round trip. Searches rank by inner
 // product in Milvus's own index; query expansion (alpha-QE, as locally) runs as two store searches,
-// the first one returning its neighbours' vectors; database-side augmentation needs augmented
+// the first one returning its neighbours' vectors (and an upload's raw nearest, merged in as the
+// local library merges near-copies); database-side augmentation needs augmented
 // vectors, which the collection does not hold, so it is not applied (every answer says what was).
 import Foundation
 import LookalikeEngine
@@ -197,8 +198,8 @@ public final class StoreLibrary: Sendable {
     }
 
     /// The `request.k` best by cosine (inner product) through Milvus's index, restricted to a label
-    /// when asked, cut at `minScore`, re-ranked by query expansion when asked (scores stay the raw
-    /// cosine to the query).
+    /// when asked, cut at `minScore`, re-ranked by query expansion when asked, an outside query's
+    /// near-copies merged in as locally (scores stay the raw cosine to the query).
     public func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox? = nil) async throws -> SearchAnswer {
         guard request.metric == .cosine else {
             throw QueryError(.badRequest, "metric: \(store.store) ranks by cosine (inner product) only")
@@ -214,13 +215,23 @@ public final class StoreLibrary: Sendable {
         var ranked = query.vector
         var applied = Reranking.none
         let expansion = request.reranking.expansion
+        // An outside query's (an upload's) raw nearest images are merged into its expanded answer,
+        // as the local library does (`Reranker.withNearCopies`): the expansion search fetches them.
+        var nearCopies: [StoreHit] = []
         if expansion > 0 {
-            ranked = try await Self.expanded(ranked, in: store, neighbours: expansion, alpha: request.reranking.alpha,
-                                             filter: filter) { Self.key(hash: $0.hash) == excluded }
+            let outside = query.imageId == nil
+            let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
+                                               filter: filter, details: outside, vectors: true)
+                .filter { Self.key(hash: $0.hash) != excluded }
+            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha)
+            if outside { nearCopies = Array(first.prefix(request.k)) }
             applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
         }
-        let hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
+        var hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
                                           details: true, vectors: expansion > 0)
+        if !nearCopies.isEmpty {
+            hits = Self.withNearCopies(Array(hits.prefix(request.k)) + nearCopies, query: query.vector, expanded: ranked, k: request.k)
+        }
         var results: [SearchResult] = []
         var images: [StoreImage] = []
         for hit in hits where results.count < request.k {
@@ -251,8 +262,26 @@ public final class StoreLibrary: Sendable {
     /// query's own row left out by `isQuery`) added to it as the local re-ranking does.
     static func expanded(_ vector: [Float], in store: MilvusStore, neighbours n: Int, alpha: Double, filter: String?,
                          isQuery: (StoreHit) -> Bool) async throws -> [Float] {
-        let first = try await store.search(vector: vector, k: n + 1, filter: filter, vectors: true).filter { !isQuery($0) }.prefix(n)
-        return Reranking.expand(vector, neighbours: first.compactMap { hit in hit.vector.map { (hit.score, $0) } }, alpha: alpha)
+        let first = try await store.search(vector: vector, k: n + 1, filter: filter, vectors: true).filter { !isQuery($0) }
+        return expanded(vector, with: first.prefix(n), alpha: alpha)
+    }
+
+    /// The query expanded with neighbours that came back with their vectors.
+    static func expanded(_ vector: [Float], with neighbours: ArraySlice<StoreHit>, alpha: Double) -> [Float] {
+        Reranking.expand(vector, neighbours: neighbours.compactMap { hit in hit.vector.map { (hit.score, $0) } }, alpha: alpha)
+    }
+
+    /// The union of an outside query's expanded and raw answers (hits with vectors), ordered by
+    /// the local library's blend (`Reranker.nearCopyScore`; the store holds no augmented vectors,
+    /// so the re-ranked vector is the raw one).
+    static func withNearCopies(_ hits: [StoreHit], query: [Float], expanded: [Float], k: Int) -> [StoreHit] {
+        var seen = Set<String>()
+        var scored: [(score: Float, hit: StoreHit)] = []
+        for hit in hits where seen.insert(hit.hash).inserted {
+            guard let x = hit.vector else { continue }
+            scored.append((Reranker.nearCopyScore(raw: VectorStore.dot(x, query), reranked: VectorStore.dot(x, expanded)), hit))
+        }
+        return scored.sorted { ($0.score, $1.hit.id) > ($1.score, $0.hit.id) }.prefix(k).map(\.hit)
     }
 
     static func image(_ row: [String: Any]) -> StoreImage? {
