@@ -12,7 +12,7 @@ Steps (each figure printed as a JSON line, then a summary table):
 
 faiss is only a yardstick (pip install faiss-cpu); the product never uses it.
 Options: --db, --feats (features .npy: `lookalike export`), --n, --hnsw-n, --queries,
---skip-caltech, --skip-large, --skip-faiss, --hnsw-only.
+--skip-caltech, --skip-large, --skip-faiss, --hnsw-only, --ef-construction, --ef.
 """
 import argparse
 import json
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-faiss", action="store_true")
     ap.add_argument("--hnsw-only", action="store_true", help="only the hnsw vs faiss HNSW comparison")
+    ap.add_argument("--ef-construction", type=int, default=100, help="efConstruction of both HNSW graphs (default 100)")
+    ap.add_argument("--ef", default="16,32,64,128", help="efSearch values of both (default 16,32,64,128)")
     a = ap.parse_args()
     if a.hnsw_only:
         a.skip_caltech = a.skip_large = True
@@ -130,13 +132,14 @@ def main():
     # HNSW vs faiss HNSW: same data, M, efConstruction, efSearch; batch qps on both cores.
     small = os.path.join(ROOT, "out", "ann-hnsw")
     run([BIN, "bench-ann", "prepare", "--dir", small, "--feats", a.feats, "--n", str(a.hnsw_n), "--queries", str(a.queries)])
-    run([BIN, "bench-ann", "build", "--dir", small, "--method", "hnsw:32:ef=100"])
-    ours = run([BIN, "bench-ann", "run", "--dir", small, "--method", "hnsw:32:ef=100", "--ef", "16,32,64,128"])
+    method, efs = f"hnsw:32:ef={a.ef_construction}", [int(e) for e in a.ef.split(",")]
+    run([BIN, "bench-ann", "build", "--dir", small, "--method", method])
+    ours = run([BIN, "bench-ann", "run", "--dir", small, "--method", method, "--ef", a.ef])
     if not a.skip_faiss:
-        theirs = faiss_hnsw(small, 32, 100, [16, 32, 64, 128])
+        theirs = faiss_hnsw(small, 32, a.ef_construction, efs)
         # Side by side: the same efSearch, and (last column) faiss at the efSearch whose recall@10
         # first reaches ours, since the two libraries' graphs differ in recall per efSearch.
-        print("\nhnsw:32 vs faiss IndexHNSWFlat (M=32, efConstruction=100), queries/s:")
+        print(f"\nhnsw:32 vs faiss IndexHNSWFlat (M=32, efConstruction={a.ef_construction}), queries/s:")
         print(f"{'efSearch':>8} {'recall':>7} {'faiss recall':>12} {'batch qps':>10} {'faiss':>8} {'ratio':>6}"
               f" {'1 thread':>9} {'faiss':>8} {'ratio':>6} {'faiss at >= our recall':>23}")
         for o, f in zip(ours, theirs):

@@ -1,6 +1,6 @@
 // The `hnsw` index: a hierarchical navigable small-world graph (Malkov & Yashunin), through
 // hnswlib (CHNSW). Descriptor `hnsw:M` (links per node, default 32; `hnsw:M:ef=E` sets the
-// construction beam, default 100); the search beam is SearchParameters.efSearch (default 64).
+// construction beam, default 200); the search beam is SearchParameters.efSearch (default 64).
 // This is what a user would pick for speed at high recall. The graph keeps its own Float32 copy of
 // the vectors (hnswlib routes by distances to stored points; faiss's IndexHNSWFlat does the same),
 // so it costs D x 4 + about 2M x 4 bytes per image on top of the shared store, which still serves
@@ -19,7 +19,11 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     // lock; add, markDelete and resize take the write lock.
     public static let methodName = "hnsw"
     public static let defaultM = 32
-    public static let defaultEfConstruction = 100
+    /// 200, not hnswlib's usual 100: hnswlib links a new node to M neighbours on level 0 where
+    /// faiss links 2M, so at 100 its graph finds less per efSearch (recall@10 0.9859 at efSearch 16
+    /// on 100k tiled Caltech vectors, faiss 0.9956). At 200 both reach the same recall at every
+    /// efSearch, and the build costs about 1.7x (README, approximate search).
+    public static let defaultEfConstruction = 200
     public static let defaultEfSearch = 64
 
     public let descriptor: IndexDescriptor
