@@ -262,24 +262,38 @@ long lk_hnsw_search(const lk_hnsw *h, const float *query, size_t k, size_t ef, u
         const auto *g = h->graph;
         if (g->cur_element_count == 0 || k == 0) return 0;
         // searchKnn of hnswlib 0.6.2 with `ef` passed in instead of read from the shared ef_.
+        // The greedy descent through the upper levels, each node's links scored four at a time
+        // like level 0 (at a small efSearch the descent is a large part of a query's distances).
+        const size_t dim = *static_cast<const size_t *>(g->dist_func_param_);
+        auto vector = [&](hnswlib::tableint id) { return reinterpret_cast<const float *>(g->getDataByInternalId(id)); };
         hnswlib::tableint current = g->enterpoint_node_;
-        float best = g->fstdistfunc_(query, g->getDataByInternalId(current), g->dist_func_param_);
+        float best = g->fstdistfunc_(query, vector(current), g->dist_func_param_);
         for (int level = g->maxlevel_; level > 0; level--) {
             bool changed = true;
             while (changed) {
                 changed = false;
                 unsigned int *data = (unsigned int *)g->get_linklist(current, level);
-                int size = g->getListCount(data);
-                auto *links = (hnswlib::tableint *)(data + 1);
+                const int size = g->getListCount(data);
+                const auto *links = (const hnswlib::tableint *)(data + 1);
                 for (int i = 0; i < size; i++) {
-                    hnswlib::tableint candidate = links[i];
-                    if (candidate >= g->cur_element_count) throw std::runtime_error("hnsw graph links out of range");
-                    float d = g->fstdistfunc_(query, g->getDataByInternalId(candidate), g->dist_func_param_);
-                    if (d < best) { best = d; current = candidate; changed = true; }
+                    if (links[i] >= g->cur_element_count) throw std::runtime_error("hnsw graph links out of range");
+                    _mm_prefetch(reinterpret_cast<const char *>(vector(links[i])), _MM_HINT_T0);
                 }
+                hnswlib::tableint next = current;
+                int i = 0;
+                for (; i + 4 <= size; i += 4) {
+                    float d[4];
+                    dot4_distance(query, vector(links[i]), vector(links[i + 1]), vector(links[i + 2]), vector(links[i + 3]), dim, d);
+                    for (int t = 0; t < 4; t++)
+                        if (d[t] < best) { best = d[t]; next = links[i + t]; }
+                }
+                for (; i < size; i++) {
+                    const float d = g->fstdistfunc_(query, vector(links[i]), g->dist_func_param_);
+                    if (d < best) { best = d; next = links[i]; }
+                }
+                if (next != current) { current = next; changed = true; }
             }
         }
-        const size_t dim = *static_cast<const size_t *>(g->dist_func_param_);
         auto top = g->num_deleted_
             ? searchLevel0<true>(g, current, query, std::max(ef, k), dim)
             : searchLevel0<false>(g, current, query, std::max(ef, k), dim);
