@@ -928,7 +928,8 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     int thumbMinSide = crop;
     if (cropped) {
         double fraction = region->w < region->h ? region->w : region->h;
-        thumbMinSide = fraction > 0 ? (int)ceil((double)shortSide / fraction) : INT32_MAX;
+        double need = fraction > 0 ? ceil((double)shortSide / fraction) : (double)INT32_MAX;
+        thumbMinSide = need < (double)INT32_MAX ? (int)need : INT32_MAX;
     }
     if (lk_is_heif(format) && allowThumbnail && shorter > thumbMinSide && lk_heif_thumbnails_enabled()) {
         VipsImage *thumb = lk_heif_decode_thumbnail(in->path, in->data, in->length, W, H, thumbMinSide);
