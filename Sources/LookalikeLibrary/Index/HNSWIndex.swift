@@ -19,9 +19,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     // lock; add, markDelete and resize take the write lock.
     public static let methodName = "hnsw"
     public static let defaultM = 32
-    /// 200, not hnswlib's usual 100: hnswlib links a new node to M neighbours on level 0 where
-    /// faiss links 2M, so at 100 its graph finds less per efSearch (recall@10 0.9859 at efSearch 16
-    /// on 100k tiled Caltech vectors, faiss 0.9956). At 200 both reach nearly the same recall at
+    /// 200, not hnswlib's usual 100: at 100 hnswlib's graph finds less per efSearch than faiss's
+    /// (recall@10 0.9859 at efSearch 16 on 100k tiled Caltech vectors, faiss 0.9956; why is not
+    /// settled, see the README). At 200 both reach nearly the same recall at
     /// every efSearch (within 0.005), and the build costs about 2.2x (README, approximate search).
     public static let defaultEfConstruction = 200
     public static let defaultEfSearch = 64
