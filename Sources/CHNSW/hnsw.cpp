@@ -3,8 +3,9 @@
 // target_clones, so one binary runs everywhere and uses AVX-512 where present, instead of
 // hnswlib's compile-time #ifdef __AVX512F__), a search that takes its beam width per call
 // (hnswlib 0.6's searchKnn reads a shared ef_, which concurrent searches with different widths
-// would race on) and scores a node's links four at a time on every level, and (de)serialisation to memory in hnswlib's saveIndex layout, so the graph is
-// the payload of an IndexFile and covered by its checksum.
+// would race on) and scores a node's links four at a time on every level, and (de)serialisation
+// to memory in hnswlib's saveIndex layout, so the graph is the payload of an IndexFile and covered
+// by its checksum.
 #include "CHNSW.h"
 #include <hnswlib/hnswlib.h>
 #include <algorithm>

@@ -187,22 +187,26 @@ public final class Reranker: Sendable {
     /// 1 (plain) 0.828 / 0.729, 0.815. Corel-1K: 0.977 / 0.965, 0.974 / 0.955, plain 0.962 / 0.902.
     static let nearCopyWeight: Float = 0.5
 
-    /// The blended score of one candidate: its raw cosine to the query and its re-ranked vector's
-    /// similarity to the expanded query (`StoreLibrary` blends a store's answers the same way).
-    static func nearCopyScore(raw: Float, reranked: Float) -> Float {
-        nearCopyWeight * raw + (1 - nearCopyWeight) * reranked
+    /// Candidates in the blended order (nearCopyWeight of the raw cosine to the query, the rest the
+    /// re-ranked similarity to the expanded query), each once (its first occurrence by `key`), the
+    /// best `k`, ties to the smaller id, each with its raw cosine. The local library and
+    /// `StoreLibrary` both order an upload's answer through this, so the two agree.
+    static func nearCopyOrder<Item, Key: Hashable>(_ candidates: [Item], k: Int, key: (Item) -> Key, id: (Item) -> Int64,
+                                                   similarities: (Item) -> (raw: Float, reranked: Float)?) -> [(item: Item, raw: Float)] {
+        var seen = Set<Key>()
+        var scored: [(score: Float, id: Int64, item: Item, raw: Float)] = []
+        for item in candidates where seen.insert(key(item)).inserted {
+            guard let s = similarities(item) else { continue }
+            scored.append((nearCopyWeight * s.raw + (1 - nearCopyWeight) * s.reranked, id(item), item, s.raw))
+        }
+        return scored.sorted { ($0.score, $1.id) > ($1.score, $0.id) }.prefix(k).map { ($0.item, $0.raw) }
     }
 
     func withNearCopies(_ candidates: [Int64], vector: [Float], expanded: [Float], k: Int) -> [Neighbor] {
-        var seen = Set<Int64>()
-        var scored: [(score: Float, neighbor: Neighbor)] = []
-        for id in candidates where seen.insert(id).inserted {
-            guard let x = raw.reconstruct(id), let y = ranked.reconstruct(id) else { continue }
-            let plain = VectorStore.dot(x, vector)
-            let score = Self.nearCopyScore(raw: plain, reranked: VectorStore.dot(y, expanded))
-            scored.append((score, Neighbor(id: id, distance: 1 - plain)))
-        }
-        return scored.sorted { ($0.score, $1.neighbor.id) > ($1.score, $0.neighbor.id) }.prefix(k).map(\.neighbor)
+        Self.nearCopyOrder(candidates, k: k, key: { $0 }, id: { $0 }) { id in
+            guard let x = raw.reconstruct(id), let y = ranked.reconstruct(id) else { return nil }
+            return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
+        }.map { Neighbor(id: $0.item, distance: 1 - $0.raw) }
     }
 
     /// The final answer of a scan: diffusion where it applies, raw-cosine distances, and an

@@ -271,17 +271,13 @@ public final class StoreLibrary: Sendable {
         Reranking.expand(vector, neighbours: neighbours.compactMap { hit in hit.vector.map { (hit.score, $0) } }, alpha: alpha)
     }
 
-    /// The union of an outside query's expanded and raw answers (hits with vectors), ordered by
-    /// the local library's blend (`Reranker.nearCopyScore`; the store holds no augmented vectors,
-    /// so the re-ranked vector is the raw one).
+    /// The union of an outside query's expanded and raw answers (hits with vectors), in the local
+    /// library's blended order (`Reranker.nearCopyOrder`; the store holds no augmented vectors, so
+    /// the re-ranked vector is the raw one).
     static func withNearCopies(_ hits: [StoreHit], query: [Float], expanded: [Float], k: Int) -> [StoreHit] {
-        var seen = Set<String>()
-        var scored: [(score: Float, hit: StoreHit)] = []
-        for hit in hits where seen.insert(hit.hash).inserted {
-            guard let x = hit.vector else { continue }
-            scored.append((Reranker.nearCopyScore(raw: VectorStore.dot(x, query), reranked: VectorStore.dot(x, expanded)), hit))
-        }
-        return scored.sorted { ($0.score, $1.hit.id) > ($1.score, $0.hit.id) }.prefix(k).map(\.hit)
+        Reranker.nearCopyOrder(hits, k: k, key: \.hash, id: \.id) { hit in
+            hit.vector.map { (VectorStore.dot($0, query), VectorStore.dot($0, expanded)) }
+        }.map(\.item)
     }
 
     static func image(_ row: [String: Any]) -> StoreImage? {
