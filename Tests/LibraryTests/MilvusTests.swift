@@ -163,6 +163,64 @@ final class MilvusTestServer: Sendable {
         await #expect(throws: StoreError.self) { _ = try await StoreEvaluator.run(store: store, options: options, model: other) }
     }
 
+    /// The re-ranking companion (`prepare-rerank`): every library image's top-10 and every
+    /// upload's under the default re-ranking (augmentation, expansion, diffusion) equal the local
+    /// library's, so does the evaluation; a push that changes the collection retires it until it is
+    /// prepared again.
+    @Test func reRankingOverTheStoreEqualsTheLocalLibrary() async throws {
+        guard let server = try server() else { return }
+        let dir = try Fixture.tempDir()
+        let catalogue = try library(dir)
+        let embedder = try Fixture.embedder()
+        let address = server.address()
+        let store = MilvusStore(address: address)
+        _ = try await MilvusSync(catalogue: catalogue, store: store, model: embedder.model).push(prune: false)
+        let images = try catalogue.vectorCount(model: embedder.model.id)
+        let summary = try await StoreReranking.prepare(library: address, options: .libraryDefault)
+        #expect(summary.images == images && summary.reranking == "dba:15+diff:30" && summary.notes.isEmpty)
+        #expect(try await MilvusStore(address: StoreReranking.companionAddress(of: address)).count() == images)
+
+        let remote = try await StoreLibrary.open(address, makeEmbedder: { try Fixture.embedder() })
+        let service = try SearchService(catalogue: catalogue)
+        let request = SearchRequest(k: 10, reranking: .libraryDefault)
+        var sources: [QuerySource] = try catalogue.allSummaries().values.map { .path($0.path) }
+        sources += try FileManager.default.contentsOfDirectory(atPath: Fixture.queries.path).sorted()
+            .map { .file(Fixture.queries.appendingPathComponent($0).path) }
+        for source in sources {
+            let local = try await service.search(source, request)
+            let answer = try await remote.search(source, request)
+            #expect(answer.results.map(\.path) == local.results.map(\.path) && answer.results.count == 10, "\(source)")
+            #expect(answer.reranking == local.reranking, "\(source): \(answer.reranking) / \(local.reranking)")
+            for (r, l) in zip(answer.results, local.results) { #expect(abs(r.score - l.score) < 1e-4) }
+        }
+        #expect(sources.count > images)
+
+        var options = EvaluationOptions()
+        options.k = 5
+        options.reranking = .libraryDefault
+        let localEval = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let remoteEval = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
+        #expect(remoteEval.reranking == "dba:15+qe:10+diff:30" && localEval.reranking == remoteEval.reranking)
+        #expect(abs(remoteEval.precision_at_k - localEval.precision_at_k) < 1e-9 && abs(remoteEval.map - localEval.map) < 1e-9,
+                "store P@5 \(remoteEval.precision_at_k) mAP \(remoteEval.map), local \(localEval.precision_at_k) / \(localEval.map)")
+
+        // Another worker pushes one more image: the companion no longer covers the collection, so
+        // answers fall back to query expansion (and say so) until it is prepared again.
+        let other = try library(dir, classes: ["pizza"], name: "other")
+        let extra = dir.appendingPathComponent("extra")
+        try FileManager.default.createDirectory(at: extra, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Fixture.queries.appendingPathComponent("pizza_0010.jpg"),
+                                         to: extra.appendingPathComponent("pizza_0010.jpg"))
+        _ = try Indexer(catalogue: other, embedder: Fixture.embedder()).run(roots: [extra.path])
+        _ = try await MilvusSync(catalogue: other, store: store, model: embedder.model).push(prune: false)
+        remote.recheckReranking()
+        let query = QuerySource.file(Fixture.queries.appendingPathComponent("dalmatian_0010.jpg").path)
+        #expect(try await remote.search(query, request).reranking == "qe:10")
+        _ = try await StoreReranking.prepare(library: address, options: .libraryDefault)
+        remote.recheckReranking()
+        #expect(try await remote.search(query, request).reranking == "dba:15+qe:10")
+    }
+
     @Test func rerunAddsNothingAndAnInterruptedPushResumesWithoutDuplicates() async throws {
         guard let server = try server() else { return }
         let dir = try Fixture.tempDir()
@@ -330,14 +388,27 @@ final class MilvusTestServer: Sendable {
         let query = Fixture.queries.appendingPathComponent("pizza_0010.jpg").path
         let service = try SearchService(catalogue: Catalogue(path: db, mustExist: true))
         struct Answer: Decodable { struct Hit: Decodable { let path: String }; let results: [Hit]; let reranking: String }
-        // Plain, and with query expansion (the default's other step, augmentation, needs vectors
-        // the collection does not hold: the answer says only qe was applied).
+        // Plain, and with query expansion (before `prepare-rerank`, augmentation has no augmented
+        // vectors to rank: the answer says only qe was applied).
         for (option, reranking) in [("none", Reranking.none), ("default", Reranking(expansion: 10))] {
             let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json", "--rerank", option])
             let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
             let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
             #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "--rerank \(option)")
             #expect(r.reranking == reranking.description)
+        }
+        // After `prepare-rerank`, the library's default re-ranking applies over the store as locally:
+        // an upload gets augmentation and expansion, a library image diffusion too.
+        let prepared = try lookalike(["prepare-rerank", "--store", store])
+        #expect(prepared.status == 0 && prepared.stdout.contains("dba:15+diff:30 prepared for 18 images"), "\(prepared.stdout) \(prepared.stderr)")
+        let libraryImage = folder.appendingPathComponent("dalmatian/image_0002.jpg").path
+        for (arguments, source, applied) in [([query], QuerySource.file(query), "dba:15+qe:10"),
+                                             (["--path", libraryImage], QuerySource.path(libraryImage), "dba:15+qe:10+diff:30")] {
+            let remote = try lookalike(["search"] + arguments + ["--store", store, "-k", "10", "--json"])
+            let local = try await service.search(source, SearchRequest(k: 10, reranking: .libraryDefault))
+            let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
+            #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "default re-ranking, \(arguments)")
+            #expect(r.reranking == applied && local.reranking == applied, "\(r.reranking) / \(local.reranking)")
         }
         let bad = try lookalike(["search", query, "--store", "milvus://127.0.0.1:1/nothing"])
         #expect(bad.status != 0 && bad.stderr.contains("milvus://127.0.0.1:1/nothing"), "\(bad.stderr)")

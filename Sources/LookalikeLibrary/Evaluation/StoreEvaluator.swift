@@ -4,8 +4,9 @@
 // vector searched through Milvus's own index (its top `candidateLimit`, AP over that list with
 // the relevant images it misses counting as misses, as for the local coarse methods). Query
 // expansion applies as in `StoreLibrary` (a first search returns the query's neighbours with their
-// vectors, the expanded query is then ranked); database-side augmentation needs augmented vectors
-// the collection does not hold, and the report says what was applied.
+// vectors, the expanded query is then ranked); augmentation and diffusion apply when the
+// collection's re-ranking companion (`prepare-rerank`, StoreReranking) covers it, and the report
+// says what was applied.
 import Foundation
 import LookalikeEngine
 
@@ -20,6 +21,16 @@ public enum StoreEvaluator {
         if let model { try store.check(described, model: model) }
         let collection = try await store.loaded(described)
         let rows = try await store.allRows(fields: ["hash", "label", "path"])
+        let companion = options.reranking.isNone ? nil : try await StoreReranking.open(library: store, collection: collection)
+            .flatMap { $0.serves(options.reranking) ? $0 : nil }
+        var hashOf: [Int64: String] = [:]
+        var rowOf: [String: Int64] = [:]
+        for row in rows {
+            guard let id = row["id"].flatMap(MilvusStore.int64), let hash = row["hash"] as? String else { continue }
+            hashOf[id] = hash
+            if let known = rowOf[hash], known < id { continue }
+            rowOf[hash] = id
+        }
         let clutter = options.clutterLabels
         let items = rows.compactMap { row -> Evaluator.Item? in
             guard let id = row["id"].flatMap(MilvusStore.int64) else { return nil }
@@ -36,6 +47,7 @@ public enum StoreEvaluator {
         var outcomes: [QueryOutcome] = []
         var metrics: [RankingMetrics] = []
         var searchSeconds = 0.0
+        var appliedReranking = expansion > 0 ? Reranking(expansion: expansion, alpha: options.reranking.alpha) : .none
         for start in stride(from: 0, to: queries.count, by: 64) {
             let chunk = Array(queries[start..<min(queries.count, start + 64)])
             let vectors = try await store.vectors(ids: chunk.map(\.id))
@@ -44,6 +56,19 @@ public enum StoreEvaluator {
                     throw StoreError(store: store.address.description, "row \(query.id) (\(query.path)) has no vector")
                 }
                 let started = DispatchTime.now().uptimeNanoseconds
+                if let companion, let hash = hashOf[query.id] {
+                    // As the local evaluation ranks: the query's own row is in the scan, then dropped.
+                    let ranked = try await companion.rank(vector: vector, libraryHash: hash, excluding: nil, k: limit + 1,
+                                                          wanted: options.reranking, filter: filter, library: store)
+                    searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                    appliedReranking = ranked.applied
+                    let ids = Array(ranked.hashes.filter { $0 != hash }.compactMap { rowOf[$0] }.prefix(limit))
+                    let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
+                                                         options: options)
+                    metrics.append(m)
+                    outcomes.append(outcome)
+                    continue
+                }
                 var ranked = vector
                 if expansion > 0 {
                     ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: options.reranking.alpha,
@@ -61,7 +86,7 @@ public enum StoreEvaluator {
         }
         let index = "\(collection.indexName ?? "index") (\(collection.metric ?? "IP"))"
         var applied = options
-        applied.reranking = expansion > 0 ? Reranking(expansion: expansion, alpha: options.reranking.alpha) : .none
+        applied.reranking = appliedReranking
         return Evaluator.report(library: store.address.description, images: inLibrary.count, options: applied,
                                 method: "milvus \(index)",
                                 apOver: "top \(limit) returned by Milvus (relevant images not returned count as misses)",

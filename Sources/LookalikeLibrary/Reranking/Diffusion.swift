@@ -20,6 +20,7 @@
 // searches load it in milliseconds; a search that finds it out of date uses it meanwhile and
 // rebuilds it (LiveLibrary.diffusionGraph). Above `maximumGraph` images it is not built (searches
 // then skip diffusion and say so) until the neighbours come from an approximate index.
+import CBLAS
 import Foundation
 import LookalikeEngine
 
@@ -48,6 +49,12 @@ public final class DiffusionGraph: Sendable {
     /// The mutual `k`-NN graph of `store`'s live vectors (exact neighbours); nil above `maximumGraph`.
     public static func build(store: VectorStore, neighbours k: Int) throws -> DiffusionGraph? {
         guard store.count <= maximumGraph else { return nil }
+        let (ids, lists) = try neighbourLists(store: store, neighbours: k)
+        return DiffusionGraph(ids: ids, lists: lists, neighbours: k)
+    }
+
+    /// Every live vector's `k` nearest others (id, cosine), best first (exact).
+    static func neighbourLists(store: VectorStore, neighbours k: Int) throws -> (ids: [Int64], lists: [[(Int64, Float)]]) {
         let index = ExactIndex(store: store, descriptor: IndexDescriptor(method: ExactIndex.methodName))
         var ids: [Int64] = []
         var lists: [[(Int64, Float)]] = []
@@ -58,7 +65,66 @@ public final class DiffusionGraph: Sendable {
                 lists.append(found[i].lazy.filter { $0.id != id }.prefix(k).map { ($0.id, 1 - $0.distance) })
             }
         }
-        return DiffusionGraph(ids: ids, lists: lists, neighbours: k)
+        return (ids, lists)
+    }
+
+    /// What a node contributes to any subgraph it is in, so a graph too big to keep in the serving
+    /// process (a Milvus collection's) can be rebuilt per query over the query's candidates alone
+    /// (`subgraph`): `radius`, the cosine of its k-th nearest (j is among i's k nearest when
+    /// cos_ij >= radius_i), and `degree`, its row sum in the whole mutual graph (the normalisation).
+    public struct NodeFacts: Sendable, Equatable {
+        public let radius: Float
+        public let degree: Float
+    }
+
+    /// Every live vector's facts (nil above `maximumGraph`, as `build`).
+    public static func nodeFacts(store: VectorStore, neighbours k: Int) throws -> [Int64: NodeFacts]? {
+        guard store.count <= maximumGraph else { return nil }
+        let (ids, lists) = try neighbourLists(store: store, neighbours: k)
+        let edges = mutualEdges(ids: ids, lists: lists, positions: positions(ids))
+        var facts: [Int64: NodeFacts] = [:]
+        for (i, id) in ids.enumerated() {
+            // Fewer than k others: every other node is a neighbour.
+            let radius = lists[i].count < k ? -Float.infinity : (lists[i].last?.1 ?? -Float.infinity)
+            facts[id] = NodeFacts(radius: radius, degree: edges[i].reduce(Float(0)) { $0 + $1.1 })
+        }
+        return facts
+    }
+
+    /// How much a cosine recomputed from stored vectors may differ from the one the lists were made
+    /// with (summation order, the store's 7-decimal components) and still count as the same.
+    static let radiusTolerance: Float = 1e-5
+
+    /// The graph of these nodes only, from their vectors and facts: the principal submatrix of the
+    /// whole graph's A (mutual k-NN edges, weights cos^gamma over sqrt(degree_i degree_j)), which is
+    /// all truncated diffusion (`rescore`) reads.
+    static func subgraph(ids: [Int64], vectors: [[Float]], facts: [NodeFacts], neighbours k: Int) -> DiffusionGraph {
+        let n = ids.count
+        let d = vectors.first?.count ?? 0
+        var flat = [Float](repeating: 0, count: n * d)
+        for (i, v) in vectors.enumerated() where v.count == d {
+            for j in 0..<d { flat[i * d + j] = v[j] }
+        }
+        var cosines = [Float](repeating: 0, count: n * n)
+        if n > 0 && d > 0 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), 1, flat, Int32(d), flat, Int32(d),
+                        0, &cosines, Int32(n))
+        }
+        var rowStart = [0]
+        var columns: [Int32] = []
+        var values: [Float] = []
+        for i in 0..<n {
+            for j in 0..<n where j != i {
+                let c = cosines[i * n + j]
+                guard c >= facts[i].radius - radiusTolerance, c >= facts[j].radius - radiusTolerance else { continue }
+                let degrees = facts[i].degree * facts[j].degree
+                guard degrees > 0 else { continue }
+                columns.append(Int32(j))
+                values.append(pow(max(0, c), gamma) / degrees.squareRoot())
+            }
+            rowStart.append(columns.count)
+        }
+        return DiffusionGraph(neighbours: k, ids: ids, rowStart: rowStart, columns: columns, values: values)
     }
 
     init(neighbours: Int, ids: [Int64], rowStart: [Int], columns: [Int32], values: [Float]) {
@@ -83,15 +149,7 @@ public final class DiffusionGraph: Sendable {
         self.ids = ids
         let positions = Self.positions(ids)
         self.positions = positions
-        let inList = lists.map { Set($0.map(\.0)) }
-        // Mutual edges only: j lists i and i lists j (the weight is the same both ways).
-        var edges = [[(Int32, Float)]](repeating: [], count: ids.count)
-        for (i, list) in lists.enumerated() {
-            for (j, similarity) in list {
-                guard let pj = positions[j], inList[Int(pj)].contains(ids[i]) else { continue }
-                edges[i].append((pj, pow(max(0, similarity), Self.gamma)))
-            }
-        }
+        let edges = Self.mutualEdges(ids: ids, lists: lists, positions: positions)
         let degree = edges.map { $0.reduce(Float(0)) { $0 + $1.1 } }
         var rowStart = [0]
         var columns: [Int32] = []
@@ -108,6 +166,20 @@ public final class DiffusionGraph: Sendable {
         self.rowStart = rowStart
         self.columns = columns
         self.values = values
+    }
+
+    /// Each node's mutual edges (position, weight cos^gamma): j lists i and i lists j (the weight
+    /// is the same both ways).
+    static func mutualEdges(ids: [Int64], lists: [[(Int64, Float)]], positions: [Int64: Int32]) -> [[(Int32, Float)]] {
+        let inList = lists.map { Set($0.map(\.0)) }
+        var edges = [[(Int32, Float)]](repeating: [], count: ids.count)
+        for (i, list) in lists.enumerated() {
+            for (j, similarity) in list {
+                guard let pj = positions[j], inList[Int(pj)].contains(ids[i]) else { continue }
+                edges[i].append((pj, pow(max(0, similarity), Self.gamma)))
+            }
+        }
+        return edges
     }
 
     /// f solving (I - alpha A_S) f = y on the subgraph S of the nodes `subset` (positions; A_S is

@@ -193,17 +193,50 @@ public final class MilvusStore: Sendable {
         }
     }
 
+    /// Creates a collection of `dimension`-d vectors (inner product, automatic ids) with this
+    /// description, and waits until it is loaded. For collections other than a library's own (the
+    /// re-ranking companion); `prepare` makes and checks a library's.
+    func create(description: String, dimension: Int, loadTimeout: Double = 120) async throws -> Collection {
+        let body: [String: Any] = [
+            "collectionName": address.collection, "dimension": dimension, "metricType": "IP",
+            "primaryField": "id", "vectorField": "vector", "description": description,
+        ]
+        _ = try await call("POST", "/collections/create", body: body)
+        guard let made = try await describe() else {
+            throw StoreError(store: store, "the collection was created but describe does not find it")
+        }
+        return try await loaded(made, timeout: loadTimeout)
+    }
+
+    /// Drops the collection and its rows (nothing happens when it does not exist).
+    func drop() async throws {
+        guard try await describe() != nil else { return }
+        _ = try await call("POST", "/collections/drop", body: ["collectionName": address.collection])
+    }
+
     // MARK: rows
 
     /// Inserts `entities` (one request; callers batch) and returns the ids Milvus gave them.
     @discardableResult
     public func insert(_ entities: [RemoteEntity]) async throws -> [Int64] {
-        guard !entities.isEmpty else { return [] }
-        let answer = try await call("POST", "/insert", json: try Self.insertBody(collection: address.collection, entities, store: store))
+        try await insert(json: try Self.insertBody(collection: address.collection, entities, store: store), rows: entities.count)
+    }
+
+    /// Inserts rows of a vector and other fields (one request; callers batch).
+    @discardableResult
+    func insert<Fields: Encodable>(vectors: [[Float]], fields: [Fields]) async throws -> [Int64] {
+        try await insert(json: try Self.insertBody(collection: address.collection, vectors: vectors, fields: fields,
+                                                   names: (0..<vectors.count).map { "row \($0)" }, store: store),
+                         rows: vectors.count)
+    }
+
+    private func insert(json: [UInt8], rows: Int) async throws -> [Int64] {
+        guard rows > 0 else { return [] }
+        let answer = try await call("POST", "/insert", json: json)
         let data = answer.data as? [String: Any]
         let ids = (data?["insertIds"] as? [Any] ?? []).compactMap(Self.int64)
-        guard ids.count == entities.count else {
-            throw StoreError(store: store, "insert of \(entities.count) rows answered \(ids.count) ids")
+        guard ids.count == rows else {
+            throw StoreError(store: store, "insert of \(rows) rows answered \(ids.count) ids")
         }
         return ids
     }
@@ -266,11 +299,7 @@ public final class MilvusStore: Sendable {
         var fields = ["hash", "path", "label", "tags"]
         if details { fields += ["size", "captured"] }
         if vectors { fields.append("vector") }
-        var body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
-                                   "outputFields": fields, "limit": k]
-        if let filter { body["filter"] = filter }
-        let answer = try await call("POST", "/search", body: body)
-        let rows = answer.data as? [[String: Any]] ?? []
+        let rows = try await searchRows(vector: vector, k: k, fields: fields, filter: filter)
         return rows.enumerated().map { i, row in
             var hit = StoreHit(rank: i + 1, hash: row["hash"] as? String ?? "", path: row["path"] as? String ?? "",
                                label: row["label"] as? String ?? "", tags: row["tags"] as? String ?? "",
@@ -283,6 +312,25 @@ public final class MilvusStore: Sendable {
             if vectors { hit.vector = Self.floats(row["vector"]) }
             return hit
         }
+    }
+
+    /// The top `k` rows by inner product with `vector`, as Milvus answers them: `fields`, "id" and
+    /// "distance" (the inner product).
+    func searchRows(vector: [Float], k: Int, fields: [String], filter: String? = nil) async throws -> [[String: Any]] {
+        var body: [String: Any] = ["collectionName": address.collection, "vector": vector.map { Double($0) },
+                                   "outputFields": fields, "limit": k]
+        if let filter { body["filter"] = filter }
+        let answer = try await call("POST", "/search", body: body)
+        return answer.data as? [[String: Any]] ?? []
+    }
+
+    /// The rows of these content hashes (`fields` and id; an image with duplicate rows answers each).
+    func rows(hashes: [String], fields: [String]) async throws -> [[String: Any]] {
+        var rows: [[String: Any]] = []
+        for chunk in Array(Set(hashes)).chunked(256).map(Array.init) {
+            rows += try await query(filter: "hash in \(Self.list(chunk))", fields: fields)
+        }
+        return rows
     }
 
     /// Every row's `fields` (and id). A query answers at most `queryWindow` rows, so the rows are
@@ -364,25 +412,33 @@ public final class MilvusStore: Sendable {
             let hash: String, path: String, label: String, size: Int64, tags: String
             let captured: String?
         }
+        return try insertBody(collection: collection, vectors: entities.map(\.vector),
+                              fields: entities.map { Fields(hash: $0.contentHash, path: $0.path, label: $0.label, size: $0.size,
+                                                            tags: $0.tags, captured: $0.capturedAt) },
+                              names: entities.map(\.path), store: store)
+    }
+
+    /// The same for any rows: `vectors[i]` with the fields of `fields[i]` (`names[i]` names the row
+    /// in errors).
+    static func insertBody<Fields: Encodable>(collection: String, vectors: [[Float]], fields: [Fields], names: [String],
+                                              store: String) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         var out: [UInt8] = []
-        out.reserveCapacity(entities.count * (entities.first?.vector.count ?? 0) * 12 + 256)
+        out.reserveCapacity(vectors.count * (vectors.first?.count ?? 0) * 12 + 256)
         out += Array("{\"collectionName\":".utf8) + (try encoder.encode(collection)) + Array(",\"data\":[".utf8)
-        for (i, e) in entities.enumerated() {
-            guard e.vector.allSatisfy(\.isFinite) else {
-                throw StoreError(store: store, "the vector of \(e.path) is not finite; re-index it")
+        for (i, (vector, row)) in zip(vectors, fields).enumerated() {
+            guard vector.allSatisfy(\.isFinite) else {
+                throw StoreError(store: store, "the vector of \(i < names.count ? names[i] : "row \(i)") is not finite; re-index it")
             }
             if i > 0 { out.append(UInt8(ascii: ",")) }
             out += Array("{\"vector\":[".utf8)
-            for (j, x) in e.vector.enumerated() {
+            for (j, x) in vector.enumerated() {
                 if j > 0 { out.append(UInt8(ascii: ",")) }
                 appendFixed7(x, to: &out)
             }
             out += Array("],".utf8)
-            let fields = try encoder.encode(Fields(hash: e.contentHash, path: e.path, label: e.label, size: e.size,
-                                                   tags: e.tags, captured: e.capturedAt))
-            out += fields.dropFirst()  // the fields object without its opening brace
+            out += try encoder.encode(row).dropFirst()  // the fields object without its opening brace
         }
         out += Array("]}".utf8)
         return out

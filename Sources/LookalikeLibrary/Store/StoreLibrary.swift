@@ -5,10 +5,12 @@
 // replica and after the collection is rebuilt (two images sharing a key, one chance in 10^4 at a
 // million images, resolve to the smaller row id). The rows a search or a page returns are kept by
 // key, so thumbnails and clicks on results need no further round trip. Searches rank by inner
-// product in Milvus's own index; query expansion (alpha-QE, as locally) runs as two store searches,
-// the first one returning its neighbours' vectors (and an upload's raw nearest, merged in as the
-// local library merges near-copies); database-side augmentation needs augmented
-// vectors, which the collection does not hold, so it is not applied (every answer says what was).
+// product in Milvus's own index. Re-ranking: with a companion collection built by
+// `prepare-rerank` (StoreReranking), augmentation, query expansion and diffusion run as locally;
+// without one (or one that no longer covers the collection), query expansion (alpha-QE) runs over
+// the raw vectors as two store searches, the first one returning its neighbours' vectors (and an
+// upload's raw nearest, merged in as the local library merges near-copies). Every answer says
+// what was applied.
 import Foundation
 import LookalikeEngine
 
@@ -38,6 +40,9 @@ public final class StoreLibrary: Sendable {
     public let resolver: QueryResolver
     private let seen = Locked<[Int64: StoreImage]>([:])
     private let labels = Locked<(counts: [LabelCount], at: Date)?>(nil)
+    /// The re-ranking companion as last checked (it is checked again after `companionRecheck` s).
+    private let companionState = Locked<(value: StoreReranking?, at: Date)?>(nil)
+    static let companionRecheck: Double = 10
     /// Rows kept by key (a bound, not a cache policy: past it the memory starts over).
     static let seenLimit = 200_000
     static let rowFields = ["hash", "path", "label", "tags", "size", "captured"]
@@ -170,6 +175,17 @@ public final class StoreLibrary: Sendable {
 
     // MARK: search
 
+    /// The re-ranking companion when it covers the collection (checked every `companionRecheck` s).
+    public func reranking() async throws -> StoreReranking? {
+        if let known = companionState.value, Date().timeIntervalSince(known.at) < Self.companionRecheck { return known.value }
+        let current = try await StoreReranking.open(library: store, collection: collection)
+        companionState.withLock { $0 = (current, Date()) }
+        return current
+    }
+
+    /// Forgets the companion's state, so the next search looks again (after `prepare-rerank`).
+    public func recheckReranking() { companionState.withLock { $0 = nil } }
+
     /// A query's vector: the stored row of a store image (named by key or path), else the
     /// embedding of the file, URL or upload.
     public func resolve(_ source: QuerySource, crop: CropBox? = nil) async throws -> ResolvedQuery {
@@ -218,6 +234,15 @@ public final class StoreLibrary: Sendable {
         // An outside query's (an upload's) raw nearest images are merged into its expanded answer,
         // as the local library does (`Reranker.withNearCopies`): the expansion search fetches them.
         var nearCopies: [StoreHit] = []
+        var hits: [StoreHit]
+        if !request.reranking.isNone, let companion = try await reranking(), companion.serves(request.reranking) {
+            let libraryHash = query.imageId.flatMap { key in seen.withLock { $0[key]?.hash } }
+            let excludedHash = request.includeSelf ? nil : libraryHash
+            let ranked = try await companion.rank(vector: query.vector, libraryHash: libraryHash, excluding: excludedHash,
+                                                  k: request.k, wanted: request.reranking, filter: filter, library: store)
+            applied = ranked.applied
+            hits = try await rows(hashes: ranked.hashes)
+        } else {
         if expansion > 0 {
             let outside = query.imageId == nil
             let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
@@ -227,17 +252,18 @@ public final class StoreLibrary: Sendable {
             if outside { nearCopies = Array(first.prefix(request.k)) }
             applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
         }
-        var hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
-                                          details: true, vectors: expansion > 0)
+        hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
+                                      details: true, vectors: expansion > 0)
         if !nearCopies.isEmpty {
             hits = Self.withNearCopies(Array(hits.prefix(request.k)) + nearCopies, query: query.vector, expanded: ranked, k: request.k)
+        }
         }
         var results: [SearchResult] = []
         var images: [StoreImage] = []
         for hit in hits where results.count < request.k {
             guard let key = Self.key(hash: hit.hash), key != excluded else { continue }
-            // Expanded: the order is the expanded query's, the score the raw query's cosine.
-            let score = expansion > 0 ? hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score : hit.score
+            // Re-ranked: the order is the re-ranking's, the score the raw cosine (hits carry their raw vectors).
+            let score = hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score
             if let minScore = request.minScore, score < minScore { continue }
             let image = StoreImage(id: key, row: hit.id, hash: hit.hash, path: hit.path, label: hit.label, tags: hit.tags,
                                    size: hit.size, captured: hit.captured)
@@ -257,6 +283,27 @@ public final class StoreLibrary: Sendable {
     }
 
     // MARK: helpers
+
+    /// The rows of these images as hits in this order, with their raw vectors (scores are set from them).
+    func rows(hashes: [String]) async throws -> [StoreHit] {
+        var byHash: [String: [String: Any]] = [:]
+        for row in try await store.rows(hashes: hashes, fields: Self.rowFields + ["vector"]) {
+            guard let hash = row["hash"] as? String else { continue }
+            // Duplicate rows of one image: the smallest id names it.
+            if let known = byHash[hash], let a = known["id"].flatMap(MilvusStore.int64), let b = row["id"].flatMap(MilvusStore.int64), a < b { continue }
+            byHash[hash] = row
+        }
+        return hashes.enumerated().compactMap { i, hash in
+            guard let row = byHash[hash] else { return nil }
+            var hit = StoreHit(rank: i + 1, hash: hash, path: row["path"] as? String ?? "", label: row["label"] as? String ?? "",
+                               tags: row["tags"] as? String ?? "", score: 0)
+            hit.id = row["id"].flatMap(MilvusStore.int64) ?? 0
+            hit.size = row["size"].flatMap(MilvusStore.int64)
+            hit.captured = row["captured"] as? String
+            hit.vector = MilvusStore.floats(row["vector"])
+            return hit
+        }
+    }
 
     /// alpha-QE through the store: the query's `n` nearest (their vectors returned with them, the
     /// query's own row left out by `isQuery`) added to it as the local re-ranking does.
