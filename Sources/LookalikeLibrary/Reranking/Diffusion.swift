@@ -20,7 +20,6 @@
 // searches load it in milliseconds; a search that finds it out of date uses it meanwhile and
 // rebuilds it (LiveLibrary.diffusionGraph). Above `maximumGraph` images it is not built (searches
 // then skip diffusion and say so) until the neighbours come from an approximate index.
-import CBLAS
 import Foundation
 import LookalikeEngine
 
@@ -70,11 +69,15 @@ public final class DiffusionGraph: Sendable {
 
     /// What a node contributes to any subgraph it is in, so a graph too big to keep in the serving
     /// process (a Milvus collection's) can be rebuilt per query over the query's candidates alone
-    /// (`subgraph`): `radius`, the cosine of its k-th nearest (j is among i's k nearest when
-    /// cos_ij >= radius_i), and `degree`, its row sum in the whole mutual graph (the normalisation).
+    /// (`subgraph`): its `k` nearest (id, cosine), best first, and `degree`, its row sum in the whole
+    /// mutual graph (the normalisation).
     public struct NodeFacts: Sendable, Equatable {
-        public let radius: Float
+        public let neighbours: [Neighbour]
         public let degree: Float
+        public struct Neighbour: Sendable, Equatable {
+            public let id: Int64
+            public let similarity: Float
+        }
     }
 
     /// Every live vector's facts (nil above `maximumGraph`, as `build`).
@@ -84,43 +87,29 @@ public final class DiffusionGraph: Sendable {
         let edges = mutualEdges(ids: ids, lists: lists, positions: positions(ids))
         var facts: [Int64: NodeFacts] = [:]
         for (i, id) in ids.enumerated() {
-            // Fewer than k others: every other node is a neighbour.
-            let radius = lists[i].count < k ? -Float.infinity : (lists[i].last?.1 ?? -Float.infinity)
-            facts[id] = NodeFacts(radius: radius, degree: edges[i].reduce(Float(0)) { $0 + $1.1 })
+            facts[id] = NodeFacts(neighbours: lists[i].map { NodeFacts.Neighbour(id: $0.0, similarity: $0.1) },
+                                  degree: edges[i].reduce(Float(0)) { $0 + $1.1 })
         }
         return facts
     }
 
-    /// How much a cosine recomputed from stored vectors may differ from the one the lists were made
-    /// with (summation order, the store's 7-decimal components) and still count as the same.
-    static let radiusTolerance: Float = 1e-5
-
-    /// The graph of these nodes only, from their vectors and facts: the principal submatrix of the
-    /// whole graph's A (mutual k-NN edges, weights cos^gamma over sqrt(degree_i degree_j)), which is
-    /// all truncated diffusion (`rescore`) reads.
-    static func subgraph(ids: [Int64], vectors: [[Float]], facts: [NodeFacts], neighbours k: Int) -> DiffusionGraph {
-        let n = ids.count
-        let d = vectors.first?.count ?? 0
-        var flat = [Float](repeating: 0, count: n * d)
-        for (i, v) in vectors.enumerated() where v.count == d {
-            for j in 0..<d { flat[i * d + j] = v[j] }
-        }
-        var cosines = [Float](repeating: 0, count: n * n)
-        if n > 0 && d > 0 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), 1, flat, Int32(d), flat, Int32(d),
-                        0, &cosines, Int32(n))
-        }
+    /// The graph of these nodes only, from their facts: the principal submatrix of the whole
+    /// graph's A (mutual k-NN edges, weights cos^gamma over sqrt(degree_i degree_j)), which is all
+    /// truncated diffusion (`rescore`) reads.
+    static func subgraph(ids: [Int64], facts: [NodeFacts], neighbours k: Int) -> DiffusionGraph {
+        let positions = positions(ids)
+        let lists = facts.map { $0.neighbours.map { ($0.id, $0.similarity) } }
+        // Only the edges inside the subset matter; `mutualEdges` skips the rest.
+        let edges = mutualEdges(ids: ids, lists: lists, positions: positions)
         var rowStart = [0]
         var columns: [Int32] = []
         var values: [Float] = []
-        for i in 0..<n {
-            for j in 0..<n where j != i {
-                let c = cosines[i * n + j]
-                guard c >= facts[i].radius - radiusTolerance, c >= facts[j].radius - radiusTolerance else { continue }
-                let degrees = facts[i].degree * facts[j].degree
+        for (i, row) in edges.enumerated() {
+            for (j, w) in row.sorted(by: { $0.0 < $1.0 }) {
+                let degrees = facts[i].degree * facts[Int(j)].degree
                 guard degrees > 0 else { continue }
-                columns.append(Int32(j))
-                values.append(pow(max(0, c), gamma) / degrees.squareRoot())
+                columns.append(j)
+                values.append(w / degrees.squareRoot())
             }
             rowStart.append(columns.count)
         }

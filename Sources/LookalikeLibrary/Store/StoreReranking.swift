@@ -1,17 +1,17 @@
 // StoreReranking brings the library's re-ranking (DBA, query expansion, diffusion: Reranking/) to a
 // Milvus collection without the serving process holding any vectors. A companion collection,
 // `<collection>_rerank`, holds each image's augmented vector (DBA) with its content hash, its label
-// (so label filters still apply) and the two numbers diffusion needs of it
-// (`DiffusionGraph.NodeFacts`: the cosine of its k-th neighbour and its degree in the mutual k-NN
-// graph). `lookalike prepare-rerank --store` builds it once the workers have pushed, as the local
-// `index` builds the augmented variant and the graph: it reads every vector once, finds exact
-// neighbours in memory (so, like the local library, DBA stops at
-// DatabaseAugmentation.maximumFullBuild images and diffusion at DiffusionGraph.maximumGraph), and
-// replaces the companion. A search then runs the local algorithm against it: the expansion search
-// and the final scan are Milvus searches of the companion; truncated diffusion runs on the subgraph
-// of the query and its 300 candidates, rebuilt from their vectors and facts (the principal submatrix
-// of the whole graph: the numbers the local library uses); the raw cosines and the rows shown come
-// from the library's own collection. A companion that does not cover the collection as it is now (a
+// (so label filters still apply) and what diffusion needs of it (`DiffusionGraph.NodeFacts`: its
+// k nearest images with their cosines, and its degree in the mutual k-NN graph). `lookalike
+// prepare-rerank --store` builds it once the workers have pushed, as the local `index` builds the
+// augmented variant and the graph: it reads every vector once, finds exact neighbours in memory (so,
+// like the local library, DBA stops at DatabaseAugmentation.maximumFullBuild images and diffusion
+// at DiffusionGraph.maximumGraph), and replaces the companion. A search then runs the local
+// algorithm against it: the expansion search and the final scan are Milvus searches of the
+// companion; truncated diffusion runs on the subgraph of the query and its 300 candidates, rebuilt
+// from their neighbour lists and degrees (the principal submatrix of the whole graph: the numbers
+// the local library uses, with no vectors to fetch); the raw cosines and the rows shown come from
+// the library's own collection. A companion that does not cover the collection as it is now (a
 // worker pushed or pruned since, or a rebuild is running) is not used: answers then fall back to
 // query expansion over the raw vectors and say so.
 import Foundation
@@ -29,8 +29,6 @@ public struct StoreReranking: Sendable {
     }
 
     static let descriptionPrefix = "lookalike-rerank"
-    /// A node with fewer than k others has every other node as a neighbour (no cosine is below -1).
-    static let anyRadius: Float = -2
 
     /// "lookalike-rerank model=… checksum=… dimension=… dba=15 alpha=3.0 diff=30 rows=9144": the
     /// library collection's model facts, what was built, and how many images it covers.
@@ -71,7 +69,8 @@ public struct StoreReranking: Sendable {
     struct Row: Encodable {
         let hash: String
         let label: String
-        let radius: Float
+        /// The node's k nearest: "key:cosine" (key in hex, cosine with 7 decimals), comma-separated.
+        let neighbours: String
         let degree: Float
     }
 
@@ -142,8 +141,7 @@ public struct StoreReranking: Sendable {
                 guard let vector = ranked.reconstruct(key) else { continue }
                 let node = facts[key]
                 vectors.append(vector)
-                rows.append(Row(hash: image.hash, label: image.label,
-                                radius: node.map { $0.radius.isFinite ? $0.radius : anyRadius } ?? anyRadius,
+                rows.append(Row(hash: image.hash, label: image.label, neighbours: node.map(Self.encode) ?? "",
                                 degree: node?.degree ?? 0))
             }
             try await companion.insert(vectors: vectors, fields: rows)
@@ -193,7 +191,7 @@ public struct StoreReranking: Sendable {
         var node: DiffusionGraph.NodeFacts?
         if let libraryHash {
             let rows = try await companion.query(filter: "hash == \(MilvusStore.literal(libraryHash))",
-                                                 fields: ["vector", "radius", "degree"], limit: 16)
+                                                 fields: ["vector", "neighbours", "degree"], limit: 16)
             if let row = rows.min(by: { ($0["id"].flatMap(MilvusStore.int64) ?? 0) < ($1["id"].flatMap(MilvusStore.int64) ?? 0) }),
                let augmented = MilvusStore.floats(row["vector"]), augmented.count == vector.count {
                 start = augmented
@@ -217,11 +215,12 @@ public struct StoreReranking: Sendable {
         let pool = diffuses ? max(k, DiffusionGraph.candidates) : k
         let spare = excluding == nil ? 0 : 1
         let kept = { (row: [String: Any]) in excluding == nil || row["hash"] as? String != excluding }
-        // Diffusion reads the vectors and facts of its candidates only; a longer answer (an
-        // evaluation's) continues with the scan's order, read without vectors.
+        // Diffusion reads the facts of its candidates only; a longer answer (an evaluation's)
+        // continues with the scan's order, read without them.
         let head = diffuses ? DiffusionGraph.candidates : pool
         var fields = ["hash"]
-        if diffuses { fields += ["vector", "radius", "degree"] } else if outside { fields.append("vector") }
+        if diffuses { fields += ["neighbours", "degree"] }
+        if outside { fields.append("vector") }
         let found = try await companion.searchRows(vector: expanded, k: min(head + spare, MilvusStore.queryWindow), fields: fields, filter: filter)
             .filter(kept).prefix(head)
         var tail: ArraySlice<[String: Any]> = []
@@ -233,7 +232,6 @@ public struct StoreReranking: Sendable {
 
         if diffuses, let node, let libraryHash, let queryKey = StoreLibrary.key(hash: libraryHash) {
             var keys: [Int64] = [queryKey]
-            var vectors: [[Float]] = [start]
             var facts: [DiffusionGraph.NodeFacts] = [node]
             var hashOf: [Int64: String] = [:]
             var order: [Neighbor] = []
@@ -245,10 +243,9 @@ public struct StoreReranking: Sendable {
                     order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
                     continue
                 }
-                guard let v = MilvusStore.floats(row["vector"]), v.count == start.count, let f = Self.facts(row) else { continue }
+                guard let f = Self.facts(row) else { continue }
                 hashOf[key] = hash
                 keys.append(key)
-                vectors.append(v)
                 facts.append(f)
                 order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
             }
@@ -257,7 +254,7 @@ public struct StoreReranking: Sendable {
                 hashOf[key] = hash
                 order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
             }
-            let graph = DiffusionGraph.subgraph(ids: keys, vectors: vectors, facts: facts, neighbours: built.diffusion)
+            let graph = DiffusionGraph.subgraph(ids: keys, facts: facts, neighbours: built.diffusion)
             hashes = graph.rescore(order, query: queryKey, limit: k).compactMap { hashOf[$0.id] }
             applied.diffusion = wanted.diffusion
         } else {
@@ -294,7 +291,22 @@ public struct StoreReranking: Sendable {
     }
 
     static func facts(_ row: [String: Any]) -> DiffusionGraph.NodeFacts? {
-        guard let radius = (row["radius"] as? NSNumber)?.floatValue, let degree = (row["degree"] as? NSNumber)?.floatValue else { return nil }
-        return DiffusionGraph.NodeFacts(radius: radius, degree: degree)
+        guard let text = row["neighbours"] as? String, let degree = (row["degree"] as? NSNumber)?.floatValue else { return nil }
+        var neighbours: [DiffusionGraph.NodeFacts.Neighbour] = []
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: ":")
+            guard parts.count == 2, let key = Int64(parts[0], radix: 16), let similarity = Float(parts[1]) else { return nil }
+            neighbours.append(.init(id: key, similarity: similarity))
+        }
+        return DiffusionGraph.NodeFacts(neighbours: neighbours, degree: degree)
+    }
+
+    /// A node's neighbours as the companion row keeps them ("key:cosine,…").
+    static func encode(_ facts: DiffusionGraph.NodeFacts) -> String {
+        facts.neighbours.map { nb in
+            var text: [UInt8] = []
+            MilvusStore.appendFixed7(nb.similarity, to: &text)
+            return String(nb.id, radix: 16) + ":" + String(decoding: text, as: UTF8.self)
+        }.joined(separator: ",")
     }
 }
