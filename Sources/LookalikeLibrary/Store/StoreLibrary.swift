@@ -319,7 +319,7 @@ public final class StoreLibrary: Sendable {
     }
 
     /// The union of an outside query's expanded and raw answers (hits with vectors), in the local
-    /// library's blended order (`Reranker.nearCopyOrder`; the store holds no augmented vectors, so
+    /// library's blended order (`Reranker.nearCopyOrder`; without the re-ranking companion there are no augmented vectors, so
     /// the re-ranked vector is the raw one).
     static func withNearCopies(_ hits: [StoreHit], query: [Float], expanded: [Float], k: Int) -> [StoreHit] {
         Reranker.nearCopyOrder(hits, k: k, key: \.hash, id: \.id) { hit in

@@ -44,7 +44,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Clutter images (BACKGROUND_Google): distractor (searched against) or exclude.")
     var clutter: EvaluationOptions.Clutter = .distractor
 
-    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation does not).")
+    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation and diffusion too once `prepare-rerank` has run).")
     var store: String?
 
     @Flag(help: "Rank each query as an upload of the same photo would be ranked (its raw vector, no diffusion from its own node, itself left out).")

@@ -28,8 +28,9 @@ struct SearchCommand: AsyncParsableCommand {
             Store (--store milvus://HOST:PORT/COLLECTION): the collection filled by `index --store` \
             answers (cosine = inner product of the unit vectors, in Milvus's own index; --db is not \
             read). The query is an image (a file or URL, embedded here), or a store image by --path \
-            or by --id (the key search answers give). Query expansion applies; augmentation does not \
-            (the collection holds no augmented vectors), and the answer says what was applied.
+            or by --id (the key search answers give). Query expansion applies; augmentation and \
+            diffusion apply once `lookalike prepare-rerank --store` has built their data (and while it \
+            covers the collection), and the answer says what was applied.
             """)
 
     @Argument(help: "Query image: a file path or an http(s) URL.")
