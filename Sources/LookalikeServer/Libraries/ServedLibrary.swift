@@ -57,7 +57,12 @@ final class LocalLibrary: ServedLibrary {
         self.catalogue = catalogue
         library = try LiveLibrary(catalogue: catalogue)
         let resolver = QueryResolver(library: library, fetchPolicy: fetchPolicy, makeEmbedder: makeEmbedder)
-        batcher = SearchBatcher(library: library, window: batchWindow, concurrency: ProcessInfo.processInfo.activeProcessorCount)
+        // Scans on half the cores: queries arriving during a scan go together in the next one
+        // (bigger batches read the vectors fewer times), and the other cores serve HTTP. Measured
+        // on 2 cores under `wrk -c64` (rerank=none): one scan at a time 1,264 req/s, p99 90 ms;
+        // two 1,134 req/s, p99 100 ms (batches of 10 against 5).
+        batcher = SearchBatcher(library: library, window: batchWindow,
+                                concurrency: max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
         search = SearchService(library: library, resolver: resolver, batcher: batcher)
     }
 
