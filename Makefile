@@ -36,6 +36,7 @@ bench-milvus: release
 	@python3 scripts/bench_milvus.py
 	@if [ -f out/caltech-export/embeddings.npy ]; then python3 scripts/bench_milvus_scale.py --n 100000; \
 	else echo "bench_milvus_scale: skipped (needs out/caltech-export: lookalike export --format npy --out out/caltech-export)"; fi
+	@python3 scripts/bench_milvus_rerank.py
 
 clean:
 	rm -rf .build out
