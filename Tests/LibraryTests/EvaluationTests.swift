@@ -170,6 +170,30 @@ import Testing
         #expect(changed > 5)
     }
 
+    /// A library image's query expansion reads its neighbours from the diffusion graph's lists
+    /// instead of scanning: the same neighbours and weights as the expansion search, for every image
+    /// of the sample library, and the same answers as with the lists not used.
+    @Test func queryExpansionOfALibraryImageReadsTheGraphListsAsItsScanFinds() async throws {
+        let catalogue = try SearchTests.sampleLibrary()
+        let service = try SearchService(catalogue: catalogue)
+        let library = service.library
+        let ranker = try Reranker(library: library, index: library.index(for: IndexDescriptor(method: ExactIndex.methodName)),
+                                  options: .libraryDefault, computeMissing: false)
+        #expect(ranker.graphIsCurrent && ranker.options == .libraryDefault)
+        for id in library.store.liveIds {
+            let listed = try #require(ranker.listedExpansion(libraryId: id))
+            let start = ranker.start(try #require(library.store.reconstruct(id)), libraryId: id)
+            let scanned = try ranker.index.search(start, k: 10, parameters: ranker.expansionParameters(libraryId: id))
+            #expect(listed.map(\.id) == scanned.map(\.id), "image \(id)")
+            for (a, b) in zip(listed, scanned) { #expect(abs(a.distance - b.distance) < 1e-5) }
+        }
+        // Not for outside queries, restricted searches or other methods: those scan.
+        #expect(ranker.listedExpansion(libraryId: nil) == nil)
+        let restricted = try Reranker(library: library, index: library.index(for: IndexDescriptor(method: ExactIndex.methodName)),
+                                      options: .libraryDefault, filter: { _ in true }, computeMissing: false)
+        #expect(restricted.listedExpansion(libraryId: library.store.liveIds.first) == nil)
+    }
+
     /// The writer keeps the graph beside the snapshots; searches load it instead of rebuilding it,
     /// a corrupt one is rebuilt (and rewritten), and one over other images is used while it is rebuilt.
     @Test func diffusionGraphFileFollowsTheLibrary() throws {

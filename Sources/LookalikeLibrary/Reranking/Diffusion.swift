@@ -42,6 +42,11 @@ public final class DiffusionGraph: Sendable {
     let rowStart: [Int]
     let columns: [Int32]
     let values: [Float]
+    /// Each node's `neighbours` nearest (positions, -1 past the end of a short list) and their
+    /// cosines, best first: the lists the graph was made from. A library image's query expansion
+    /// reads its first ones instead of scanning the library (`nearest`). Empty in a subgraph.
+    let listPositions: [Int32]
+    let listSimilarities: [Float]
 
     public var count: Int { ids.count }
 
@@ -116,13 +121,29 @@ public final class DiffusionGraph: Sendable {
         return DiffusionGraph(neighbours: k, ids: ids, rowStart: rowStart, columns: columns, values: values)
     }
 
-    init(neighbours: Int, ids: [Int64], rowStart: [Int], columns: [Int32], values: [Float]) {
+    init(neighbours: Int, ids: [Int64], rowStart: [Int], columns: [Int32], values: [Float],
+         listPositions: [Int32] = [], listSimilarities: [Float] = []) {
         self.neighbours = neighbours
         self.ids = ids
         positions = Self.positions(ids)
         self.rowStart = rowStart
         self.columns = columns
         self.values = values
+        self.listPositions = listPositions
+        self.listSimilarities = listSimilarities
+    }
+
+    /// The `count` nearest other images of a node (exact, best first, distance 1 - cosine), when
+    /// the graph keeps its lists and `count` is within them; nil otherwise.
+    public func nearest(_ id: Int64, count: Int) -> [Neighbor]? {
+        guard count <= neighbours, !listPositions.isEmpty, let p = positions[id] else { return nil }
+        let start = Int(p) * neighbours
+        var out: [Neighbor] = []
+        out.reserveCapacity(count)
+        for slot in start..<(start + count) where listPositions[slot] >= 0 {
+            out.append(Neighbor(id: ids[Int(listPositions[slot])], distance: 1 - listSimilarities[slot]))
+        }
+        return out
     }
 
     static func positions(_ ids: [Int64]) -> [Int64: Int32] {
@@ -155,6 +176,17 @@ public final class DiffusionGraph: Sendable {
         self.rowStart = rowStart
         self.columns = columns
         self.values = values
+        var listPositions = [Int32](repeating: -1, count: ids.count * k)
+        var listSimilarities = [Float](repeating: 0, count: ids.count * k)
+        for (i, list) in lists.enumerated() {
+            for (slot, (j, similarity)) in list.prefix(k).enumerated() {
+                guard let pj = positions[j] else { continue }
+                listPositions[i * k + slot] = pj
+                listSimilarities[i * k + slot] = similarity
+            }
+        }
+        self.listPositions = listPositions
+        self.listSimilarities = listSimilarities
     }
 
     /// Each node's mutual edges (position, weight cos^gamma): j lists i and i lists j (the weight
@@ -298,15 +330,19 @@ extension DiffusionGraph {
 
     func write(to url: URL, model: String, variant: String, fingerprint: String) throws {
         let bytes = ids.count * 8 + rowStart.count * 8 + columns.count * 4 + values.count * 4
+            + listPositions.count * 4 + listSimilarities.count * 4
         let header = IndexFileHeader(dimension: 0, count: ids.count, catalogueCounter: 0, model: model, variant: variant,
                                      payloadBytes: bytes,
                                      fields: ["neighbours": String(neighbours), "edges": String(columns.count),
-                                              "fingerprint": fingerprint, "gamma": String(Self.gamma)])
+                                              "fingerprint": fingerprint, "gamma": String(Self.gamma),
+                                              "lists": String(listPositions.count)])
         try IndexFile.write(to: url, tag: Self.fileTag, header: header) { writer in
             try writer.append(array: ids)
             try writer.append(array: rowStart.map(Int64.init))
             try writer.append(array: columns)
             try writer.append(array: values)
+            try writer.append(array: listPositions)
+            try writer.append(array: listSimilarities)
         }
     }
 
@@ -317,9 +353,11 @@ extension DiffusionGraph {
         let h = contents.header
         guard contents.tag == fileTag, h.model == model, h.variant == variant, h.fields["neighbours"] == String(k),
               h.fields["gamma"] == String(Self.gamma), let fingerprint = h.fields["fingerprint"],
-              let edges = h.fields["edges"].flatMap(Int.init) else { return nil }
+              let edges = h.fields["edges"].flatMap(Int.init),
+              // Files from before the lists were kept are rebuilt.
+              let listed = h.fields["lists"].flatMap(Int.init) else { return nil }
         let n = h.count
-        guard n * 16 + 8 + edges * 8 == h.payloadBytes else { return nil }
+        guard listed == n * k, n * 16 + 8 + edges * 8 + listed * 8 == h.payloadBytes else { return nil }
         let payload = contents.payload
         func array<T>(_ type: T.Type, at offset: Int, count: Int) -> [T] {
             (0..<count).map { payload.loadUnaligned(fromByteOffset: offset + $0 * MemoryLayout<T>.stride, as: T.self) }
@@ -328,9 +366,12 @@ extension DiffusionGraph {
         let rowStart = array(Int64.self, at: n * 8, count: n + 1).map { Int($0) }
         let columns = array(Int32.self, at: n * 16 + 8, count: edges)
         let values = array(Float.self, at: n * 16 + 8 + edges * 4, count: edges)
+        let listPositions = array(Int32.self, at: n * 16 + 8 + edges * 8, count: listed)
+        let listSimilarities = array(Float.self, at: n * 16 + 8 + edges * 8 + listed * 4, count: listed)
         guard rowStart.first == 0, rowStart.last == edges, zip(rowStart, rowStart.dropFirst()).allSatisfy({ $0 <= $1 }),
-              columns.allSatisfy({ $0 >= 0 && Int($0) < n }) else { return nil }
-        return (DiffusionGraph(neighbours: k, ids: ids, rowStart: rowStart, columns: columns, values: values), fingerprint)
+              columns.allSatisfy({ $0 >= 0 && Int($0) < n }), listPositions.allSatisfy({ $0 >= -1 && Int($0) < n }) else { return nil }
+        return (DiffusionGraph(neighbours: k, ids: ids, rowStart: rowStart, columns: columns, values: values,
+                               listPositions: listPositions, listSimilarities: listSimilarities), fingerprint)
     }
 }
 

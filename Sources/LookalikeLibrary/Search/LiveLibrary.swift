@@ -71,7 +71,7 @@ public final class LiveLibrary: Sendable {
     /// one rebuild runs in the background, so no search waits for it: images added since are then
     /// ranked by cosine alone, deleted ones are never shown.
     public func diffusionGraph(neighbours: Int, over store: VectorStore) throws -> DiffusionGraph? {
-        let key = "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
+        let key = graphKey(neighbours: neighbours, over: store)
         let current = diffusion.value.current
         if let current, current.key == key { return current.graph }
         let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
@@ -105,6 +105,17 @@ public final class LiveLibrary: Sendable {
         let graph = try upToDate(fingerprint: fingerprint, file: file)
         diffusion.withLock { $0.current = (key, graph) }
         return graph
+    }
+
+    /// Names the graph over `store`'s images as they are now.
+    private func graphKey(neighbours: Int, over store: VectorStore) -> String {
+        "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
+    }
+
+    /// Whether the graph `diffusionGraph(neighbours:over:)` gives now is over the library's current
+    /// images (not one kept while it is rebuilt), so its neighbour lists are the current ones.
+    public func diffusionGraphIsCurrent(neighbours: Int, over store: VectorStore) -> Bool {
+        diffusion.value.current?.key == graphKey(neighbours: neighbours, over: store)
     }
 
     /// Runs `make` once per key off the caller's thread and keeps what it made as the graph.
