@@ -227,36 +227,17 @@ public final class StoreLibrary: Sendable {
         let started = Date()
         let filter = request.restriction.label.flatMap { $0.isEmpty ? nil : "label == \(MilvusStore.literal($0))" }
         let excluded = request.includeSelf ? nil : query.imageId
-        let spare = excluded == nil ? 0 : 1
-        var ranked = query.vector
-        var applied = Reranking.none
-        let expansion = request.reranking.expansion
-        // An outside query's (an upload's) raw nearest images are merged into its expanded answer,
-        // as the local library does (`Reranker.withNearCopies`): the expansion search fetches them.
-        var nearCopies: [StoreHit] = []
-        var hits: [StoreHit]
+        let hits: [StoreHit]
+        let applied: Reranking
         if !request.reranking.isNone, let companion = try await reranking(), companion.serves(request.reranking) {
             let libraryHash = query.imageId.flatMap { key in seen.withLock { $0[key]?.hash } }
-            let excludedHash = request.includeSelf ? nil : libraryHash
-            let ranked = try await companion.rank(vector: query.vector, libraryHash: libraryHash, excluding: excludedHash,
-                                                  k: request.k, wanted: request.reranking, filter: filter, library: store)
+            let ranked = try await companion.rank(vector: query.vector, libraryHash: libraryHash,
+                                                  excluding: request.includeSelf ? nil : libraryHash, k: request.k,
+                                                  wanted: request.reranking, filter: filter, library: store)
             applied = ranked.applied
             hits = try await rows(hashes: ranked.hashes)
         } else {
-        if expansion > 0 {
-            let outside = query.imageId == nil
-            let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
-                                               filter: filter, details: outside, vectors: true)
-                .filter { Self.key(hash: $0.hash) != excluded }
-            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha)
-            if outside { nearCopies = Array(first.prefix(request.k)) }
-            applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
-        }
-        hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
-                                      details: true, vectors: expansion > 0)
-        if !nearCopies.isEmpty {
-            hits = Self.withNearCopies(Array(hits.prefix(request.k)) + nearCopies, query: query.vector, expanded: ranked, k: request.k)
-        }
+            (hits, applied) = try await expandedSearch(query, request, filter: filter, excluded: excluded)
         }
         var results: [SearchResult] = []
         var images: [StoreImage] = []
@@ -280,6 +261,33 @@ public final class StoreLibrary: Sendable {
         answer.queryWidth = query.width
         answer.queryHeight = query.height
         return answer
+    }
+
+    /// Without the re-ranking companion: plain, or query expansion over the raw vectors (two store
+    /// searches, the first returning its neighbours' vectors), an upload's raw nearest images
+    /// merged into its expanded answer as the local library does (`Reranker.withNearCopies`).
+    func expandedSearch(_ query: ResolvedQuery, _ request: SearchRequest, filter: String?,
+                        excluded: Int64?) async throws -> (hits: [StoreHit], applied: Reranking) {
+        let spare = excluded == nil ? 0 : 1
+        let expansion = request.reranking.expansion
+        var ranked = query.vector
+        var applied = Reranking.none
+        var nearCopies: [StoreHit] = []
+        if expansion > 0 {
+            let outside = query.imageId == nil
+            let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
+                                               filter: filter, details: outside, vectors: true)
+                .filter { Self.key(hash: $0.hash) != excluded }
+            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha)
+            if outside { nearCopies = Array(first.prefix(request.k)) }
+            applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
+        }
+        var hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
+                                          details: true, vectors: expansion > 0)
+        if !nearCopies.isEmpty {
+            hits = Self.withNearCopies(Array(hits.prefix(request.k)) + nearCopies, query: query.vector, expanded: ranked, k: request.k)
+        }
+        return (hits, applied)
     }
 
     // MARK: helpers
