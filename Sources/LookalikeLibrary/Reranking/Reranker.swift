@@ -57,7 +57,7 @@ public final class Reranker: Sendable {
             graph = computeMissing
                 ? try DiffusionGraph.build(store: ranked, neighbours: options.diffusion)
                 : try library.diffusionGraph(neighbours: options.diffusion, over: ranked)
-            graphIsCurrent = computeMissing || library.diffusionGraphIsCurrent(neighbours: options.diffusion, over: ranked)
+            graphIsCurrent = computeMissing || library.diffusionGraphIsCurrent(graph, neighbours: options.diffusion, over: ranked)
             if graph == nil { options.diffusion = 0 }
         }
         self.graph = graph

@@ -112,10 +112,11 @@ public final class LiveLibrary: Sendable {
         "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
     }
 
-    /// Whether the graph `diffusionGraph(neighbours:over:)` gives now is over the library's current
+    /// Whether `graph` (from `diffusionGraph(neighbours:over:)`) is over the library's current
     /// images (not one kept while it is rebuilt), so its neighbour lists are the current ones.
-    public func diffusionGraphIsCurrent(neighbours: Int, over store: VectorStore) -> Bool {
-        diffusion.value.current?.key == graphKey(neighbours: neighbours, over: store)
+    public func diffusionGraphIsCurrent(_ graph: DiffusionGraph?, neighbours: Int, over store: VectorStore) -> Bool {
+        guard let graph, let current = diffusion.value.current else { return false }
+        return current.key == graphKey(neighbours: neighbours, over: store) && current.graph === graph
     }
 
     /// Runs `make` once per key off the caller's thread and keeps what it made as the graph.
