@@ -13,13 +13,14 @@ waiting until Milvus shows them, duplicate check). Uses .build/release/lookalike
 the debug build (said in the output).
 """
 import argparse
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+
+from milvus_server import throwaway  # scripts/ is on the path when a script runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,47 +37,40 @@ def main() -> int:
     if not binary or not os.access(python, os.X_OK):
         print("bench_milvus: needs a built lookalike (swift build) and .venv-milvus (make setup)", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="bench-milvus-") as tmp:
-        server = subprocess.Popen([python, os.path.join(ROOT, "scripts/milvus_server.py"), "--data", f"{tmp}/milvus"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            line = server.stdout.readline()
-            if not line.startswith("READY "):
-                print("bench_milvus: Milvus did not start", file=sys.stderr)
-                return 1
-            port = json.loads(line[6:])["port"]
-            samples = os.path.join(ROOT, "samples/library")
-            count = 0
-            for label in sorted(os.listdir(samples)):
-                os.makedirs(f"{tmp}/lib/{label}")
-                for name in sorted(os.listdir(f"{samples}/{label}")):
-                    data = open(f"{samples}/{label}/{name}", "rb").read()
-                    for k in range(args.copies):
-                        with open(f"{tmp}/lib/{label}/{k}-{name}", "wb") as f:
-                            f.write(data + f"copy {k}".encode())
-                        count += 1
+    with tempfile.TemporaryDirectory(prefix="bench-milvus-") as tmp, throwaway(f"{tmp}/milvus") as milvus:
+        port = milvus["port"]
+        samples = os.path.join(ROOT, "samples/library")
+        count = 0
+        for label in sorted(os.listdir(samples)):
+            os.makedirs(f"{tmp}/lib/{label}")
+            for name in sorted(os.listdir(f"{samples}/{label}")):
+                data = open(f"{samples}/{label}/{name}", "rb").read()
+                for k in range(args.copies):
+                    with open(f"{tmp}/lib/{label}/{k}-{name}", "wb") as f:
+                        f.write(data + f"copy {k}".encode())
+                    count += 1
+        t = time.time()
+        subprocess.run([binary, "index", f"{tmp}/lib", "--db", f"{tmp}/lib.db"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"binary {os.path.relpath(binary, ROOT)}; {count} images embedded locally in {time.time() - t:.1f} s")
+        for batch in args.batch:
+            store = f"milvus://127.0.0.1:{port}/bench_{batch}"
             t = time.time()
-            subprocess.run([binary, "index", f"{tmp}/lib", "--db", f"{tmp}/lib.db"], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            print(f"binary {os.path.relpath(binary, ROOT)}; {count} images embedded locally in {time.time() - t:.1f} s")
-            for batch in args.batch:
-                store = f"milvus://127.0.0.1:{port}/bench_{batch}"
-                t = time.time()
-                out = subprocess.run([binary, "index", f"{tmp}/lib", "--db", f"{tmp}/lib.db", "--store", store,
-                                      "--store-batch", str(batch)], check=True, capture_output=True, text=True).stdout
-                total = time.time() - t
-                m = re.search(r"inserted (\d+),.*index (.*?), .*\(([\d.]+) vectors/s inserted\)", out)
-                if not m:
-                    print(out)
-                    return 1
-                rate = float(m.group(3))
-                print(f"batch {batch}: inserted {m.group(1)} at {rate:.0f} vectors/s (lookups + inserts), "
-                      f"whole command {total:.1f} s; index {m.group(2)}; bar 2000/s: {'met' if rate >= 2000 else 'NOT met'}")
-        finally:
-            server.stdin.close()
-            server.wait(timeout=30)
+            out = subprocess.run([binary, "index", f"{tmp}/lib", "--db", f"{tmp}/lib.db", "--store", store,
+                                  "--store-batch", str(batch)], check=True, capture_output=True, text=True).stdout
+            total = time.time() - t
+            m = re.search(r"inserted (\d+),.*index (.*?), .*\(([\d.]+) vectors/s inserted\)", out)
+            if not m:
+                print(out)
+                return 1
+            rate = float(m.group(3))
+            print(f"batch {batch}: inserted {m.group(1)} at {rate:.0f} vectors/s (lookups + inserts), "
+                  f"whole command {total:.1f} s; index {m.group(2)}; bar 2000/s: {'met' if rate >= 2000 else 'NOT met'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as error:  # the throw-away Milvus did not start (its helper said why)
+        sys.exit(f"bench_milvus: {error}")

@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 
+from milvus_server import throwaway  # scripts/ is on the path when a script runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build/release/lookalike")
 
@@ -105,45 +107,35 @@ def main() -> int:
         print(f"bench_milvus_rerank: skipped ({args.dataset} is missing)")
         return 0
     upload = open(os.path.join(ROOT, "samples/queries/pizza_0010.jpg"), "rb").read()
-    with tempfile.TemporaryDirectory(prefix="bench-milvus-rerank-") as tmp:
-        server = subprocess.Popen([python, os.path.join(ROOT, "scripts/milvus_server.py"), "--data", f"{tmp}/milvus"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            line = server.stdout.readline()
-            if not line.startswith("READY "):
-                print("bench_milvus_rerank: Milvus did not start", file=sys.stderr)
-                return 1
-            store = f"milvus://127.0.0.1:{json.loads(line[6:])['port']}/rerank_bench"
-            t = time.time()
-            subprocess.run([BIN, "index", args.dataset, "--db", args.db, "--store", store], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-            print(f"library {os.path.relpath(args.db, ROOT)} pushed to {store} in {time.time() - t:.1f} s")
-            t = time.time()
-            out = subprocess.run([BIN, "prepare-rerank", "--store", store, "--json"], check=True, capture_output=True,
-                                 text=True, cwd=ROOT).stdout
-            prepared = json.loads(out)
-            print(f"prepare-rerank: {prepared['reranking']} for {prepared['images']} images in {time.time() - t:.1f} s "
-                  f"(read {prepared['readSeconds']:.1f} s, neighbours {prepared['neighbourSeconds']:.1f} s, "
-                  f"write {prepared['writeSeconds']:.1f} s)")
+    with tempfile.TemporaryDirectory(prefix="bench-milvus-rerank-") as tmp, throwaway(f"{tmp}/milvus") as milvus:
+        store = f"milvus://127.0.0.1:{milvus['port']}/rerank_bench"
+        t = time.time()
+        subprocess.run([BIN, "index", args.dataset, "--db", args.db, "--store", store], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        print(f"library {os.path.relpath(args.db, ROOT)} pushed to {store} in {time.time() - t:.1f} s")
+        t = time.time()
+        out = subprocess.run([BIN, "prepare-rerank", "--store", store, "--json"], check=True, capture_output=True,
+                             text=True, cwd=ROOT).stdout
+        prepared = json.loads(out)
+        print(f"prepare-rerank: {prepared['reranking']} for {prepared['images']} images in {time.time() - t:.1f} s "
+              f"(read {prepared['readSeconds']:.1f} s, neighbours {prepared['neighbourSeconds']:.1f} s, "
+              f"write {prepared['writeSeconds']:.1f} s)")
 
-            proc, base = serve(["--store", store])
-            try:
-                # Library images sampled from the collection's pages (named label/file on both servers).
-                random.seed(3)
-                paths = random.sample(sorted(listing(base)), args.queries)
-                remote = measure(base, paths, upload, args.uploads)
-            finally:
-                proc.terminate()
-                proc.wait()
-            proc, base = serve(["--db", args.db])
-            try:
-                local = measure(base, paths, upload, args.uploads)
-            finally:
-                proc.terminate()
-                proc.wait()
+        proc, base = serve(["--store", store])
+        try:
+            # Library images sampled from the collection's pages (named label/file on both servers).
+            random.seed(3)
+            paths = random.sample(sorted(listing(base)), args.queries)
+            remote = measure(base, paths, upload, args.uploads)
         finally:
-            server.stdin.close()
-            server.wait(timeout=60)
+            proc.terminate()
+            proc.wait()
+        proc, base = serve(["--db", args.db])
+        try:
+            local = measure(base, paths, upload, args.uploads)
+        finally:
+            proc.terminate()
+            proc.wait()
     print(f"one client, k 20, {len(paths)} library images, {args.uploads} uploads of a 300x200 JPEG (ms)")
     print("| re-ranking | store: library p50 / p90 | local: library p50 / p90 | store: upload p50 | local: upload p50 |")
     print("| --- | --- | --- | --- | --- |")
@@ -156,4 +148,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as error:  # the throw-away Milvus did not start (its helper said why)
+        sys.exit(f"bench_milvus_rerank: {error}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Test helper: runs a throw-away Milvus standalone server (PyPI `milvus==2.3.5`, installed by
-`make setup` into .venv-milvus/) for the Milvus tests and scripts/bench_milvus.py.
+`make setup` into .venv-milvus/) for the Milvus tests and the Milvus benchmarks
+(scripts/bench_milvus*.py start it through `throwaway`).
 
     .venv-milvus/bin/python scripts/milvus_server.py --data DIR
 
@@ -12,10 +13,12 @@ and keeps the server until its stdin closes or it gets SIGTERM/SIGINT, then stop
 with a reason on stderr when the server cannot start.
 """
 import argparse
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +29,24 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def throwaway(data: str):
+    """For the benchmarks, run by the system Python: this helper under .venv-milvus's Python with
+    its data in `data`. Yields its READY facts ({"port", "health", "pid"}) and stops the server on
+    leaving; raises RuntimeError when it did not start (the helper has said why on stderr)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([os.path.join(root, ".venv-milvus/bin/python"), os.path.abspath(__file__), "--data", data],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError("Milvus did not start")
+        yield json.loads(line[6:])
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
 
 
 def wait_healthy(server, timeout: float) -> None:
