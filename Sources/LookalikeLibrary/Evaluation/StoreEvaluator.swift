@@ -56,27 +56,23 @@ public enum StoreEvaluator {
                     throw StoreError(store: store.address.description, "row \(query.id) (\(query.path)) has no vector")
                 }
                 let started = DispatchTime.now().uptimeNanoseconds
+                let ids: [Int64]
                 if let companion, let hash = hashOf[query.id] {
                     // As the local evaluation ranks: the query's own row is in the scan, then dropped.
                     let ranked = try await companion.rank(vector: vector, libraryHash: hash, excluding: nil, k: limit + 1,
                                                           wanted: options.reranking, filter: filter, library: store)
-                    searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
                     appliedReranking = ranked.applied
-                    let ids = Array(ranked.hashes.filter { $0 != hash }.compactMap { rowOf[$0] }.prefix(limit))
-                    let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
-                                                         options: options)
-                    metrics.append(m)
-                    outcomes.append(outcome)
-                    continue
+                    ids = Array(ranked.hashes.filter { $0 != hash }.compactMap { rowOf[$0] }.prefix(limit))
+                } else {
+                    var ranked = vector
+                    if expansion > 0 {
+                        ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: options.reranking.alpha,
+                                                                 filter: filter) { $0.id == query.id }
+                    }
+                    let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)
+                    ids = Array(hits.map(\.id).filter { $0 != query.id }.prefix(limit))
                 }
-                var ranked = vector
-                if expansion > 0 {
-                    ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: options.reranking.alpha,
-                                                             filter: filter) { $0.id == query.id }
-                }
-                let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)
                 searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                let ids = Array(hits.map(\.id).filter { $0 != query.id }.prefix(limit))
                 let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
                                                      options: options)
                 metrics.append(m)

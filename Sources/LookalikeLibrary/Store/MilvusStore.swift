@@ -138,24 +138,24 @@ public final class MilvusStore: Sendable {
             try check(existing, model: model)
             return try await loaded(existing, timeout: loadTimeout)
         }
-        let body: [String: Any] = [
-            "collectionName": address.collection, "dimension": model.dimension, "metricType": "IP",
-            "primaryField": "id", "vectorField": "vector", "description": Self.description(for: model),
-        ]
-        let answer = try await call("POST", "/collections/create", body: body, allowCodes: [65535])
-        if answer.code != 200 {
-            // Another worker may have created it between our describe and create: check theirs.
-            guard let made = try await describe() else {
-                throw StoreError(store: store, "cannot create the collection: \(answer.message)")
-            }
-            try check(made, model: model)
-            return try await loaded(made, timeout: loadTimeout)
-        }
+        // Refused (65535): another worker may have created it between our describe and create,
+        // so theirs is checked like ours.
+        let answer = try await createRequest(description: Self.description(for: model), dimension: model.dimension,
+                                             allowCodes: [65535])
         guard let made = try await describe() else {
-            throw StoreError(store: store, "the collection was created but describe does not find it")
+            throw StoreError(store: store, answer.code == 200 ? "the collection was created but describe does not find it"
+                                                              : "cannot create the collection: \(answer.message)")
         }
         try check(made, model: model)
         return try await loaded(made, timeout: loadTimeout)
+    }
+
+    /// The create request: `dimension`-d vectors, inner product, automatic ids, this description.
+    private func createRequest(description: String, dimension: Int, allowCodes: Set<Int> = []) async throws -> Answer {
+        try await call("POST", "/collections/create", body: [
+            "collectionName": address.collection, "dimension": dimension, "metricType": "IP",
+            "primaryField": "id", "vectorField": "vector", "description": description,
+        ], allowCodes: allowCodes)
     }
 
     /// Waits until the collection is loaded: queries and searches of a collection still loading
@@ -197,11 +197,7 @@ public final class MilvusStore: Sendable {
     /// description, and waits until it is loaded. For collections other than a library's own (the
     /// re-ranking companion); `prepare` makes and checks a library's.
     func create(description: String, dimension: Int, loadTimeout: Double = 120) async throws -> Collection {
-        let body: [String: Any] = [
-            "collectionName": address.collection, "dimension": dimension, "metricType": "IP",
-            "primaryField": "id", "vectorField": "vector", "description": description,
-        ]
-        _ = try await call("POST", "/collections/create", body: body)
+        _ = try await createRequest(description: description, dimension: dimension)
         guard let made = try await describe() else {
             throw StoreError(store: store, "the collection was created but describe does not find it")
         }
