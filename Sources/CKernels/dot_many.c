@@ -89,3 +89,42 @@ CLONES void lk_dot_many_f32(const float *Q, size_t m, const float *X, size_t row
         }
     }
 }
+
+// Inner products of one query with scattered rows (the exact pass after a screened scan: a few
+// hundred candidate rows per query, spread over a store larger than the cache). Four rows are
+// multiplied together (four memory streams at once) while the next four are prefetched, so the
+// rows' cache misses overlap instead of stalling one after another.
+static inline __attribute__((always_inline)) void dot_rows(const float *q, const float *const *rows, size_t count,
+                                                           size_t dim, float *out) {
+    size_t vec = dim & ~(size_t)15;
+    size_t r = 0;
+    for (; r + 4 <= count; r += 4) {
+        const float *x[4] = {rows[r], rows[r + 1], rows[r + 2], rows[r + 3]};
+        const float *next[4] = {x[0], x[1], x[2], x[3]};
+        for (size_t i = 0; i < 4 && r + 4 + i < count; i++) next[i] = rows[r + 4 + i];
+        v16 acc[4] = {{0}, {0}, {0}, {0}};
+        for (size_t k = 0; k < vec; k += 16) {
+            v16 qv = load16(q + k);
+            for (int i = 0; i < 4; i++) {
+                __builtin_prefetch(next[i] + k);
+                acc[i] += load16(x[i] + k) * qv;
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            float s = sum16(acc[i]);
+            for (size_t k = vec; k < dim; k++) s += x[i][k] * q[k];
+            out[r + i] = s;
+        }
+    }
+    for (; r < count; r++) {
+        v16 acc = {0};
+        for (size_t k = 0; k < vec; k += 16) acc += load16(rows[r] + k) * load16(q + k);
+        float s = sum16(acc);
+        for (size_t k = vec; k < dim; k++) s += rows[r][k] * q[k];
+        out[r] = s;
+    }
+}
+
+CLONES void lk_dot_rows_f32(const float *q, const float *const *rows, size_t count, size_t dim, float *out) {
+    dot_rows(q, rows, count, dim, out);
+}

@@ -333,4 +333,25 @@ import Testing
             #expect(answer.results.filter { $0.label == "airplanes" }.count >= 4)
         }
     }
+
+    @Test func searchAnswersWrittenByHandEqualJSONEncodersOutput() throws {
+        // The hand-written search answer must parse to what JSONEncoder writes for the same value:
+        // escapes (quote, backslash, control characters, non-ASCII), omitted nils, numbers.
+        let tags = [Tag(name: "tabby, \"cat\"", probability: 0.8125), Tag(name: "naïve\\ 猫\n\t\u{01}", probability: 1e-7)]
+        let query = QuerySummary(kind: "upload", id: nil, summary: "a/b.jpg (jpeg, 12 bytes)", label: nil, path: nil,
+                                 thumbnail: nil, width: 640, height: nil, tags: tags, box: "0.1,0.2,0.5,0.5")
+        let results = (0..<3).map { i in
+            ResultItem(rank: i + 1, id: Int64(i) * 1_000_000_007, path: "101_ObjectCategories/é/\(i).jpg", label: "lab\"el",
+                       tags: i == 0 ? [] : tags, score: Float(i) * -0.3333 + 1, distance: Float(i) * 0.3333, thumbnail: "/api/images/\(i)/thumbnail")
+        }
+        for note in [nil, "no close match: \"x\""] as [String?] {
+            let answer = SearchResponse(query: query, k: 20, metric: "cosine", method: "exact", reranking: "dba:15+qe:10",
+                                        minScore: note == nil ? nil : 0.25, ms: 12.3456789, searchMs: 1e-3, embedMs: 0,
+                                        count: results.count, results: note == nil ? results : [], note: note)
+            let written = try JSONSerialization.jsonObject(with: Data(answer.json)) as? NSDictionary
+            let encoded = try JSONSerialization.jsonObject(with: try SearchResponse.encoder.encode(answer)) as? NSDictionary
+            #expect(written != nil)
+            #expect(written == encoded)
+        }
+    }
 }

@@ -41,6 +41,23 @@ void lk_pack_signs(const float *values, size_t rows, size_t bits, uint64_t *code
 /// Q (m x dim, row-major) and the rows X (rows x dim). Faster than sgemm for small m (it does not
 /// repack X); the exact index uses it for batches of up to 32 queries.
 void lk_dot_many_f32(const float *Q, size_t m, const float *X, size_t rows, size_t dim, float alpha, float *out, size_t ldo);
+/// out[r] = dot(q, rows[r]) for `count` scattered rows of `dim` floats (prefetching ahead).
+void lk_dot_rows_f32(const float *q, const float *const *rows, size_t count, size_t dim, float *out);
 /// out = dot(a, b) over n floats (vectorised; one pair of rows, used by candidate re-ranking).
 float lk_dot_f32(const float *a, const float *b, size_t n);
+// bfloat16 screening (dot_bf16.c): for batched exact scans, which re-rank exactly what it finds.
+/// 1 when this CPU (and OS) runs AVX512-BF16; lk_dot_many_bf16 must not be called otherwise.
+int lk_bf16_available(void);
+/// Converts n floats to bfloat16 bits (round to nearest even: relative error <= 2^-8).
+void lk_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+/// out[j*ldo + r] = dot(Q[j], X[r]) over `stride` bf16 values (a multiple of 32, zero padded),
+/// products exact and summed in float32.
+void lk_dot_many_bf16(const uint16_t *Q, size_t m, const uint16_t *X, size_t rows, size_t stride, float *out, size_t ldo);
+// Graphs (graph.c).
+/// The subgraph of the `m` nodes `subset` of a CSR graph (rowStart has one entry per node + 1):
+/// for each subset node in order, its edges to other subset nodes, renumbered by `local` (graph
+/// node -> subset slot, -1 outside). outStart gets m + 1 entries; outCols/outVals room for the
+/// subset nodes' total degree. Returns the number of edges kept.
+size_t lk_csr_subgraph(const int64_t *rowStart, const int32_t *columns, const float *values, const int32_t *subset,
+                       size_t m, const int32_t *local, int64_t *outStart, int32_t *outCols, float *outVals);
 #endif

@@ -8,9 +8,14 @@ public struct LibraryFolders: Sendable {
     /// Absolute roots, longest first (so a nested root wins over its parent).
     public let roots: [String]
 
+    /// Per root: its path with a trailing "/" and its last component, worked out once (every
+    /// search result is displayed through here).
+    private let prefixes: [(root: String, slashed: String, name: String)]
+
     public init(roots: [String]) {
         self.roots = roots.map { $0.hasSuffix("/") && $0.count > 1 ? String($0.dropLast()) : $0 }
             .sorted { $0.count > $1.count }
+        prefixes = self.roots.map { ($0, $0 + "/", ($0 as NSString).lastPathComponent) }
     }
 
     public init(catalogue: Catalogue) throws {
@@ -19,11 +24,11 @@ public struct LibraryFolders: Sendable {
 
     /// `<root folder name>/<path inside it>`; a path under no known root shows its last two parts.
     public func display(_ path: String) -> String {
-        for root in roots {
-            if path == root { return (root as NSString).lastPathComponent }
-            if path.hasPrefix(root + "/") {
-                let name = (root as NSString).lastPathComponent
-                return (name.isEmpty ? "" : name + "/") + path.dropFirst(root.count + 1)
+        for (root, slashed, name) in prefixes {
+            if path.utf8.count == root.utf8.count, path == root { return name }
+            if path.utf8.starts(with: slashed.utf8) {
+                let rest = String(decoding: path.utf8.dropFirst(slashed.utf8.count), as: UTF8.self)
+                return name.isEmpty ? rest : name + "/" + rest
             }
         }
         let parts = path.split(separator: "/")

@@ -47,6 +47,9 @@ public final class VectorStore: @unchecked Sendable {
     private var deadCount = 0
     /// 1 / sum(positive values) per position, for chi-square; computed on first use.
     private let chiScales = Locked<[Float]>([])
+    /// The bfloat16 copy of the rows that batched scans screen with (see `screenedSearch`): made on
+    /// the first batched scan, extended as rows are added, dropped by compaction.
+    private let screening = Locked<[ScreeningRows]>([])
 
     public init(dimension: Int, precision: StoragePrecision = .float32) {
         self.dimension = dimension
@@ -157,6 +160,7 @@ public final class VectorStore: @unchecked Sendable {
         dead = [Bool](repeating: false, count: newIds.count)
         deadCount = 0
         chiScales.withLock { $0 = [] }
+        screening.withLock { $0 = [] }
     }
 
     /// Address of the row at position `p` in the store's own precision.
@@ -259,9 +263,14 @@ public final class VectorStore: @unchecked Sendable {
             let dead = self.dead
             let restricts = parameters.restricts
             let skip: (Int) -> Bool = { p in dead[p] || (restricts && !parameters.admits(ids[p])) }
+            let float32 = segments.allSatisfy({ $0.f32 != nil }) && (metric == .cosine || metric == .euclidean)
+            if float32 && m >= 2 && n >= Self.screeningMinimumRows && Self.screeningAvailable {
+                screenedSearchLocked(queries, m: m, k: k, heaps: &heaps, skip: skip)
+                return heaps.map { heap in heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) } }
+            }
             queries.withUnsafeBufferPointer { qBuffer in
                 guard let q = qBuffer.baseAddress else { return }
-                if segments.allSatisfy({ $0.f32 != nil }) && (metric == .cosine || metric == .euclidean) {
+                if float32 {
                     // Blocks sized so one block's scores for all queries stay within ~16 MB.
                     let block = m == 1 ? n : max(1024, (1 << 22) / m)
                     var scores = [Float](repeating: 0, count: m * min(block, n))
@@ -318,6 +327,116 @@ public final class VectorStore: @unchecked Sendable {
                 }
             }
             return heaps.map { heap in heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) } }
+        }
+    }
+
+    // MARK: screened batched scans
+
+    /// Batched scans of stores this large screen in bfloat16 first (smaller ones fit in cache and
+    /// gain little).
+    static let screeningMinimumRows = 2048
+    static let screeningAvailable = lk_bf16_available() != 0
+    /// Bound on |bf16 dot - float32 dot| per unit of |q| |x|: each factor rounded to nearest bf16
+    /// errs by at most 2^-8 relatively, so a product by 2^-7 + 2^-16; plus the float32 sums of
+    /// VDPBF16PS and of the exact kernel (under 1e-5 at these lengths), rounded up.
+    static let screeningErrorBound: Float = 0.0079
+
+    /// The bf16 rows covering every position, extending the copy with rows added since the last
+    /// call. Caller holds `lock` (read): positions do not move meanwhile.
+    private func screeningRowsLocked() -> [ScreeningRows] {
+        screening.withLock { chunks in
+            let covered = chunks.last.map { $0.start + $0.count } ?? 0
+            let total = ids.count
+            if covered < total {
+                chunks.append(ScreeningRows(start: covered, count: total - covered, dimension: dimension) { p in
+                    rowPointerLocked(p)?.assumingMemoryBound(to: Float.self)
+                })
+            }
+            return chunks
+        }
+    }
+
+    /// The exact top k of each query, found by screening every row with bf16 products (half the
+    /// bytes and half the instructions of float32) and computing float32 products only for the rows
+    /// that can still be in the top k: a row's bf16 score errs by at most e = bound * |q| * max|x|,
+    /// so with T the k-th best bf16 score, every true top-k row scores at least T - 2e in bf16
+    /// (k rows score >= T in bf16, so >= T - e truly; a row below them truly is below T - e).
+    /// Those candidates (a few hundred for k = 300 on 9,144 images) are ranked exactly.
+    private func screenedSearchLocked(_ queries: [Float], m: Int, k: Int, heaps: inout [BoundedHeap],
+                                      skip: (Int) -> Bool) {
+        let d = dimension
+        let chunks = screeningRowsLocked()
+        guard let stride = chunks.first?.stride else { return }
+        let maxNorm = chunks.map(\.maxNorm).max() ?? 0
+        var q16 = [UInt16](repeating: 0, count: m * stride)
+        var margins = [Float](repeating: 0, count: m)
+        queries.withUnsafeBufferPointer { qb in
+            q16.withUnsafeMutableBufferPointer { out in
+                guard let src = qb.baseAddress, let dst = out.baseAddress else { return }
+                for qi in 0..<m {
+                    lk_f32_to_bf16(src + qi * d, dst + qi * stride, d)
+                    let norm = (0..<d).reduce(Float(0)) { $0 + src[qi * d + $1] * src[qi * d + $1] }.squareRoot()
+                    margins[qi] = 2 * Self.screeningErrorBound * norm * maxNorm
+                }
+            }
+        }
+        // Per query: the k best bf16 scores so far (a min-heap: its min is the running T) and the
+        // rows within the margin of the running T (which only rises, so the list is filtered at the end).
+        var best = (0..<m).map { _ in KthLargest(k: k) }
+        var candidates = [[(position: Int32, score: Float)]](repeating: [], count: m)
+        let block = min(max(1024, (1 << 22) / m), chunks.map(\.count).max() ?? 1)
+        var scores = [Float](repeating: 0, count: m * block)
+        for chunk in chunks {
+            var r0 = 0
+            while r0 < chunk.count {
+                let b = min(block, chunk.count - r0)
+                scores.withUnsafeMutableBufferPointer { sb in
+                    guard let sp = sb.baseAddress else { return }
+                    q16.withUnsafeBufferPointer { qb in
+                        guard let q = qb.baseAddress else { return }
+                        lk_dot_many_bf16(q, m, chunk.rows + r0 * stride, b, stride, sp, b)
+                    }
+                    let first = chunk.start + r0
+                    for qi in 0..<m {
+                        let row = sp + qi * b
+                        let margin = margins[qi]
+                        var floor = best[qi].kth - margin
+                        for r in 0..<b {
+                            let v = row[r]
+                            guard v >= floor, !skip(first + r) else { continue }  // NaN fails the comparison
+                            candidates[qi].append((Int32(first + r), v))
+                            if best[qi].offer(v) { floor = best[qi].kth - margin }
+                        }
+                    }
+                }
+                r0 += b
+            }
+        }
+        queries.withUnsafeBufferPointer { qb in
+            guard let q = qb.baseAddress else { return }
+            for qi in 0..<m {
+                let floor = best[qi].kth - margins[qi]
+                // In position order (the rows' order in memory), four at a time with prefetching.
+                var kept = candidates[qi].filter { $0.score >= floor }.map { Int($0.position) }
+                kept.sort()
+                var rows: [UnsafePointer<Float>?] = []
+                var positions: [Int] = []
+                rows.reserveCapacity(kept.count)
+                positions.reserveCapacity(kept.count)
+                for p in kept {
+                    guard let row = rowPointerLocked(p) else { continue }
+                    rows.append(row.assumingMemoryBound(to: Float.self))
+                    positions.append(p)
+                }
+                var exact = [Float](repeating: 0, count: rows.count)
+                rows.withUnsafeBufferPointer { rb in
+                    exact.withUnsafeMutableBufferPointer { eb in
+                        guard let r = rb.baseAddress, let e = eb.baseAddress else { return }
+                        lk_dot_rows_f32(q + qi * d, r, rb.count, d, e)
+                    }
+                }
+                for (p, value) in zip(positions, exact) { heaps[qi].offer(-value, p, skip: { _ in false }) }
+            }
         }
     }
 
@@ -544,6 +663,77 @@ public final class VectorStore: @unchecked Sendable {
         }
         return store
     }
+}
+
+/// The k largest values offered so far, as a binary min-heap: `kth` is the k-th largest (minus
+/// infinity until k values came). A plain binary heap, as the screening pass offers every row.
+struct KthLargest {
+    let k: Int
+    private var heap: [Float] = []
+
+    init(k: Int) {
+        self.k = k
+        heap.reserveCapacity(k)
+    }
+
+    var kth: Float { heap.count == k && k > 0 ? heap[0] : -.infinity }
+
+    /// Offers a value; true when it entered the k largest.
+    mutating func offer(_ value: Float) -> Bool {
+        guard k > 0 else { return false }
+        if heap.count < k {
+            heap.append(value)
+            var i = heap.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard heap[i] < heap[parent] else { break }
+                heap.swapAt(i, parent)
+                i = parent
+            }
+            return true
+        }
+        guard value > heap[0] else { return false }
+        heap[0] = value
+        var i = 0
+        while true {
+            let left = 2 * i + 1
+            guard left < k else { break }
+            let child = left + 1 < k && heap[left + 1] < heap[left] ? left + 1 : left
+            guard heap[child] < heap[i] else { break }
+            heap.swapAt(i, child)
+            i = child
+        }
+        return true
+    }
+}
+
+/// A bfloat16 copy of the float32 rows at positions start..<start+count, each zero padded to
+/// `stride` values (a multiple of 32, as lk_dot_many_bf16 requires), and the largest row norm.
+final class ScreeningRows: @unchecked Sendable {
+    let start: Int
+    let count: Int
+    let stride: Int
+    let maxNorm: Float
+    let rows: UnsafeMutablePointer<UInt16>
+
+    init(start: Int, count: Int, dimension: Int, row: (Int) -> UnsafePointer<Float>?) {
+        self.start = start
+        self.count = count
+        stride = (dimension + 31) / 32 * 32
+        rows = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, count * stride))
+        rows.initialize(repeating: 0, count: max(1, count * stride))
+        var largest: Float = 0
+        for i in 0..<count {
+            guard let x = row(start + i) else { continue }
+            lk_f32_to_bf16(x, rows + i * stride, dimension)
+            var sum: Float = 0
+            for j in 0..<dimension { sum += x[j] * x[j] }
+            largest = max(largest, sum.squareRoot())
+        }
+        maxNorm = largest
+    }
+
+    deinit { rows.deallocate() }
 }
 
 /// The k smallest (value, position) pairs seen so far; ties broken by position.

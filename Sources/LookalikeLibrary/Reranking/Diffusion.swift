@@ -20,6 +20,7 @@
 // searches load it in milliseconds; a search that finds it out of date uses it meanwhile and
 // rebuilds it (LiveLibrary.diffusionGraph). Above `maximumGraph` images it is not built (searches
 // then skip diffusion and say so) until the neighbours come from an approximate index.
+import CKernels
 import Foundation
 import LookalikeEngine
 
@@ -213,22 +214,27 @@ public final class DiffusionGraph: Sendable {
         // cost more than the diffusion itself.
         var local = [Int32](repeating: -1, count: ids.count)
         for (i, p) in subset.enumerated() { local[Int(p)] = Int32(i) }
-        // The subgraph's rows, in local numbering.
+        // The subgraph's rows, in local numbering (cut out in C: see lk_csr_subgraph).
         var start = [Int](repeating: 0, count: m + 1)
-        var cols: [Int32] = []
-        var vals: [Float] = []
-        cols.reserveCapacity(m * neighbours)
-        vals.reserveCapacity(m * neighbours)
-        for (i, p) in subset.enumerated() {
-            for e in rowStart[Int(p)]..<rowStart[Int(p) + 1] {
-                let j = local[Int(columns[e])]
-                if j >= 0 {
-                    cols.append(j)
-                    vals.append(values[e])
+        let degrees = subset.reduce(0) { $0 + rowStart[Int($1) + 1] - rowStart[Int($1)] }
+        var cols = [Int32](repeating: 0, count: max(1, degrees))
+        var vals = [Float](repeating: 0, count: max(1, degrees))
+        rowStart.withUnsafeBufferPointer { rs in
+        columns.withUnsafeBufferPointer { c in
+        values.withUnsafeBufferPointer { v in
+        subset.withUnsafeBufferPointer { sub in
+        local.withUnsafeBufferPointer { l in
+        start.withUnsafeMutableBufferPointer { os in
+        cols.withUnsafeMutableBufferPointer { oc in
+        vals.withUnsafeMutableBufferPointer { ov in
+            guard let rsp = rs.baseAddress, let cp = c.baseAddress, let vp = v.baseAddress, let sp = sub.baseAddress,
+                  let lp = l.baseAddress, let osp = os.baseAddress, let ocp = oc.baseAddress, let ovp = ov.baseAddress else { return }
+            rsp.withMemoryRebound(to: Int64.self, capacity: rs.count) { rs64 in
+                osp.withMemoryRebound(to: Int64.self, capacity: os.count) { os64 in
+                    _ = lk_csr_subgraph(rs64, cp, vp, sp, m, lp, os64, ocp, ovp)
                 }
             }
-            start[i + 1] = cols.count
-        }
+        }}}}}}}}
         var f = [Float](repeating: 0, count: m)
         var r = y
         var p = r
@@ -236,31 +242,37 @@ public final class DiffusionGraph: Sendable {
         var rr = r.reduce(Float(0)) { $0 + $1 * $1 }
         guard rr > 0 else { return f }
         let alpha = Self.alpha
+        // Conjugate gradient on raw buffers: a served search runs this on every click, and the
+        // arrays' bounds and uniqueness checks in these loops doubled its cost.
+        start.withUnsafeBufferPointer { st in
         cols.withUnsafeBufferPointer { c in
-            vals.withUnsafeBufferPointer { v in
-                for _ in 0..<Self.iterations {
-                    var pap: Float = 0
-                    for i in 0..<m {
-                        var s: Float = 0
-                        for e in start[i]..<start[i + 1] { s += v[e] * p[Int(c[e])] }
-                        ap[i] = p[i] - alpha * s
-                        pap += p[i] * ap[i]
-                    }
-                    guard pap > 0 else { break }
-                    let a = rr / pap
-                    var next: Float = 0
-                    for i in 0..<m {
-                        f[i] += a * p[i]
-                        r[i] -= a * ap[i]
-                        next += r[i] * r[i]
-                    }
-                    guard next > 0 else { break }
-                    let beta = next / rr
-                    rr = next
-                    for i in 0..<m { p[i] = r[i] + beta * p[i] }
+        vals.withUnsafeBufferPointer { v in
+        f.withUnsafeMutableBufferPointer { f in
+        r.withUnsafeMutableBufferPointer { r in
+        p.withUnsafeMutableBufferPointer { p in
+        ap.withUnsafeMutableBufferPointer { ap in
+            for _ in 0..<Self.iterations {
+                var pap: Float = 0
+                for i in 0..<m {
+                    var s: Float = 0
+                    for e in st[i]..<st[i + 1] { s += v[e] * p[Int(c[e])] }
+                    ap[i] = p[i] - alpha * s
+                    pap += p[i] * ap[i]
                 }
+                guard pap > 0 else { break }
+                let a = rr / pap
+                var next: Float = 0
+                for i in 0..<m {
+                    f[i] += a * p[i]
+                    r[i] -= a * ap[i]
+                    next += r[i] * r[i]
+                }
+                guard next > 0 else { break }
+                let beta = next / rr
+                rr = next
+                for i in 0..<m { p[i] = r[i] + beta * p[i] }
             }
-        }
+        }}}}}}}
         return f
     }
 
@@ -284,12 +296,22 @@ public final class DiffusionGraph: Sendable {
     func rescore(_ found: [Neighbor], query: Int64, limit: Int) -> [Neighbor] {
         guard let node = positions[query] else { return Array(found.prefix(limit)) }
         let head = found.prefix(Self.candidates)
+        // The subgraph's nodes (the query's first), and each candidate's slot in it (-1: not in the
+        // graph); a candidate listed twice keeps its first slot. Arrays, not dictionaries: this
+        // runs on every served click.
         var subset: [Int32] = [node]
-        var slot: [Int64: Int] = [query: 0]
         subset.reserveCapacity(head.count + 1)
-        for nb in head where slot[nb.id] == nil {
+        var slots = [Int](repeating: -1, count: head.count)
+        var seen = Set<Int32>(minimumCapacity: head.count + 1)
+        seen.insert(node)
+        for (i, nb) in head.enumerated() {
             guard let p = positions[nb.id] else { continue }
-            slot[nb.id] = subset.count
+            if nb.id == query { slots[i] = 0; continue }
+            guard seen.insert(p).inserted else {
+                slots[i] = subset.firstIndex(of: p) ?? -1
+                continue
+            }
+            slots[i] = subset.count
             subset.append(p)
         }
         var y = [Float](repeating: 0, count: subset.count)
@@ -298,7 +320,9 @@ public final class DiffusionGraph: Sendable {
         f[0] = 0
         guard let best = f.max(), best > 0 else { return Array(found.prefix(limit)) }
         let scale = Self.weight / best
-        var rescored = head.map { nb in Neighbor(id: nb.id, distance: nb.distance - scale * (slot[nb.id].map { f[$0] } ?? 0)) }
+        var rescored = zip(head, slots).map { nb, slot in
+            Neighbor(id: nb.id, distance: nb.distance - scale * (slot >= 0 ? f[slot] : 0))
+        }
         rescored.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.id < $1.id) }
         if rescored.count < limit { rescored += found.dropFirst(head.count).prefix(limit - rescored.count) }
         return Array(rescored.prefix(limit))
