@@ -186,5 +186,42 @@ import Testing
         for id in gone { live[id] = nil }
         try check("compacted")
     }
+
+    /// Through the server's batcher, a screened scan is split (the scan on the batch thread, each
+    /// query's exact ranking on its caller's task): concurrent callers, with their own k and
+    /// exclusions, get what a lone exact search gives them.
+    @Test func batcherSplitsScreenedScansAndAnswersLikeALoneSearch() async throws {
+        let d = 64
+        let n = 3_000
+        let index = ExactIndex(dimension: d)
+        try index.add(ids: (0..<Int64(n)).map { $0 + 10 }, vectors: Synthetic.unitVectors(n, dimension: d, seed: 5))
+        // The batcher searches the index it is given; the library only has to exist.
+        let library = try LiveLibrary(catalogue: try SearchTests.sampleLibrary())
+        let batcher = SearchBatcher(library: library, window: 0.02, concurrency: 1)
+        let queries = Synthetic.unitVectors(12, dimension: d, seed: 6)
+        let answers = try await withThrowingTaskGroup(of: (Int, [Neighbor]).self) { group in
+            for j in 0..<12 {
+                group.addTask {
+                    var parameters = SearchParameters(metric: .cosine)
+                    parameters.excluding = [Int64(10 + j * 7)]
+                    let q = Array(queries[j * d..<(j + 1) * d])
+                    return (j, try await batcher.search(q, k: 5 + j * 20, in: index, parameters: parameters))
+                }
+            }
+            var out: [Int: [Neighbor]] = [:]
+            for try await (j, neighbors) in group { out[j] = neighbors }
+            return out
+        }
+        #expect(batcher.statistics.batches < 12)  // they did share scans
+        for j in 0..<12 {
+            var parameters = SearchParameters(metric: .cosine)
+            parameters.excluding = [Int64(10 + j * 7)]
+            let alone = try index.search(Array(queries[j * d..<(j + 1) * d]), k: 5 + j * 20, parameters: parameters)
+            let got = answers[j] ?? []
+            #expect(got.count == 5 + j * 20 && !got.contains { $0.id == Int64(10 + j * 7) })
+            #expect(got.map(\.id) == alone.map(\.id), "query \(j)")
+            #expect(zip(got, alone).allSatisfy { abs($0.distance - $1.distance) < 1e-5 })
+        }
+    }
 }
 

@@ -50,6 +50,8 @@ public final class VectorStore: @unchecked Sendable {
     /// The bfloat16 copy of the rows that batched scans screen with (see `screenedSearch`): made on
     /// the first batched scan, extended as rows are added, dropped by compaction.
     private let screening = Locked<[ScreeningRows]>([])
+    /// Bumped when compaction moves rows (screened candidates name rows by position).
+    private var generation = 0
 
     public init(dimension: Int, precision: StoragePrecision = .float32) {
         self.dimension = dimension
@@ -161,6 +163,7 @@ public final class VectorStore: @unchecked Sendable {
         deadCount = 0
         chiScales.withLock { $0 = [] }
         screening.withLock { $0 = [] }
+        generation += 1
     }
 
     /// Address of the row at position `p` in the store's own precision.
@@ -253,6 +256,9 @@ public final class VectorStore: @unchecked Sendable {
     func search(_ queries: [Float], k: Int, metric: Metric, parameters: SearchParameters) -> [[Neighbor]] {
         let m = queries.count / dimension
         guard m > 0 else { return [] }
+        if let screened = screen(queries, k: k, metric: metric, parameters: parameters) {
+            return screened.map(rankScreened)
+        }
         return lock.read {
             let n = ids.count
             guard n > 0, k > 0 else { return Array(repeating: [], count: m) }
@@ -264,10 +270,6 @@ public final class VectorStore: @unchecked Sendable {
             let restricts = parameters.restricts
             let skip: (Int) -> Bool = { p in dead[p] || (restricts && !parameters.admits(ids[p])) }
             let float32 = segments.allSatisfy({ $0.f32 != nil }) && (metric == .cosine || metric == .euclidean)
-            if float32 && m >= 2 && n >= Self.screeningMinimumRows && Self.screeningAvailable {
-                screenedSearchLocked(queries, m: m, k: k, heaps: &heaps, skip: skip)
-                return heaps.map { heap in heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: metric)) } }
-            }
             queries.withUnsafeBufferPointer { qBuffer in
                 guard let q = qBuffer.baseAddress else { return }
                 if float32 {
@@ -356,88 +358,109 @@ public final class VectorStore: @unchecked Sendable {
         }
     }
 
-    /// The exact top k of each query, found by screening every row with bf16 products (half the
-    /// bytes and half the instructions of float32) and computing float32 products only for the rows
-    /// that can still be in the top k: a row's bf16 score errs by at most e = bound * |q| * max|x|,
-    /// so with T the k-th best bf16 score, every true top-k row scores at least T - 2e in bf16
-    /// (k rows score >= T in bf16, so >= T - e truly; a row below them truly is below T - e).
-    /// Those candidates (a few hundred for k = 300 on 9,144 images) are ranked exactly.
-    private func screenedSearchLocked(_ queries: [Float], m: Int, k: Int, heaps: inout [BoundedHeap],
-                                      skip: (Int) -> Bool) {
+    /// The first half of an exact scan, nil where screening does not apply (a small store, Float16 rows, another metric, a filter, no AVX512-BF16): every row
+    /// scored with bf16 products (half the bytes and half the instructions of float32), and for
+    /// each query the rows that can still be in its exact top k. A row's bf16 score errs by at most
+    /// e = bound * |q| * max|x|, so with T the k-th best bf16 score, every true top-k row scores
+    /// at least T - 2e in bf16 (k rows score >= T in bf16, so >= T - e truly; a row below them
+    /// truly is below T - e). The second half, `rankScreened`, ranks those candidates (a few
+    /// hundred for k = 300 on 9,144 images) with float32 products; a server's batcher runs it on
+    /// each caller's own task, so only this half is serialised.
+    func screen(_ queries: [Float], k: Int, metric: Metric, parameters: SearchParameters) -> [ScreenedCandidates]? {
         let d = dimension
-        let chunks = screeningRowsLocked()
-        guard let stride = chunks.first?.stride else { return }
-        let maxNorm = chunks.map(\.maxNorm).max() ?? 0
-        var q16 = [UInt16](repeating: 0, count: m * stride)
-        var margins = [Float](repeating: 0, count: m)
-        queries.withUnsafeBufferPointer { qb in
-            q16.withUnsafeMutableBufferPointer { out in
-                guard let src = qb.baseAddress, let dst = out.baseAddress else { return }
-                for qi in 0..<m {
-                    lk_f32_to_bf16(src + qi * d, dst + qi * stride, d)
-                    let norm = (0..<d).reduce(Float(0)) { $0 + src[qi * d + $1] * src[qi * d + $1] }.squareRoot()
-                    margins[qi] = 2 * Self.screeningErrorBound * norm * maxNorm
+        let m = queries.count / d
+        guard m >= 1, k > 0, metric == .cosine || metric == .euclidean, !parameters.restricts, Self.screeningAvailable else { return nil }
+        return lock.read { () -> [ScreenedCandidates]? in
+            guard ids.count >= Self.screeningMinimumRows, segmentsLocked().allSatisfy({ $0.f32 != nil }) else { return nil }
+            let chunks = screeningRowsLocked()
+            guard let stride = chunks.first?.stride else { return nil }
+            let maxNorm = chunks.map(\.maxNorm).max() ?? 0
+            var q16 = [UInt16](repeating: 0, count: m * stride)
+            var margins = [Float](repeating: 0, count: m)
+            queries.withUnsafeBufferPointer { qb in
+                q16.withUnsafeMutableBufferPointer { out in
+                    guard let src = qb.baseAddress, let dst = out.baseAddress else { return }
+                    for qi in 0..<m {
+                        lk_f32_to_bf16(src + qi * d, dst + qi * stride, d)
+                        let norm = (0..<d).reduce(Float(0)) { $0 + src[qi * d + $1] * src[qi * d + $1] }.squareRoot()
+                        margins[qi] = 2 * Self.screeningErrorBound * norm * maxNorm
+                    }
                 }
             }
-        }
-        // Per query: the k best bf16 scores so far (a min-heap: its min is the running T) and the
-        // rows within the margin of the running T (which only rises, so the list is filtered at the end).
-        var best = (0..<m).map { _ in KthLargest(k: k) }
-        var candidates = [[(position: Int32, score: Float)]](repeating: [], count: m)
-        let block = min(max(1024, (1 << 22) / m), chunks.map(\.count).max() ?? 1)
-        var scores = [Float](repeating: 0, count: m * block)
-        for chunk in chunks {
-            var r0 = 0
-            while r0 < chunk.count {
-                let b = min(block, chunk.count - r0)
-                scores.withUnsafeMutableBufferPointer { sb in
-                    guard let sp = sb.baseAddress else { return }
-                    q16.withUnsafeBufferPointer { qb in
-                        guard let q = qb.baseAddress else { return }
-                        lk_dot_many_bf16(q, m, chunk.rows + r0 * stride, b, stride, sp, b)
-                    }
-                    let first = chunk.start + r0
-                    for qi in 0..<m {
-                        let row = sp + qi * b
-                        let margin = margins[qi]
-                        var floor = best[qi].kth - margin
-                        for r in 0..<b {
-                            let v = row[r]
-                            guard v >= floor, !skip(first + r) else { continue }  // NaN fails the comparison
-                            candidates[qi].append((Int32(first + r), v))
-                            if best[qi].offer(v) { floor = best[qi].kth - margin }
+            // Per query: the k best bf16 scores so far (their minimum is the running T) and the
+            // rows within the margin of the running T (which only rises, so the list is filtered
+            // at the end).
+            var best = (0..<m).map { _ in KthLargest(k: k) }
+            var candidates = [[ScreenedCandidates.Row]](repeating: [], count: m)
+            let dead = self.dead
+            let block = min(max(1024, (1 << 22) / m), chunks.map(\.count).max() ?? 1)
+            var scores = [Float](repeating: 0, count: m * block)
+            for chunk in chunks {
+                var r0 = 0
+                while r0 < chunk.count {
+                    let b = min(block, chunk.count - r0)
+                    scores.withUnsafeMutableBufferPointer { sb in
+                        guard let sp = sb.baseAddress else { return }
+                        q16.withUnsafeBufferPointer { qb in
+                            guard let q = qb.baseAddress else { return }
+                            lk_dot_many_bf16(q, m, chunk.rows + r0 * stride, b, stride, sp, b)
+                        }
+                        let first = chunk.start + r0
+                        for qi in 0..<m {
+                            let row = sp + qi * b
+                            let margin = margins[qi]
+                            var floor = best[qi].kth - margin
+                            for r in 0..<b {
+                                let v = row[r]
+                                guard v >= floor, !dead[first + r] else { continue }  // NaN fails the comparison
+                                candidates[qi].append(ScreenedCandidates.Row(position: Int32(first + r), score: v))
+                                if best[qi].offer(v) { floor = best[qi].kth - margin }
+                            }
                         }
                     }
+                    r0 += b
                 }
-                r0 += b
+            }
+            return (0..<m).map { qi in
+                let floor = best[qi].kth - margins[qi]
+                return ScreenedCandidates(query: Array(queries[qi * d..<(qi + 1) * d]), k: k, metric: metric,
+                                          rows: candidates[qi].filter { $0.score >= floor }, generation: generation)
             }
         }
-        queries.withUnsafeBufferPointer { qb in
-            guard let q = qb.baseAddress else { return }
-            for qi in 0..<m {
-                let floor = best[qi].kth - margins[qi]
-                // In position order (the rows' order in memory), four at a time with prefetching.
-                var kept = candidates[qi].filter { $0.score >= floor }.map { Int($0.position) }
-                kept.sort()
-                var rows: [UnsafePointer<Float>?] = []
-                var positions: [Int] = []
-                rows.reserveCapacity(kept.count)
-                positions.reserveCapacity(kept.count)
-                for p in kept {
-                    guard let row = rowPointerLocked(p) else { continue }
-                    rows.append(row.assumingMemoryBound(to: Float.self))
-                    positions.append(p)
-                }
-                var exact = [Float](repeating: 0, count: rows.count)
+    }
+
+    /// The second half of a screened scan: the exact top k among the candidates, with float32
+    /// products (in position order, the rows' order in memory, four at a time with prefetching).
+    /// Rows removed since the screening are skipped; if a compaction moved every row meanwhile,
+    /// the query is scanned again in float32.
+    func rankScreened(_ screened: ScreenedCandidates) -> [Neighbor] {
+        let d = dimension
+        let ranked: [Neighbor]? = lock.read {
+            guard screened.generation == generation else { return nil }
+            var rows: [UnsafePointer<Float>?] = []
+            var positions: [Int] = []
+            rows.reserveCapacity(screened.rows.count)
+            positions.reserveCapacity(screened.rows.count)
+            for p in screened.rows.map({ Int($0.position) }).sorted() where p < ids.count && !dead[p] {
+                guard let row = rowPointerLocked(p) else { continue }
+                rows.append(row.assumingMemoryBound(to: Float.self))
+                positions.append(p)
+            }
+            var exact = [Float](repeating: 0, count: rows.count)
+            screened.query.withUnsafeBufferPointer { qb in
                 rows.withUnsafeBufferPointer { rb in
                     exact.withUnsafeMutableBufferPointer { eb in
-                        guard let r = rb.baseAddress, let e = eb.baseAddress else { return }
-                        lk_dot_rows_f32(q + qi * d, r, rb.count, d, e)
+                        guard let q = qb.baseAddress, let r = rb.baseAddress, let e = eb.baseAddress, qb.count == d else { return }
+                        lk_dot_rows_f32(q, r, rb.count, d, e)
                     }
                 }
-                for (p, value) in zip(positions, exact) { heaps[qi].offer(-value, p, skip: { _ in false }) }
             }
+            var heap = BoundedHeap(k: screened.k)
+            for (p, value) in zip(positions, exact) { heap.offer(-value, p, skip: { _ in false }) }
+            return heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: screened.metric)) }
         }
+        if let ranked { return ranked }
+        return search(screened.query, k: screened.k, metric: screened.metric, parameters: SearchParameters(metric: screened.metric)).first ?? []
     }
 
     /// Exact distances (or their monotonic stand-ins, see `distance(standIn:)`) of one query to a
@@ -663,6 +686,19 @@ public final class VectorStore: @unchecked Sendable {
         }
         return store
     }
+}
+
+/// One query's candidates from a screened scan (`VectorStore.screen`), ranked by `rankScreened`.
+public struct ScreenedCandidates: Sendable {
+    struct Row: Sendable {
+        let position: Int32
+        let score: Float
+    }
+    let query: [Float]
+    let k: Int
+    let metric: Metric
+    let rows: [Row]
+    let generation: Int
 }
 
 /// The k largest values offered so far, as a binary min-heap: `kth` is the k-th largest (minus

@@ -8,7 +8,10 @@
 // the library's own, or the augmented vectors of re-ranking, whose two stages, query expansion and
 // the final ranking, each go through here); queries with a filter (label / folder restriction) run
 // alone. Each query's own exclusions (itself) are applied after the shared scan, which asks for
-// enough extra neighbours.
+// enough extra neighbours. An exact scan large enough to be screened (VectorStore.screen) is split:
+// the bf16 scan of the whole batch runs here, and each query's exact ranking of its few hundred
+// candidates runs on the caller's own task, in parallel, so that only the scan is serialised (on
+// 2 cores under load the batch thread was the bottleneck).
 import Dispatch
 import Foundation
 import LookalikeEngine
@@ -24,7 +27,13 @@ public final class SearchBatcher: Sendable {
         let k: Int
         let index: any VectorIndex
         let parameters: SearchParameters
-        let continuation: CheckedContinuation<[Neighbor], Error>
+        let continuation: CheckedContinuation<Answer, Error>
+    }
+
+    /// What the batch thread hands back: the neighbours, or screened candidates for the caller to rank.
+    enum Answer: Sendable {
+        case neighbors([Neighbor])
+        case screened(VectorStore, ScreenedCandidates)
     }
 
     private struct State: Sendable {
@@ -68,7 +77,7 @@ public final class SearchBatcher: Sendable {
     /// index object.
     public func search(_ vector: [Float], k: Int, in index: any VectorIndex,
                        parameters: SearchParameters = SearchParameters()) async throws -> [Neighbor] {
-        try await withCheckedThrowingContinuation { continuation in
+        let answer: Answer = try await withCheckedThrowingContinuation { continuation in
             let item = Item(vector: vector, k: k, index: index, parameters: parameters, continuation: continuation)
             let start = state.withLock { s -> Bool in
                 s.pending.append(item)
@@ -79,6 +88,13 @@ public final class SearchBatcher: Sendable {
             if start {
                 queue.asyncAfter(deadline: .now() + window) { self.drain() }
             }
+        }
+        switch answer {
+        case .neighbors(let neighbors):
+            return neighbors
+        case .screened(let store, let candidates):
+            let excluding = parameters.excluding
+            return Array(store.rankScreened(candidates).lazy.filter { !excluding.contains($0.id) }.prefix(k))
         }
     }
 
@@ -128,9 +144,9 @@ public final class SearchBatcher: Sendable {
         guard let first = items.first else { return }
         do {
             let index = first.index
-            if items.count == 1 {
+            if items.count == 1 && !(index is ExactIndex && first.parameters.filter == nil) {
                 let neighbors = try index.search(first.vector, k: first.k, parameters: first.parameters)
-                first.continuation.resume(returning: neighbors)
+                first.continuation.resume(returning: .neighbors(neighbors))
                 return
             }
             var queries: [Float] = []
@@ -147,10 +163,17 @@ public final class SearchBatcher: Sendable {
             shared.candidates = first.parameters.candidates
             shared.efSearch = first.parameters.efSearch
             shared.probes = first.parameters.probes
+            if let exact = index as? ExactIndex,
+               let screened = exact.store.screen(queries, k: k, metric: shared.metric ?? exact.descriptor.metric, parameters: shared) {
+                for (item, candidates) in zip(items, screened) {
+                    item.continuation.resume(returning: .screened(exact.store, candidates))
+                }
+                return
+            }
             let results = try index.search(batch: queries, k: k, parameters: shared)
             for (item, neighbors) in zip(items, results) {
                 let kept = neighbors.lazy.filter { !item.parameters.excluding.contains($0.id) }.prefix(item.k)
-                item.continuation.resume(returning: Array(kept))
+                item.continuation.resume(returning: .neighbors(Array(kept)))
             }
         } catch {
             for item in items { item.continuation.resume(throwing: error) }
