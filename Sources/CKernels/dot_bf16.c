@@ -88,3 +88,40 @@ BF16_TARGET void lk_dot_many_bf16(const uint16_t *Q, size_t m, const uint16_t *X
         }
     }
 }
+
+size_t lk_screen_block(const float *scores, size_t n, size_t first, const bool *dead, size_t k, float margin,
+                       float *heap, size_t *heapCount, uint32_t *outPositions, float *outScores) {
+    size_t count = *heapCount, out = 0;
+    if (k == 0) return 0;
+    float floor = count == k ? heap[0] - margin : -__builtin_inff();
+    for (size_t r = 0; r < n; r++) {
+        float v = scores[r];
+        if (!(v >= floor) || dead[first + r]) continue;  // NaN fails the comparison
+        outPositions[out] = (uint32_t)(first + r);
+        outScores[out] = v;
+        out++;
+        if (count < k) {  // sift up
+            size_t i = count++;
+            while (i > 0 && v < heap[(i - 1) / 2]) {
+                heap[i] = heap[(i - 1) / 2];
+                i = (i - 1) / 2;
+            }
+            heap[i] = v;
+            if (count == k) floor = heap[0] - margin;
+        } else if (v > heap[0]) {  // replace the minimum, sift down
+            size_t i = 0;
+            for (;;) {
+                size_t child = 2 * i + 1;
+                if (child >= k) break;
+                if (child + 1 < k && heap[child + 1] < heap[child]) child++;
+                if (!(heap[child] < v)) break;
+                heap[i] = heap[child];
+                i = child;
+            }
+            heap[i] = v;
+            floor = heap[0] - margin;
+        }
+    }
+    *heapCount = count;
+    return out;
+}

@@ -101,7 +101,7 @@ static inline __attribute__((always_inline)) void dot_rows(const float *q, const
     for (; r + 4 <= count; r += 4) {
         const float *x[4] = {rows[r], rows[r + 1], rows[r + 2], rows[r + 3]};
         const float *next[4] = {x[0], x[1], x[2], x[3]};
-        for (size_t i = 0; i < 4 && r + 4 + i < count; i++) next[i] = rows[r + 4 + i];
+        for (size_t i = 0; i < 4 && r + 8 + i < count; i++) next[i] = rows[r + 8 + i];
         v16 acc[4] = {{0}, {0}, {0}, {0}};
         for (size_t k = 0; k < vec; k += 16) {
             v16 qv = load16(q + k);

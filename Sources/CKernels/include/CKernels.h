@@ -7,6 +7,7 @@
 #define LOOKALIKE_CKERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 /// out[r] = dot(q, X[r])
 void lk_dot_f16(const float *q, const uint16_t *X, size_t rows, size_t dim, float *out);
@@ -53,6 +54,13 @@ void lk_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 /// out[j*ldo + r] = dot(Q[j], X[r]) over `stride` bf16 values (a multiple of 32, zero padded),
 /// products exact and summed in float32.
 void lk_dot_many_bf16(const uint16_t *Q, size_t m, const uint16_t *X, size_t rows, size_t stride, float *out, size_t ldo);
+/// One query's pass over a block of bf16 scores (rows first..<first+n): keeps the k largest scores
+/// of rows not `dead` in `heap` (a binary min-heap of *heapCount values, carried across blocks) and
+/// writes every such row scoring at least (the running k-th largest - margin) to outPositions /
+/// outScores (room for n); returns how many. The running k-th largest only rises, so the caller
+/// filters the rows again with the final one.
+size_t lk_screen_block(const float *scores, size_t n, size_t first, const bool *dead, size_t k, float margin,
+                       float *heap, size_t *heapCount, uint32_t *outPositions, float *outScores);
 // Graphs (graph.c).
 /// The subgraph of the `m` nodes `subset` of a CSR graph (rowStart has one entry per node + 1):
 /// for each subset node in order, its edges to other subset nodes, renumbered by `local` (graph

@@ -387,44 +387,51 @@ public final class VectorStore: @unchecked Sendable {
                     }
                 }
             }
-            // Per query: the k best bf16 scores so far (their minimum is the running T) and the
-            // rows within the margin of the running T (which only rises, so the list is filtered
-            // at the end).
-            var best = (0..<m).map { _ in KthLargest(k: k) }
-            var candidates = [[ScreenedCandidates.Row]](repeating: [], count: m)
-            let dead = self.dead
+            // Per query: the k best bf16 scores so far (a min-heap: its minimum is the running T)
+            // and the rows within the margin of the running T (see lk_screen_block).
+            var heaps = [[Float]](repeating: [Float](repeating: 0, count: k), count: m)
+            var heapCounts = [Int](repeating: 0, count: m)
+            var positions = [[UInt32]](repeating: [], count: m)
+            var values = [[Float]](repeating: [], count: m)
             let block = min(max(1024, (1 << 22) / m), chunks.map(\.count).max() ?? 1)
             var scores = [Float](repeating: 0, count: m * block)
-            for chunk in chunks {
-                var r0 = 0
-                while r0 < chunk.count {
-                    let b = min(block, chunk.count - r0)
-                    scores.withUnsafeMutableBufferPointer { sb in
-                        guard let sp = sb.baseAddress else { return }
-                        q16.withUnsafeBufferPointer { qb in
-                            guard let q = qb.baseAddress else { return }
-                            lk_dot_many_bf16(q, m, chunk.rows + r0 * stride, b, stride, sp, b)
-                        }
-                        let first = chunk.start + r0
-                        for qi in 0..<m {
-                            let row = sp + qi * b
-                            let margin = margins[qi]
-                            var floor = best[qi].kth - margin
-                            for r in 0..<b {
-                                let v = row[r]
-                                guard v >= floor, !dead[first + r] else { continue }  // NaN fails the comparison
-                                candidates[qi].append(ScreenedCandidates.Row(position: Int32(first + r), score: v))
-                                if best[qi].offer(v) { floor = best[qi].kth - margin }
+            var outPositions = [UInt32](repeating: 0, count: block)
+            var outScores = [Float](repeating: 0, count: block)
+            dead.withUnsafeBufferPointer { deadBuffer in
+                guard let deadRows = deadBuffer.baseAddress else { return }
+                for chunk in chunks {
+                    var r0 = 0
+                    while r0 < chunk.count {
+                        let b = min(block, chunk.count - r0)
+                        scores.withUnsafeMutableBufferPointer { sb in
+                            guard let sp = sb.baseAddress else { return }
+                            q16.withUnsafeBufferPointer { qb in
+                                guard let q = qb.baseAddress else { return }
+                                lk_dot_many_bf16(q, m, chunk.rows + r0 * stride, b, stride, sp, b)
+                            }
+                            for qi in 0..<m {
+                                let found = heaps[qi].withUnsafeMutableBufferPointer { heap in
+                                    outPositions.withUnsafeMutableBufferPointer { op in
+                                        outScores.withUnsafeMutableBufferPointer { os in
+                                            lk_screen_block(sp + qi * b, b, chunk.start + r0, deadRows, k, margins[qi], heap.baseAddress,
+                                                            &heapCounts[qi], op.baseAddress, os.baseAddress)
+                                        }
+                                    }
+                                }
+                                positions[qi].append(contentsOf: outPositions[0..<found])
+                                values[qi].append(contentsOf: outScores[0..<found])
                             }
                         }
+                        r0 += b
                     }
-                    r0 += b
                 }
             }
             return (0..<m).map { qi in
-                let floor = best[qi].kth - margins[qi]
+                // The final k-th largest (the heap's minimum) less the margin: every true top-k row.
+                let floor = heapCounts[qi] == k ? heaps[qi][0] - margins[qi] : -.infinity
+                let kept = zip(positions[qi], values[qi]).filter { $0.1 >= floor }.map(\.0)
                 return ScreenedCandidates(query: Array(queries[qi * d..<(qi + 1) * d]), k: k, metric: metric,
-                                          rows: candidates[qi].filter { $0.score >= floor }, generation: generation)
+                                          positions: kept, generation: generation)
             }
         }
     }
@@ -435,13 +442,13 @@ public final class VectorStore: @unchecked Sendable {
     /// the query is scanned again in float32.
     func rankScreened(_ screened: ScreenedCandidates) -> [Neighbor] {
         let d = dimension
-        let ranked: [Neighbor]? = lock.read {
+        let ranked: [Neighbor]? = lock.read { () -> [Neighbor]? in
             guard screened.generation == generation else { return nil }
             var rows: [UnsafePointer<Float>?] = []
             var positions: [Int] = []
-            rows.reserveCapacity(screened.rows.count)
-            positions.reserveCapacity(screened.rows.count)
-            for p in screened.rows.map({ Int($0.position) }).sorted() where p < ids.count && !dead[p] {
+            rows.reserveCapacity(screened.positions.count)
+            positions.reserveCapacity(screened.positions.count)
+            for p in screened.positions.sorted().map(Int.init) where p < ids.count && !dead[p] {
                 guard let row = rowPointerLocked(p) else { continue }
                 rows.append(row.assumingMemoryBound(to: Float.self))
                 positions.append(p)
@@ -584,6 +591,38 @@ public final class VectorStore: @unchecked Sendable {
     }
 
     /// The inner product of two vectors (over the shorter one), with the scans' SIMD kernel.
+    /// The inner products of `vector` with the stored vectors of `ids` (nil for an id not stored),
+    /// read in place: a served answer scores its results this way, and copying each row out
+    /// first (`reconstruct`) was a visible share of a loaded server's CPU.
+    func dots(_ vector: [Float], ids wanted: [Int64]) -> [Float?] {
+        lock.read {
+            var out = [Float?](repeating: nil, count: wanted.count)
+            guard vector.count == dimension else { return out }
+            var rows: [UnsafePointer<Float>?] = []
+            var slots: [Int] = []
+            for (i, id) in wanted.enumerated() {
+                guard let p = positions[id], !dead[p], let row = rowPointerLocked(p) else { continue }
+                if p < mappedCount || precision == .float32 {
+                    rows.append(row.assumingMemoryBound(to: Float.self))
+                    slots.append(i)
+                } else {
+                    out[i] = Self.dot(Self.floats(row, count: dimension, precision: precision), vector)
+                }
+            }
+            var values = [Float](repeating: 0, count: rows.count)
+            vector.withUnsafeBufferPointer { q in
+                rows.withUnsafeBufferPointer { r in
+                    values.withUnsafeMutableBufferPointer { v in
+                        guard let qp = q.baseAddress, let rp = r.baseAddress, let vp = v.baseAddress else { return }
+                        lk_dot_rows_f32(qp, rp, r.count, dimension, vp)
+                    }
+                }
+            }
+            for (slot, value) in zip(slots, values) { out[slot] = value }
+            return out
+        }
+    }
+
     static func dot(_ a: [Float], _ b: [Float]) -> Float {
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in lk_dot_f32(pa.baseAddress, pb.baseAddress, min(a.count, b.count)) } }
     }
@@ -690,57 +729,12 @@ public final class VectorStore: @unchecked Sendable {
 
 /// One query's candidates from a screened scan (`VectorStore.screen`), ranked by `rankScreened`.
 public struct ScreenedCandidates: Sendable {
-    struct Row: Sendable {
-        let position: Int32
-        let score: Float
-    }
     let query: [Float]
     let k: Int
     let metric: Metric
-    let rows: [Row]
+    /// Store positions of the rows to rank.
+    let positions: [UInt32]
     let generation: Int
-}
-
-/// The k largest values offered so far, as a binary min-heap: `kth` is the k-th largest (minus
-/// infinity until k values came). A plain binary heap, as the screening pass offers every row.
-struct KthLargest {
-    let k: Int
-    private var heap: [Float] = []
-
-    init(k: Int) {
-        self.k = k
-        heap.reserveCapacity(k)
-    }
-
-    var kth: Float { heap.count == k && k > 0 ? heap[0] : -.infinity }
-
-    /// Offers a value; true when it entered the k largest.
-    mutating func offer(_ value: Float) -> Bool {
-        guard k > 0 else { return false }
-        if heap.count < k {
-            heap.append(value)
-            var i = heap.count - 1
-            while i > 0 {
-                let parent = (i - 1) / 2
-                guard heap[i] < heap[parent] else { break }
-                heap.swapAt(i, parent)
-                i = parent
-            }
-            return true
-        }
-        guard value > heap[0] else { return false }
-        heap[0] = value
-        var i = 0
-        while true {
-            let left = 2 * i + 1
-            guard left < k else { break }
-            let child = left + 1 < k && heap[left + 1] < heap[left] ? left + 1 : left
-            guard heap[child] < heap[i] else { break }
-            heap.swapAt(i, child)
-            i = child
-        }
-        return true
-    }
 }
 
 /// A bfloat16 copy of the float32 rows at positions start..<start+count, each zero padded to

@@ -126,9 +126,8 @@ public final class Reranker: Sendable {
 
     /// The order from the re-ranked vectors with the raw cosine distances of `vector`.
     func rawDistances(_ found: [Neighbor], to vector: [Float]) -> [Neighbor] {
-        found.map { nb in
-            guard let x = raw.reconstruct(nb.id) else { return nb }
-            return Neighbor(id: nb.id, distance: 1 - VectorStore.dot(x, vector))
+        zip(found, raw.dots(vector, ids: found.map(\.id))).map { nb, dot in
+            dot.map { Neighbor(id: nb.id, distance: 1 - $0) } ?? nb
         }
     }
 
