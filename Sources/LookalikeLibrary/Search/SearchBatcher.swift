@@ -2,7 +2,8 @@
 // clients at once would otherwise scan the whole vector store once per query (a memory-bound sgemv
 // each); gathered into a batch, the store is read once for all of them (one sgemm), which is what
 // keeps the tail latency low under load. The first query of a quiet moment waits `window` for
-// company; while a batch runs, newcomers gather and go together in the next one. At most
+// company; while a batch runs, newcomers gather and go together in the next one, which under load
+// waits a few milliseconds more for a bigger batch (see `drain`). At most
 // `concurrency` batches run at once, on Dispatch threads (never on the callers' async executors).
 // Queries share a scan when they search the same index object (same method, metric and vectors:
 // the library's own, or the augmented vectors of re-ranking, whose two stages, query expansion and
@@ -21,6 +22,9 @@ public final class SearchBatcher: Sendable {
     public let window: Double
     public let maxBatch: Int
     public let concurrency: Int
+    /// Under load, a batch waits up to `gatherSeconds` for `gatherQueries` queries (see `drain`).
+    public let gatherQueries: Int
+    public let gatherSeconds: Double
 
     struct Item: Sendable {
         let vector: [Float]
@@ -48,11 +52,14 @@ public final class SearchBatcher: Sendable {
     private let queue = DispatchQueue(label: "lookalike.search-batcher", qos: .userInitiated, attributes: .concurrent)
 
     /// `window`: seconds the first query waits for others (1 ms by default).
-    public init(library: LiveLibrary, window: Double = 0.001, maxBatch: Int = 64, concurrency: Int = 2) {
+    public init(library: LiveLibrary, window: Double = 0.001, maxBatch: Int = 64, concurrency: Int = 2,
+                gatherQueries: Int = 24, gatherSeconds: Double = 0.004) {
         self.library = library
         self.window = window
         self.maxBatch = max(1, maxBatch)
         self.concurrency = max(1, concurrency)
+        self.gatherQueries = min(max(1, gatherQueries), self.maxBatch)
+        self.gatherSeconds = max(0, gatherSeconds)
     }
 
     public struct Statistics: Sendable, Codable {
@@ -100,7 +107,18 @@ public final class SearchBatcher: Sendable {
 
     /// Runs batches until nothing is pending.
     private func drain() {
+        var lastBatch = 0
         while true {
+            // Under load (the last batch was big), gather a bigger one: a scan reads the whole
+            // store whatever the batch size, so its cost per query falls with the batch (bf16
+            // screening, 9,144 x 1280 rows, cold cache: 0.33 ms a query at 8 queries, 0.17 at 32),
+            // and the CPU saved serves the other requests sooner. A lone query never waits here.
+            if lastBatch >= gatherQueries / 3 {
+                let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(gatherSeconds * 1e9)
+                while state.withLock({ $0.pending.count }) < gatherQueries && DispatchTime.now().uptimeNanoseconds < deadline {
+                    usleep(250)
+                }
+            }
             let batch = state.withLock { s -> [Item] in
                 guard !s.pending.isEmpty else {
                     s.running -= 1
@@ -114,6 +132,7 @@ public final class SearchBatcher: Sendable {
                 return taken
             }
             if batch.isEmpty { return }
+            lastBatch = batch.count
             run(batch)
         }
     }
