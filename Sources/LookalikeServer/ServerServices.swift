@@ -75,4 +75,38 @@ public final class ServerServices: Sendable {
     func display(_ path: String) -> String {
         configuration.showPrivate ? path : served.folders().display(path)
     }
+
+    /// A search result's shown path and parsed tags, remembered per image: every answer shows 20
+    /// to 100 results, mostly images shown before, and redoing both for each was 5 % of a loaded
+    /// server's CPU. An entry is used only while the image's stored path and tags and the
+    /// library's folders are still the ones it was made from.
+    func presentation(id: Int64, path: String, tags: String) -> (path: String, tags: [Tag]) {
+        let folders = configuration.showPrivate ? nil : served.folders().roots
+        if let hit = presentations.withLock({ cache -> (path: String, tags: [Tag])? in
+            if cache.folders != folders { cache = PresentationCache(folders: folders) }
+            guard let entry = cache.entries[id], entry.rawPath == path, entry.rawTags == tags else { return nil }
+            return (entry.path, entry.tags)
+        }) {
+            return hit
+        }
+        let made = (path: display(path), tags: Tag.parse(tags))
+        presentations.withLock { cache in
+            guard cache.folders == folders else { return }
+            if cache.entries.count >= 200_000 { cache.entries.removeAll(keepingCapacity: true) }
+            cache.entries[id] = PresentationCache.Entry(rawPath: path, rawTags: tags, path: made.path, tags: made.tags)
+        }
+        return made
+    }
+
+    struct PresentationCache: Sendable {
+        struct Entry: Sendable {
+            let rawPath: String
+            let rawTags: String
+            let path: String
+            let tags: [Tag]
+        }
+        var folders: [String]?
+        var entries: [Int64: Entry] = [:]
+    }
+    let presentations = Locked(PresentationCache(folders: nil))
 }

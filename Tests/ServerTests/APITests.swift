@@ -354,4 +354,21 @@ import Testing
             #expect(written == encoded)
         }
     }
+
+    @Test func resultPresentationFollowsTheStoredPathAndTags() throws {
+        // Results' shown paths and tags are remembered per image, but only while the image's
+        // stored path and tags are the ones they were made from.
+        let services = try ServerFixture.services()
+        let root = try #require(services.served.folders().roots.first)
+        let first = services.presentation(id: 7, path: root + "/pizza/a.jpg", tags: "pizza:0.9; plate:0.05")
+        #expect(first.path.hasSuffix("/pizza/a.jpg") && !first.path.hasPrefix("/"))
+        #expect(first.tags.map(\.name) == ["pizza", "plate"])
+        let renamed = services.presentation(id: 7, path: root + "/pizza/b.jpg", tags: "pizza:0.9; plate:0.05")
+        #expect(renamed.path.hasSuffix("/pizza/b.jpg"))
+        let retagged = services.presentation(id: 7, path: root + "/pizza/b.jpg", tags: "bagel:0.7")
+        #expect(retagged.tags.map(\.name) == ["bagel"] && retagged.tags.first?.probability == 0.7)
+        let shownPrivately = try ServerFixture.services { $0.showPrivate = true }
+        #expect(shownPrivately.presentation(id: 7, path: root + "/pizza/b.jpg", tags: "").path == root + "/pizza/b.jpg")
+    }
 }
+

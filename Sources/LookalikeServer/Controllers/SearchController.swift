@@ -83,8 +83,9 @@ struct SearchController {
         let elapsed = ContinuousClock.now - started
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         let results = answer.results.map {
-            ResultItem(rank: $0.rank, id: $0.id, path: services.display($0.path), label: $0.label, tags: Tag.parse($0.tags),
-                       score: $0.score, distance: $0.distance, thumbnail: "/api/images/\($0.id)/thumbnail")
+            let shown = services.presentation(id: $0.id, path: $0.path, tags: $0.tags)
+            return ResultItem(rank: $0.rank, id: $0.id, path: shown.path, label: $0.label, tags: shown.tags,
+                              score: $0.score, distance: $0.distance, thumbnail: "/api/images/\($0.id)/thumbnail")
         }
         var note: String?
         if results.isEmpty {
