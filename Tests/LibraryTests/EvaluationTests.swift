@@ -131,6 +131,15 @@ import Testing
 
     /// A store's companion keeps each node's neighbour list and degree instead of the graph; the
     /// subgraph rebuilt from them over a query's candidates diffuses exactly as the whole graph does.
+    @Test func graphNodeIndexFindsDenseAndSparseIds() {
+        // Dense ids (catalogue row ids, with gaps) index an array; ids spread wider use a dictionary.
+        for ids in [[Int64](stride(from: 5, to: 5_000, by: 3)).shuffled(), (0..<500).map { Int64($0) * 1_000_003 - 7 }] {
+            let index = NodeIndex(ids)
+            #expect(ids.enumerated().allSatisfy { index[$0.element] == Int32($0.offset) })
+            #expect(index[4] == nil && index[6] == nil && index[-1] == nil && index[.max] == nil && index[.min] == nil)
+        }
+    }
+
     @Test func diffusionOverASubgraphRebuiltFromNodeFactsEqualsTheWholeGraph() throws {
         // 600 unit vectors in 12 clusters (a fixed LCG, so the data are the same every run).
         var state: UInt64 = 12345

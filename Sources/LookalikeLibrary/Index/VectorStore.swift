@@ -462,9 +462,10 @@ public final class VectorStore: @unchecked Sendable {
                     }
                 }
             }
-            var heap = BoundedHeap(k: screened.k)
-            for (p, value) in zip(positions, exact) { heap.offer(-value, p, skip: { _ in false }) }
-            return heap.sorted().map { Neighbor(id: ids[$0.index], distance: Self.distance(standIn: $0.distance, metric: screened.metric)) }
+            // A few hundred rows: sorted whole (nearest first, ties by position as BoundedHeap does).
+            var order = zip(exact, positions).filter { !$0.0.isNaN }.map { (standIn: -$0.0, position: $0.1) }
+            order.sort { $0.standIn < $1.standIn || ($0.standIn == $1.standIn && $0.position < $1.position) }
+            return order.prefix(screened.k).map { Neighbor(id: ids[$0.position], distance: Self.distance(standIn: $0.standIn, metric: screened.metric)) }
         }
         if let ranked { return ranked }
         return search(screened.query, k: screened.k, metric: screened.metric, parameters: SearchParameters(metric: screened.metric)).first ?? []
