@@ -334,9 +334,13 @@ public final class VectorStore: @unchecked Sendable {
 
     // MARK: screened batched scans
 
-    /// Batched scans of stores this large screen in bfloat16 first (smaller ones fit in cache and
-    /// gain little).
+    /// Scans of stores this large screen in bfloat16 first (smaller ones fit in cache and gain
+    /// little).
     static let screeningMinimumRows = 2048
+    /// The bf16 copy is half the float32 rows' size again; above this many bytes (about 400,000
+    /// images of 1280 dimensions) a store is not copied and scans stay float32 (libraries that big
+    /// are better served by `hnsw` or `hash` anyway).
+    static let screeningMaximumBytes = 1 << 30
     static let screeningAvailable = lk_bf16_available() != 0
     /// Bound on |bf16 dot - float32 dot| per unit of |q| |x|: each factor rounded to nearest bf16
     /// errs by at most 2^-8 relatively, so a product by 2^-7 + 2^-16; plus the float32 sums of
@@ -371,7 +375,14 @@ public final class VectorStore: @unchecked Sendable {
         let m = queries.count / d
         guard m >= 1, k > 0, metric == .cosine || metric == .euclidean, !parameters.restricts, Self.screeningAvailable else { return nil }
         return lock.read { () -> [ScreenedCandidates]? in
-            guard ids.count >= Self.screeningMinimumRows, segmentsLocked().allSatisfy({ $0.f32 != nil }) else { return nil }
+            guard ids.count >= Self.screeningMinimumRows, ids.count * ((d + 31) / 32 * 32) * 2 <= Self.screeningMaximumBytes,
+                  segmentsLocked().allSatisfy({ $0.f32 != nil }) else { return nil }
+            // One query alone does not pay for making the copy (a float32 scan of Caltech-101 takes
+            // less than converting it); it uses the copy once a batch has made it.
+            if m == 1 {
+                let covered = screening.withLock { $0.last.map { $0.start + $0.count } ?? 0 }
+                guard covered > 0, covered * 10 >= ids.count * 9 else { return nil }
+            }
             let chunks = screeningRowsLocked()
             guard let stride = chunks.first?.stride else { return nil }
             let maxNorm = chunks.map(\.maxNorm).max() ?? 0
