@@ -113,7 +113,7 @@ public final class SearchBatcher: Sendable {
             // store whatever the batch size, so its cost per query falls with the batch (bf16
             // screening, 9,144 x 1280 rows, cold cache: 0.33 ms a query at 8 queries, 0.17 at 32),
             // and the CPU saved serves the other requests sooner. A lone query never waits here.
-            if lastBatch >= gatherQueries / 3 {
+            if lastBatch >= max(2, gatherQueries / 3) {
                 let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(gatherSeconds * 1e9)
                 while state.withLock({ $0.pending.count }) < gatherQueries && DispatchTime.now().uptimeNanoseconds < deadline {
                     usleep(250)
