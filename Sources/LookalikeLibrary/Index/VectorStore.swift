@@ -375,7 +375,7 @@ public final class VectorStore: @unchecked Sendable {
         let m = queries.count / d
         guard m >= 1, k > 0, metric == .cosine || metric == .euclidean, !parameters.restricts, Self.screeningAvailable else { return nil }
         return lock.read { () -> [ScreenedCandidates]? in
-            guard ids.count >= Self.screeningMinimumRows, ids.count * ((d + 31) / 32 * 32) * 2 <= Self.screeningMaximumBytes,
+            guard ids.count >= Self.screeningMinimumRows, ids.count * ScreeningRows.stride(dimension: d) * 2 <= Self.screeningMaximumBytes,
                   segmentsLocked().allSatisfy({ $0.f32 != nil }) else { return nil }
             // One query alone does not pay for making the copy (a float32 scan of Caltech-101 takes
             // less than converting it); it uses the copy once a batch has made it.
@@ -464,15 +464,7 @@ public final class VectorStore: @unchecked Sendable {
                 rows.append(row.assumingMemoryBound(to: Float.self))
                 positions.append(p)
             }
-            var exact = [Float](repeating: 0, count: rows.count)
-            screened.query.withUnsafeBufferPointer { qb in
-                rows.withUnsafeBufferPointer { rb in
-                    exact.withUnsafeMutableBufferPointer { eb in
-                        guard let q = qb.baseAddress, let r = rb.baseAddress, let e = eb.baseAddress, qb.count == d else { return }
-                        lk_dot_rows_f32(q, r, rb.count, d, e)
-                    }
-                }
-            }
+            let exact = Self.dots(screened.query, rows: rows, dimension: d)
             // A few hundred rows: sorted whole (nearest first, ties by position as BoundedHeap does).
             var order = zip(exact, positions).filter { !$0.0.isNaN }.map { (standIn: -$0.0, position: $0.1) }
             order.sort { $0.standIn < $1.standIn || ($0.standIn == $1.standIn && $0.position < $1.position) }
@@ -602,7 +594,6 @@ public final class VectorStore: @unchecked Sendable {
         }
     }
 
-    /// The inner product of two vectors (over the shorter one), with the scans' SIMD kernel.
     /// The inner products of `vector` with the stored vectors of `ids` (nil for an id not stored),
     /// read in place: a served answer scores its results this way, and copying each row out
     /// first (`reconstruct`) was a visible share of a loaded server's CPU.
@@ -621,20 +612,27 @@ public final class VectorStore: @unchecked Sendable {
                     out[i] = Self.dot(Self.floats(row, count: dimension, precision: precision), vector)
                 }
             }
-            var values = [Float](repeating: 0, count: rows.count)
-            vector.withUnsafeBufferPointer { q in
-                rows.withUnsafeBufferPointer { r in
-                    values.withUnsafeMutableBufferPointer { v in
-                        guard let qp = q.baseAddress, let rp = r.baseAddress, let vp = v.baseAddress else { return }
-                        lk_dot_rows_f32(qp, rp, r.count, dimension, vp)
-                    }
-                }
-            }
-            for (slot, value) in zip(slots, values) { out[slot] = value }
+            for (slot, value) in zip(slots, Self.dots(vector, rows: rows, dimension: dimension)) { out[slot] = value }
             return out
         }
     }
 
+    /// The inner products of `query` with float32 rows given by address (lk_dot_rows_f32: four rows
+    /// at a time, the next ones prefetched).
+    private static func dots(_ query: [Float], rows: [UnsafePointer<Float>?], dimension d: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows.count)
+        query.withUnsafeBufferPointer { qb in
+            rows.withUnsafeBufferPointer { rb in
+                out.withUnsafeMutableBufferPointer { ob in
+                    guard let q = qb.baseAddress, let r = rb.baseAddress, let o = ob.baseAddress, qb.count == d else { return }
+                    lk_dot_rows_f32(q, r, rb.count, d, o)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The inner product of two vectors (over the shorter one), with the scans' SIMD kernel.
     static func dot(_ a: [Float], _ b: [Float]) -> Float {
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in lk_dot_f32(pa.baseAddress, pb.baseAddress, min(a.count, b.count)) } }
     }
@@ -761,7 +759,7 @@ final class ScreeningRows: @unchecked Sendable {
     init(start: Int, count: Int, dimension: Int, row: (Int) -> UnsafePointer<Float>?) {
         self.start = start
         self.count = count
-        stride = (dimension + 31) / 32 * 32
+        stride = Self.stride(dimension: dimension)
         rows = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, count * stride))
         rows.initialize(repeating: 0, count: max(1, count * stride))
         var largest: Float = 0
@@ -776,6 +774,9 @@ final class ScreeningRows: @unchecked Sendable {
     }
 
     deinit { rows.deallocate() }
+
+    /// Values per bf16 row: the dimension rounded up to 32 (one AVX-512 register of bf16).
+    static func stride(dimension: Int) -> Int { (dimension + 31) / 32 * 32 }
 }
 
 /// The k smallest (value, position) pairs seen so far; ties broken by position.

@@ -16,21 +16,16 @@ struct JSONWriter {
 
     init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
 
-    mutating func object(_ body: (inout JSONWriter) -> Void) {
-        separate()
-        bytes.append(UInt8(ascii: "{"))
-        first = true
-        body(&self)
-        bytes.append(UInt8(ascii: "}"))
-        first = false
-    }
+    mutating func object(_ body: (inout JSONWriter) -> Void) { container("{", "}", body) }
 
-    mutating func array(_ body: (inout JSONWriter) -> Void) {
+    mutating func array(_ body: (inout JSONWriter) -> Void) { container("[", "]", body) }
+
+    private mutating func container(_ open: Unicode.Scalar, _ close: Unicode.Scalar, _ body: (inout JSONWriter) -> Void) {
         separate()
-        bytes.append(UInt8(ascii: "["))
+        bytes.append(UInt8(ascii: open))
         first = true
         body(&self)
-        bytes.append(UInt8(ascii: "]"))
+        bytes.append(UInt8(ascii: close))
         first = false
     }
 

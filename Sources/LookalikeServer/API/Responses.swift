@@ -180,11 +180,16 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     }
 }
 
-extension Tag {
-    func write(to w: inout JSONWriter) {
-        w.object { w in
-            w.member("name", name)
-            w.member("probability", probability)
+extension JSONWriter {
+    mutating func member(_ name: StaticString, _ tags: [Tag]) {
+        key(name)
+        array { w in
+            for tag in tags {
+                w.object { w in
+                    w.member("name", tag.name)
+                    w.member("probability", tag.probability)
+                }
+            }
         }
     }
 }
@@ -200,8 +205,7 @@ extension QuerySummary {
             w.member("thumbnail", thumbnail)
             w.member("width", width)
             w.member("height", height)
-            w.key("tags")
-            w.array { w in for tag in tags { tag.write(to: &w) } }
+            w.member("tags", tags)
             w.member("box", box)
         }
     }
@@ -214,8 +218,7 @@ extension ResultItem {
             w.member("id", id)
             w.member("path", path)
             w.member("label", label)
-            w.key("tags")
-            w.array { w in for tag in tags { tag.write(to: &w) } }
+            w.member("tags", tags)
             w.member("score", score)
             w.member("distance", distance)
             w.member("thumbnail", thumbnail)
