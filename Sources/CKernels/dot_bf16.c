@@ -32,6 +32,18 @@ void lk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
+/// The four horizontal sums of a, b, c, d in one vector: halves added, then two rounds of pairwise
+/// adds, about a third of the instructions of four _mm512_reduce_add_ps (which, once per output of a
+/// 4x4 block, cost a quarter as much as the block's products at 1,280 dimensions).
+static inline __attribute__((always_inline)) BF16_TARGET __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    const __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    const __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    const __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a8, b8), _mm256_hadd_ps(c8, d8));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 #define BF16_BLOCK(RB, QB)                                                                           \
     static inline __attribute__((always_inline)) BF16_TARGET void bf16_##RB##x##QB(                 \
         const uint16_t *const *x, const uint16_t *const *q, size_t stride, float *out, size_t ldo) { \
@@ -46,8 +58,13 @@ void lk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
                 for (int i = 0; i < RB; i++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], qv);     \
             }                                                                                        \
         }                                                                                            \
-        for (int i = 0; i < RB; i++)                                                                 \
-            for (int j = 0; j < QB; j++) out[(size_t)j * ldo + i] = _mm512_reduce_add_ps(acc[i][j]); \
+        for (int j = 0; j < QB; j++) {                                                               \
+            if (RB == 4) {                                                                           \
+                _mm_storeu_ps(out + (size_t)j * ldo, sum4(acc[0][j], acc[1][j], acc[2][j], acc[3][j])); \
+            } else {                                                                                 \
+                for (int i = 0; i < RB; i++) out[(size_t)j * ldo + i] = _mm512_reduce_add_ps(acc[i][j]); \
+            }                                                                                        \
+        }                                                                                            \
     }
 
 BF16_BLOCK(4, 4)
