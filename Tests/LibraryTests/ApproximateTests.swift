@@ -139,6 +139,82 @@ enum Clustered {
         #expect(same < other)
     }
 
+    @Test func supervisedCodesRankByClassPosteriorsAndKeepTheirClassifierInTheirBytes() throws {
+        // Overlapping classes: a vector's nearest neighbours by cosine often belong to another
+        // class, while a classifier on the hash layer still learns the classes.
+        let d = 32, n = 1200, k = 6, bits = 16
+        var rng = TrainingRandom(seed: 5)
+        let centres = (0..<k * d).map { _ in rng.normal() }
+        func sample(_ count: Int) -> (vectors: [Float], labels: [Int]) {
+            var x = [Float](repeating: 0, count: count * d)
+            let labels = (0..<count).map { _ in Int(rng.next() % UInt64(k)) }
+            for r in 0..<count {
+                var norm: Float = 0
+                for i in 0..<d {
+                    let v = centres[labels[r] * d + i] + 1.6 * rng.normal()
+                    x[r * d + i] = v
+                    norm += v * v
+                }
+                for i in 0..<d { x[r * d + i] /= norm.squareRoot() }
+            }
+            return (x, labels)
+        }
+        let library = sample(n), queries = sample(150)
+        var options = LatentHashTrainer.Options()
+        options.bits = bits
+        options.epochs = 30
+        let trained = try LatentHashTrainer(options: options).train(vectors: library.vectors, dimension: d, labels: library.labels, classes: k)
+        let supervised = trained.encoder
+        let head = try #require(supervised.head)
+        #expect(head.classes == k)
+        // The classifier travels with the encoder (a trained model's bytes, an index file's payload).
+        #expect(try LinearHashEncoder(serialized: supervised.serialized(), source: "test") == supervised)
+        let codesOnly = try LinearHashEncoder(dimension: d, bits: bits, projection: supervised.projection, offset: supervised.offset)
+        #expect(try LinearHashEncoder(serialized: codesOnly.serialized(), source: "test").head == nil)
+        var damaged = supervised.serialized()
+        damaged.removeLast(4)
+        #expect(throws: IndexError.self) { try LinearHashEncoder(serialized: damaged, source: "test") }
+
+        // Posteriors are unit rows whose largest entry is the classifier's answer.
+        let posteriors = try #require(supervised.posteriors(queries.vectors))
+        var right = 0
+        for q in 0..<queries.labels.count {
+            let row = posteriors[(q * k)..<((q + 1) * k)]
+            #expect(abs(row.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
+            if row.indices.max(by: { row[$0] < row[$1] }).map({ $0 - q * k }) == queries.labels[q] { right += 1 }
+        }
+        let accuracy = Double(right) / Double(queries.labels.count)
+
+        let ids = (0..<Int64(n)).map { $0 + 1 }
+        let store = VectorStore(dimension: d)
+        try store.add(ids: ids, vectors: library.vectors)
+        func precisionAt10(_ encoder: LinearHashEncoder) throws -> (precision: Double, answers: [[Neighbor]]) {
+            let index = try #require(try IndexFactory.make("hash:\(bits):c=200", dimension: d, store: store) as? HashIndex)
+            try index.use(encoder, stamp: nil)
+            try index.add(ids: ids, vectors: library.vectors)
+            let answers = try index.search(batch: queries.vectors, k: 10, parameters: SearchParameters())
+            var hits = 0
+            for (q, answer) in answers.enumerated() {
+                #expect(answer.count == 10)
+                hits += answer.filter { library.labels[Int($0.id - 1)] == queries.labels[q] }.count
+            }
+            return (Double(hits) / Double(10 * answers.count), answers)
+        }
+        let cosine = try precisionAt10(codesOnly), withClasses = try precisionAt10(supervised)
+        print("classifier accuracy \(accuracy), P@10 cosine \(cosine.precision), with class posteriors \(withClasses.precision)")
+        #expect(accuracy > cosine.precision)
+        #expect(withClasses.precision > cosine.precision + 0.03)
+        // The order changes; each reported distance stays the result's cosine distance.
+        for (q, answer) in withClasses.answers.enumerated() {
+            let query = Array(queries.vectors[(q * d)..<((q + 1) * d)])
+            for neighbor in answer {
+                let row = try #require(store.reconstruct(neighbor.id))
+                let cosine = zip(query, row).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+                #expect(abs(neighbor.distance - (1 - cosine)) < 1e-4)
+            }
+        }
+    }
+
     // MARK: methods on synthetic data (the conformance promises)
 
     static func recallAt10(_ index: any VectorIndex, _ exact: ExactIndex, _ queries: [Float], d: Int) throws -> Double {

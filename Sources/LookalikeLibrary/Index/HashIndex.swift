@@ -5,7 +5,9 @@
 // 64-bit words, CKernels `lk_hamming`), and the candidates are either the best C (`c=N`, or
 // SearchParameters.candidates) or every code within a radius (`r=N`, the thesis's threshold).
 // Fine: the candidates are re-ranked exactly against the shared vector store under the requested
-// metric (cosine by default, chi-square as in the seed, any other). The index holds only codes
+// metric (cosine by default, chi-square as in the seed, any other); under cosine, supervised codes
+// order them by cosine plus the agreement of the model's class posteriors (`rankWithClasses`), so
+// the labels the codes learned also decide the fine order. The index holds only codes
 // and ids (B/8 + 8 bytes per image plus bookkeeping). Removal is a tombstone (the code's distance
 // is set out of range before selection); tombstones are compacted away once they are a quarter.
 import CKernels
@@ -173,10 +175,48 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
             }
             return queries.withUnsafeBufferPointer { q in
                 let query = Array(q[(qi * self.dimension)..<((qi + 1) * self.dimension)])
+                if encoder.head != nil, metric == .cosine {
+                    return self.rankWithClasses(query, candidates: ids, k: k, encoder: encoder, parameters: parameters)
+                }
                 return self.store.rank(query, candidates: ids, k: k, metric: metric, parameters: parameters)
             }
         }
         return try BatchQueries.run(m, one)
+    }
+
+    /// The fine stage of supervised codes under cosine: candidates ordered by their cosine to the
+    /// query plus the cosine of the two class posteriors of the model's classifier (the labels the
+    /// codes were trained on), so that a candidate the classifier puts in the query's class ranks
+    /// above an equally similar one it does not. On Caltech-101 (train.txt, test queries) this
+    /// takes `hash:64`'s P@20 from 0.887 to above 0.93 (README). Scores reported stay each
+    /// result's cosine distance; only the order uses the posteriors.
+    private func rankWithClasses(_ query: [Float], candidates: [Int64], k: Int, encoder: LinearHashEncoder,
+                                 parameters: SearchParameters) -> [Neighbor] {
+        let ranked = store.rank(query, candidates: candidates, k: candidates.count, metric: .cosine, parameters: parameters)
+        var rows: [Float] = []
+        rows.reserveCapacity(ranked.count * dimension)
+        var kept: [Neighbor] = []
+        kept.reserveCapacity(ranked.count)
+        for neighbor in ranked {
+            guard let row = store.reconstruct(neighbor.id) else { continue }
+            rows.append(contentsOf: row)
+            kept.append(neighbor)
+        }
+        guard let classes = encoder.head?.classes, let mine = encoder.posteriors(query), let theirs = encoder.posteriors(rows) else {
+            return Array(ranked.prefix(k))
+        }
+        var scored: [(score: Float, neighbor: Neighbor)] = []
+        scored.reserveCapacity(kept.count)
+        for (i, neighbor) in kept.enumerated() {
+            var agreement: Float = 0
+            for j in 0..<classes { agreement += mine[j] * theirs[i * classes + j] }
+            scored.append((1 - neighbor.distance + agreement, neighbor))
+        }
+        // Stable on ties: the cosine order of `ranked` decides between equal scores.
+        let order = scored.indices.sorted { a, b in
+            scored[a].score != scored[b].score ? scored[a].score > scored[b].score : a < b
+        }
+        return order.prefix(k).map { scored[$0].neighbor }
     }
 
     public func reconstruct(_ id: Int64) -> [Float]? {

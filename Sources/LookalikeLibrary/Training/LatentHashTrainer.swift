@@ -87,7 +87,8 @@ public struct LatentHashTrainer: Sendable {
                     for i in 0..<d { s += mean[i] * w1[i * bits + j] }
                     offset[j] -= scale * s
                 }
-                return try LinearHashEncoder(dimension: d, bits: bits, projection: projection, offset: offset)
+                return try LinearHashEncoder(dimension: d, bits: bits, projection: projection, offset: offset,
+                                             head: .init(classes: classes, weights: w2, bias: b2))
             }
         }
     }
