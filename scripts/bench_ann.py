@@ -114,6 +114,13 @@ def main():
     a = ap.parse_args()
     if a.hnsw_only:
         a.skip_caltech = a.skip_large = True
+    if not a.skip_faiss:
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            print("bench_ann: faiss-cpu is not installed (pip install faiss-cpu): the faiss columns are skipped",
+                  file=sys.stderr)
+            a.skip_faiss = True
     lists = os.path.join(SHARED, "datasets", "caltech101")
     if not a.skip_caltech and os.path.exists(a.db):
         extra = ["--train-list", os.path.join(lists, "train.txt"), "--test-list", os.path.join(lists, "test.txt")] \
