@@ -210,7 +210,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
         for (i, neighbor) in kept.enumerated() {
             var agreement: Float = 0
             for j in 0..<classes { agreement += mine[j] * theirs[i * classes + j] }
-            scored.append((1 - neighbor.distance + agreement, neighbor))
+            scored.append((1 - neighbor.distance + (agreement.isFinite ? agreement : 0), neighbor))
         }
         // Stable on ties: the cosine order of `ranked` decides between equal scores.
         let order = scored.indices.sorted { a, b in
@@ -227,7 +227,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
         lock.read {
             // Codes, ids and the id -> position map (about 8 + 8 + 16 bytes per entry in a Swift dictionary).
             let structure = codes.count * 8 + table.slots * (8 + 1) + table.positions.count * 32
-                + (encoder.map { ($0.projection.count + $0.offset.count) * 4 } ?? 0)
+                + (encoder.map { ($0.projection.count + $0.offset.count + ($0.head.map { $0.weights.count + $0.bias.count } ?? 0)) * 4 } ?? 0)
             return IndexStatistics(count: table.count, structureBytes: structure, vectorBytes: store.vectorBytes,
                                    buildSeconds: buildSeconds)
         }
