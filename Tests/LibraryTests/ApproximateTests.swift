@@ -193,6 +193,8 @@ enum Clustered {
             try index.use(encoder, stamp: nil)
             try index.add(ids: ids, vectors: library.vectors)
             let answers = try index.search(batch: queries.vectors, k: 10, parameters: SearchParameters())
+            // Again, now with the candidates' posteriors remembered: the same answers.
+            #expect(try index.search(batch: queries.vectors, k: 10, parameters: SearchParameters()) == answers)
             var hits = 0
             for (q, answer) in answers.enumerated() {
                 #expect(answer.count == 10)
@@ -204,6 +206,25 @@ enum Clustered {
         print("classifier accuracy \(accuracy), P@10 cosine \(cosine.precision), with class posteriors \(withClasses.precision)")
         #expect(accuracy > cosine.precision)
         #expect(withClasses.precision > cosine.precision + 0.03)
+        // A library vector replaced by the query itself is found first (its remembered posteriors
+        // are forgotten with the old vector), and gone once removed.
+        do {
+            let index = try #require(try IndexFactory.make("hash:\(bits):c=200", dimension: d, store: nil) as? HashIndex)
+            try index.use(supervised, stamp: nil)
+            try index.add(ids: ids, vectors: library.vectors)
+            let query = Array(queries.vectors[0..<d])
+            let before = try index.search(query, k: 10)
+            let remembered = try #require(before.first.flatMap { index.rememberedPosteriors(of: $0.id) })
+            #expect(remembered.count == k)
+            let moved = try #require(ids.first { id in !before.contains { $0.id == id } })
+            _ = try index.search(Array(library.vectors[(Int(moved - 1) * d)..<(Int(moved) * d)]), k: 10)
+            #expect(index.rememberedPosteriors(of: moved) != nil)
+            try index.add(ids: [moved], vectors: query)
+            #expect(index.rememberedPosteriors(of: moved) == nil)
+            #expect(try index.search(query, k: 10).first?.id == moved)
+            #expect(index.remove(ids: [moved]) == 1)
+            #expect(try !index.search(query, k: 10).contains { $0.id == moved })
+        }
         // The order changes; each reported distance stays the result's cosine distance.
         for (q, answer) in withClasses.answers.enumerated() {
             let query = Array(queries.vectors[(q * d)..<((q + 1) * d)])

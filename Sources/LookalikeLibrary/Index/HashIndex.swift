@@ -36,6 +36,15 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
     private var codes: [UInt64] = []
     private var table = PositionTable()
     private var buildSeconds = 0.0
+    /// Class posteriors of the rows the supervised fine stage has scored, by id: a row's posteriors
+    /// depend only on its vector and the encoder (fixed once vectors are added), and projecting a
+    /// query's candidates onto the hash layer was most of its time. Forgotten for ids added again or
+    /// removed; entries computed while that happened are not kept (`posteriorGeneration`); cleared
+    /// whole past `posteriorCacheLimit` rows (4 B per class per row).
+    private var posteriorCache: [Int64: [Float]] = [:]
+    private var posteriorGeneration = 0
+    private let posteriorLock = NSLock()
+    static let posteriorCacheLimit = 250_000
 
     public init(descriptor: IndexDescriptor, dimension: Int, store: VectorStore?) throws {
         let options = try DescriptorOptions(descriptor, allowedKeys: ["c", "r"], maxNumbers: 1)
@@ -91,6 +100,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
             throw IndexError("hash index \(descriptor.name) is not trained: train it (or `lookalike train-hash`) before adding")
         }
         let started = Date()
+        if encoder.head != nil { forgetPosteriors(of: ids) }
         if ownsStore { try store.add(ids: ids, vectors: vectors) }
         let newCodes = encoder.encode(vectors)
         lock.write {
@@ -105,12 +115,24 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
 
     @discardableResult
     public func remove(ids: Set<Int64>) -> Int {
+        forgetPosteriors(of: ids)
         if ownsStore { store.remove(ids: ids) }
         return lock.write {
             var removed = 0
             for id in ids where table.remove(id) { removed += 1 }
             if table.wantsCompaction { compactLocked() }
             return removed
+        }
+    }
+
+    /// The remembered class posteriors of a row (tests).
+    func rememberedPosteriors(of id: Int64) -> [Float]? { posteriorLock.withLock { posteriorCache[id] } }
+
+    private func forgetPosteriors<S: Sequence<Int64>>(of ids: S) {
+        posteriorLock.withLock {
+            posteriorGeneration += 1
+            guard !posteriorCache.isEmpty else { return }
+            for id in ids { posteriorCache[id] = nil }
         }
     }
 
@@ -193,23 +215,30 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
     private func rankWithClasses(_ query: [Float], candidates: [Int64], k: Int, encoder: LinearHashEncoder,
                                  parameters: SearchParameters) -> [Neighbor] {
         let ranked = store.rank(query, candidates: candidates, k: candidates.count, metric: .cosine, parameters: parameters)
+        guard let classes = encoder.head?.classes, let mine = encoder.posteriors(query) else { return Array(ranked.prefix(k)) }
+        let (generation, cached) = posteriorLock.withLock { (posteriorGeneration, ranked.map { posteriorCache[$0.id] }) }
+        var known = cached
         var rows: [Float] = []
-        rows.reserveCapacity(ranked.count * dimension)
-        var kept: [Neighbor] = []
-        kept.reserveCapacity(ranked.count)
-        for neighbor in ranked {
+        var missing: [Int] = []
+        for (i, neighbor) in ranked.enumerated() where known[i] == nil {
             guard let row = store.reconstruct(neighbor.id) else { continue }
             rows.append(contentsOf: row)
-            kept.append(neighbor)
+            missing.append(i)
         }
-        guard let classes = encoder.head?.classes, let mine = encoder.posteriors(query), let theirs = encoder.posteriors(rows) else {
-            return Array(ranked.prefix(k))
+        if !missing.isEmpty, let fresh = encoder.posteriors(rows) {
+            for (j, slot) in missing.enumerated() { known[slot] = Array(fresh[(j * classes)..<((j + 1) * classes)]) }
+            posteriorLock.withLock {
+                guard generation == posteriorGeneration else { return }
+                if posteriorCache.count + missing.count > Self.posteriorCacheLimit { posteriorCache.removeAll() }
+                for slot in missing { posteriorCache[ranked[slot].id] = known[slot] }
+            }
         }
         var scored: [(score: Float, neighbor: Neighbor)] = []
-        scored.reserveCapacity(kept.count)
-        for (i, neighbor) in kept.enumerated() {
+        scored.reserveCapacity(ranked.count)
+        for (i, neighbor) in ranked.enumerated() {
+            guard let theirs = known[i] else { continue }  // removed meanwhile
             var agreement: Float = 0
-            for j in 0..<classes { agreement += mine[j] * theirs[i * classes + j] }
+            for j in 0..<classes { agreement += mine[j] * theirs[j] }
             scored.append((1 - neighbor.distance + (agreement.isFinite ? agreement : 0), neighbor))
         }
         // Stable on ties: the cosine order of `ranked` decides between equal scores.
