@@ -225,6 +225,25 @@ enum Clustered {
             #expect(index.remove(ids: [moved]) == 1)
             #expect(try !index.search(query, k: 10).contains { $0.id == moved })
         }
+        // A row replaced in a shared store before the index hears of it is projected again: the
+        // remembered entry's check no longer matches the stored row.
+        do {
+            let shared = VectorStore(dimension: d)
+            try shared.add(ids: ids, vectors: library.vectors)
+            let index = try #require(try IndexFactory.make("hash:\(bits):c=200", dimension: d, store: shared) as? HashIndex)
+            try index.use(supervised, stamp: nil)
+            try index.add(ids: ids, vectors: library.vectors)
+            let query = Array(queries.vectors[d..<(2 * d)])
+            let id = try #require(try index.search(query, k: 10).first?.id)
+            let old = try #require(index.rememberedPosteriors(of: id))
+            let replacement = Array(queries.vectors[(2 * d)..<(3 * d)])
+            try shared.add(ids: [id], vectors: replacement)
+            _ = try index.search(query, k: 10)
+            let now = try #require(index.rememberedPosteriors(of: id))
+            let expected = try #require(supervised.posteriors(replacement))
+            #expect(zip(now, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+            #expect(now != old)
+        }
         // The order changes; each reported distance stays the result's cosine distance.
         for (q, answer) in withClasses.answers.enumerated() {
             let query = Array(queries.vectors[(q * d)..<((q + 1) * d)])

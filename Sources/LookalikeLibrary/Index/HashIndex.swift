@@ -38,11 +38,12 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
     private var buildSeconds = 0.0
     /// Class posteriors of the rows the supervised fine stage has scored, by id: a row's posteriors
     /// depend only on its vector and the encoder (fixed once vectors are added), and projecting a
-    /// query's candidates onto the hash layer was most of its time. Forgotten for ids added again or
-    /// removed; entries computed while that happened are not kept (`posteriorGeneration`); cleared
-    /// whole past `posteriorCacheLimit` rows (4 B per class per row).
-    private var posteriorCache: [Int64: [Float]] = [:]
-    private var posteriorGeneration = 0
+    /// query's candidates onto the hash layer was most of its time. Each entry carries a check, the
+    /// row's product with the first hash direction, compared (bit for bit) with the stored row's
+    /// before use: a row replaced under the same id, in whatever order the store and this index
+    /// hear of it, is projected again. Forgotten for ids added again or removed; cleared whole past
+    /// `posteriorCacheLimit` rows (4 B per class per row).
+    private var posteriorCache: [Int64: (check: Float, posteriors: [Float])] = [:]
     private let posteriorLock = NSLock()
     static let posteriorCacheLimit = 250_000
 
@@ -100,8 +101,10 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
             throw IndexError("hash index \(descriptor.name) is not trained: train it (or `lookalike train-hash`) before adding")
         }
         let started = Date()
-        if encoder.head != nil { forgetPosteriors(of: ids) }
         if ownsStore { try store.add(ids: ids, vectors: vectors) }
+        // After the store holds the new rows (a shared store is updated before its indexes): a
+        // search that read an old row either finishes before this or sees a new generation.
+        if encoder.head != nil { forgetPosteriors(of: ids) }
         let newCodes = encoder.encode(vectors)
         lock.write {
             codes.reserveCapacity(codes.count + newCodes.count)
@@ -115,8 +118,8 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
 
     @discardableResult
     public func remove(ids: Set<Int64>) -> Int {
-        forgetPosteriors(of: ids)
         if ownsStore { store.remove(ids: ids) }
+        forgetPosteriors(of: ids)
         return lock.write {
             var removed = 0
             for id in ids where table.remove(id) { removed += 1 }
@@ -126,11 +129,10 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// The remembered class posteriors of a row (tests).
-    func rememberedPosteriors(of id: Int64) -> [Float]? { posteriorLock.withLock { posteriorCache[id] } }
+    func rememberedPosteriors(of id: Int64) -> [Float]? { posteriorLock.withLock { posteriorCache[id]?.posteriors } }
 
     private func forgetPosteriors<S: Sequence<Int64>>(of ids: S) {
         posteriorLock.withLock {
-            posteriorGeneration += 1
             guard !posteriorCache.isEmpty else { return }
             for id in ids { posteriorCache[id] = nil }
         }
@@ -216,21 +218,31 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
                                  parameters: SearchParameters) -> [Neighbor] {
         let ranked = store.rank(query, candidates: candidates, k: candidates.count, metric: .cosine, parameters: parameters)
         guard let classes = encoder.head?.classes, let mine = encoder.posteriors(query) else { return Array(ranked.prefix(k)) }
-        let (generation, cached) = posteriorLock.withLock { (posteriorGeneration, ranked.map { posteriorCache[$0.id] }) }
-        var known = cached
+        let probe = (0..<dimension).map { encoder.projection[$0 * encoder.bits] }
+        let checks = store.dots(probe, ids: ranked.map(\.id))
+        var known: [[Float]?] = posteriorLock.withLock {
+            ranked.indices.map { i in
+                guard let entry = posteriorCache[ranked[i].id], let check = checks[i],
+                      entry.check.bitPattern == check.bitPattern else { return nil }
+                return entry.posteriors
+            }
+        }
         var rows: [Float] = []
-        var missing: [Int] = []
+        var missing: [(slot: Int, check: Float)] = []
         for (i, neighbor) in ranked.enumerated() where known[i] == nil {
-            guard let row = store.reconstruct(neighbor.id) else { continue }
+            guard let check = checks[i], let row = store.reconstruct(neighbor.id) else { continue }
             rows.append(contentsOf: row)
-            missing.append(i)
+            // Should the row be replaced between `checks` and here, the entry's check is the old
+            // row's: the next look compares it with the new row's and projects again.
+            missing.append((i, check))
         }
         if !missing.isEmpty, let fresh = encoder.posteriors(rows) {
-            for (j, slot) in missing.enumerated() { known[slot] = Array(fresh[(j * classes)..<((j + 1) * classes)]) }
+            for (j, m) in missing.enumerated() { known[m.slot] = Array(fresh[(j * classes)..<((j + 1) * classes)]) }
             posteriorLock.withLock {
-                guard generation == posteriorGeneration else { return }
                 if posteriorCache.count + missing.count > Self.posteriorCacheLimit { posteriorCache.removeAll() }
-                for slot in missing { posteriorCache[ranked[slot].id] = known[slot] }
+                for m in missing {
+                    if let posteriors = known[m.slot] { posteriorCache[ranked[m.slot].id] = (m.check, posteriors) }
+                }
             }
         }
         var scored: [(score: Float, neighbor: Neighbor)] = []
