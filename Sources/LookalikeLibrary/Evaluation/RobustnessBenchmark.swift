@@ -70,7 +70,7 @@ public struct RobustnessReport: Sendable, Codable {
 public enum RobustnessBenchmark {
     public static func run(service: SearchService, embedder: Embedder, folder: String, sample: Int = 200, seed: UInt64 = 0,
                            transformations: [Transformation] = Transformation.standard, reranking: Reranking = .libraryDefault,
-                           progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> RobustnessReport {
+                           verify: Int = 0, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> RobustnessReport {
         let started = Date()
         let root = URL(fileURLWithPath: folder).standardizedFileURL.path
         let prefix = root.hasSuffix("/") ? root : root + "/"
@@ -87,7 +87,8 @@ public enum RobustnessBenchmark {
         let tallies = Locked([Tally](repeating: Tally(), count: transformations.count))
         let done = Locked(0)
         let total = chosen.count * transformations.count
-        let request = SearchRequest(k: 5, reranking: reranking)
+        let request = SearchRequest(k: max(5, verify), reranking: reranking)
+        let verifier = NearCopyVerifier()
         let applied = Locked(Reranking.none)
         DispatchQueue.concurrentPerform(iterations: chosen.count) { i in
             let image = chosen[i]
@@ -95,7 +96,11 @@ public enum RobustnessBenchmark {
                 let outcome: (hit1: Bool, hit5: Bool)? = try? {
                     let bytes = try transformation.apply(toFile: image.path)
                     let vector = try embedder.embed(ImageDecoder.decode(data: bytes, name: transformation.name)).vector
-                    let (results, used) = try service.rankExplained(vector: vector, libraryId: nil, request: request)
+                    var (results, used) = try service.rankExplained(vector: vector, libraryId: nil, request: request)
+                    if verify > 0 {
+                        let features = try QueryFeatures(data: bytes, name: transformation.name)
+                        results = verifier.reorder(results, query: features, k: 5)
+                    }
                     applied.withLock { $0 = used }
                     return (results.first?.id == image.imageId, results.prefix(5).contains { $0.id == image.imageId })
                 }()
@@ -119,7 +124,7 @@ public enum RobustnessBenchmark {
                           failures: tally.failures)
         }
         return RobustnessReport(library: service.catalogue.path, images: live.count, sample: chosen.count,
-                                method: "exact", reranking: applied.value.description, rows: rows,
+                                method: "exact", reranking: applied.value.description + (verify > 0 ? " + verify:\(verify)" : ""), rows: rows,
                                 seconds: Date().timeIntervalSince(started))
     }
 

@@ -43,6 +43,12 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
+/// An outside query's image as it came (for spatial verification, which reads its own pixels).
+public enum QueryImage: Sendable {
+    case file(String)
+    case bytes([UInt8], name: String)
+}
+
 public struct ResolvedQuery: Sendable {
     public let vector: [Float]
     /// The library image queried with, if any (excluded from its own results by default).
@@ -53,6 +59,8 @@ public struct ResolvedQuery: Sendable {
     public let labels: [Label]
     public let width: Int?
     public let height: Int?
+    /// The image of an outside query searched whole (nil for library images and regions).
+    public var image: QueryImage? = nil
 
     /// The top-5 labels as an answer shows them ("name:prob; ...", like the catalogue's tags).
     public var tags: String {
@@ -124,12 +132,16 @@ public final class QueryResolver: Sendable {
             guard let crop else { return try libraryImage(id, summary: path) }
             return try await embedded(summary: path + " box \(crop)", imageId: id) { try await $0.embed(path: absolute, crop: crop) }
         case .file(let path):
-            return try await embedded(summary: path) { try await $0.embed(path: path, crop: crop) }
+            return try await embedded(summary: path, image: crop == nil ? .file(path) : nil) { try await $0.embed(path: path, crop: crop) }
         case .url(let url):
             let bytes = try await ImageFetcher.fetch(url, policy: fetchPolicy)
-            return try await embedded(summary: url) { try await $0.embed(data: bytes, name: url, crop: crop) }
+            return try await embedded(summary: url, image: crop == nil ? .bytes(bytes, name: url) : nil) {
+                try await $0.embed(data: bytes, name: url, crop: crop)
+            }
         case .upload(let bytes, let name):
-            return try await embedded(summary: source.summary) { try await $0.embed(data: bytes, name: name, crop: crop) }
+            return try await embedded(summary: source.summary, image: crop == nil ? .bytes(bytes, name: name) : nil) {
+                try await $0.embed(data: bytes, name: name, crop: crop)
+            }
         }
     }
 
@@ -143,7 +155,7 @@ public final class QueryResolver: Sendable {
     }
 
     /// Decodes and embeds with the engine (loaded on first use); decode failures become QueryErrors.
-    public func embedded(summary: String, imageId: Int64? = nil, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
+    public func embedded(summary: String, imageId: Int64? = nil, image source: QueryImage? = nil, _ run: (Embedder) async throws -> (DecodedImage, Embedding)) async throws -> ResolvedQuery {
         let engine = try engine()
         let started = Date()
         let (image, embedding): (DecodedImage, Embedding)
@@ -159,6 +171,6 @@ public final class QueryResolver: Sendable {
         }
         return ResolvedQuery(vector: embedding.vector, imageId: imageId, summary: summary,
                              embedMilliseconds: Date().timeIntervalSince(started) * 1000, labels: embedding.top5,
-                             width: image.width, height: image.height)
+                             width: image.width, height: image.height, image: source)
     }
 }

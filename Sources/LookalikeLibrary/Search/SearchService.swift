@@ -17,6 +17,16 @@ public struct SearchResult: Sendable, Codable {
     public let distance: Float
     /// Capture date, camera and GPS position when the photo's file has them.
     public var facts: PhotoFacts? = nil
+    /// With spatial verification: the keypoints this image shares with the query under one
+    /// similarity transform, when enough to call it the query's original (nil otherwise).
+    public var inliers: Int? = nil
+
+    /// The same result at another rank.
+    func reranked(_ rank: Int) -> SearchResult {
+        var r = SearchResult(rank: rank, id: id, path: path, label: label, tags: tags, score: score, distance: distance, facts: facts)
+        r.inliers = inliers
+        return r
+    }
 }
 
 public struct SearchRequest: Sendable {
@@ -31,6 +41,12 @@ public struct SearchRequest: Sendable {
     /// Results scoring below this are dropped (nil: keep all k).
     public var minScore: Float?
     public var restriction: SearchRestriction
+    /// Spatial verification of an outside query (upload, URL, file searched whole): this many best
+    /// candidates are checked against it by local features, and verified copies move first
+    /// (0: off). Library images are the photo itself and are not verified.
+    public var verify: Int = 0
+    /// The largest shortlist a request may ask to verify.
+    public static let maximumVerify = 1000
 
     public init(k: Int = 10, metric: Metric = .cosine, method: IndexDescriptor = IndexDescriptor(method: ExactIndex.methodName),
                 includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(), minScore: Float? = nil,
@@ -82,6 +98,10 @@ public final class SearchService: Sendable {
     public let batcher: SearchBatcher?
     /// What results show of each image, kept between searches.
     public let summaries: SummaryCache
+    /// Spatial verification and its cache of candidates' local features.
+    public let verifier = NearCopyVerifier()
+    /// Verifications running at once (each uses both cores for its candidates).
+    private let verifications = AsyncLimiter(permits: 2)
 
     public init(library: LiveLibrary, resolver: QueryResolver, batcher: SearchBatcher? = nil) {
         self.library = library
@@ -102,6 +122,8 @@ public final class SearchService: Sendable {
     public func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox? = nil) async throws -> SearchAnswer {
         let query = try await resolver.resolve(source, crop: crop)
         let started = Date()
+        let verifying = request.verify > 0 && query.imageId == nil && query.image != nil
+        let k = verifying ? max(request.k, request.verify) : request.k
         var parameters = request.parameters
         if let id = query.imageId, !request.includeSelf { parameters.excluding.insert(id) }
         if let filter = try filter(for: request.restriction) { parameters.filter = filter }
@@ -112,22 +134,37 @@ public final class SearchService: Sendable {
         if request.metric == .cosine && !request.reranking.isNone {
             if let batcher {
                 let reranker = try reranker(request, filter: parameters.filter)
-                let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: request.k,
+                let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: k,
                                                           parameters: parameters, batcher: batcher)
                 (results, applied) = (try present(neighbors, metric: .cosine), reranker.applied(libraryId: query.imageId))
             } else {
-                (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: request, parameters: parameters)
+                var shortlist = request
+                shortlist.k = k
+                (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: shortlist, parameters: parameters)
             }
         } else if let batcher {
-            let neighbors = try await batcher.search(query.vector, k: request.k, descriptor: descriptor, parameters: parameters)
+            let neighbors = try await batcher.search(query.vector, k: k, descriptor: descriptor, parameters: parameters)
             results = try present(neighbors, metric: request.metric)
         } else {
-            let neighbors = try library.index(for: descriptor).search(query.vector, k: request.k, parameters: parameters)
+            let neighbors = try library.index(for: descriptor).search(query.vector, k: k, parameters: parameters)
             results = try present(neighbors, metric: request.metric)
+        }
+        var reranking = applied.description
+        if verifying, let image = query.image {
+            let verifier = self.verifier, shortlist = results
+            // An image whose local features cannot be read (a format libvips lacks) is answered unverified.
+            if let verified = try? await verifications.offload({
+                verifier.reorder(shortlist, query: try QueryFeatures(image), k: request.k)
+            }) {
+                results = verified
+                reranking = applied.isNone ? "verify:\(request.verify)" : reranking + "+verify:\(request.verify)"
+            } else {
+                results = Array(results.prefix(request.k))
+            }
         }
         if let minScore = request.minScore { results = results.filter { $0.score >= minScore } }
         var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
-                                  method: request.method.name, reranking: applied.description, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
+                                  method: request.method.name, reranking: reranking, searchMilliseconds: Date().timeIntervalSince(started) * 1000,
                                   embedMilliseconds: query.embedMilliseconds, results: results)
         answer.queryTags = query.tags
         answer.queryWidth = query.width

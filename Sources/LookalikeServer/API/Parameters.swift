@@ -45,7 +45,7 @@ struct QueryParameters {
     }
 
     /// k, metric, method (one of `methods`: the served library's), rerank, min_score, label,
-    /// folder as a library search request.
+    /// folder, verify as a library search request.
     func searchRequest(_ configuration: ServerConfiguration, methods: [String] = IndexFactory.names) throws -> SearchRequest {
         let k = try int("k", default: configuration.defaultK, in: 1...configuration.maxK)
         var metric = Metric.cosine
@@ -75,9 +75,11 @@ struct QueryParameters {
                 throw APIError(.badRequest, "rerank: \(error)")
             }
         }
-        return SearchRequest(k: k, metric: metric, method: method, minScore: minScore,
-                             restriction: SearchRestriction(label: self["label"], folder: self["folder"]),
-                             reranking: reranking)
+        var request = SearchRequest(k: k, metric: metric, method: method, minScore: minScore,
+                                    restriction: SearchRestriction(label: self["label"], folder: self["folder"]),
+                                    reranking: reranking)
+        request.verify = try int("verify", default: 0, in: 0...SearchRequest.maximumVerify)
+        return request
     }
 
     /// `box=x,y,w,h`, fractions of the query image after EXIF orientation.

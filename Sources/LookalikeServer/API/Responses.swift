@@ -117,6 +117,8 @@ struct ResultItem: Codable, Sendable {
     let score: Float
     let distance: Float
     let thumbnail: String
+    /// With `verify`: the keypoints shared with the query, when enough to call it the original.
+    var inliers: Int? = nil
 }
 
 struct SearchResponse: ResponseGenerator, Encodable, Sendable {
@@ -222,6 +224,7 @@ extension ResultItem {
             w.member("score", score)
             w.member("distance", distance)
             w.member("thumbnail", thumbnail)
+            w.member("inliers", inliers)
         }
     }
 }

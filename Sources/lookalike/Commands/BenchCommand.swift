@@ -29,12 +29,17 @@ struct RobustnessCommand: ParsableCommand {
     @Option(help: "Images to sample.") var sample: Int = 200
     @Option(help: "Seed of the sample.") var seed: UInt64 = 0
     @Option(help: "Re-ranking: none, dba:N, qe:N or dba:N+qe:M.") var rerank: String = Reranking.libraryDefault.description
+    @Option(help: "Spatial verification: check this many best candidates' local features against the copy's (0: off).")
+    var verify: Int = 0
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).") var model: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Also write an HTML page to this file.") var html: String?
 
     func validate() throws {
         guard sample > 0 else { throw ValidationError("--sample must be at least 1") }
+        guard (0...SearchRequest.maximumVerify).contains(verify) else {
+            throw ValidationError("--verify must be 0 (off) to \(SearchRequest.maximumVerify)")
+        }
         _ = try Reranking(parsing: rerank)
     }
 
@@ -46,7 +51,7 @@ struct RobustnessCommand: ParsableCommand {
         let service = SearchService(library: library, resolver: QueryResolver(library: library) { embedder })
         let terminal = Console.stderrIsTerminal
         let report = try RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
-                                                 seed: seed, reranking: try Reranking(parsing: rerank)) { done, total in
+                                                 seed: seed, reranking: try Reranking(parsing: rerank), verify: verify) { done, total in
             if terminal && (done % 20 == 0 || done == total) {
                 FileHandle.standardError.write(Data("\r\u{1B}[2Krobustness: \(done)/\(total) queries".utf8))
             }

@@ -80,6 +80,9 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Re-ranking of cosine searches: default, none, or steps like dba:15+qe:10.")
     var rerank = "default"
 
+    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off).")
+    var verify = 0
+
     @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
     var store: String?
 
@@ -107,10 +110,14 @@ struct SearchCommand: AsyncParsableCommand {
         let given = [query != nil, id != nil, path != nil, batch != nil].filter { $0 }.count
         guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id, --path or --batch") }
         guard k > 0 else { throw ValidationError("-k must be at least 1") }
+        guard (0...SearchRequest.maximumVerify).contains(verify) else {
+            throw ValidationError("--verify must be 0 (off) to \(SearchRequest.maximumVerify)")
+        }
         _ = try IndexDescriptor(parsing: method)
         _ = try reranking()
         if let store {
             guard batch == nil else { throw ValidationError("--store answers one query (an image, --id or --path), not --batch") }
+            guard verify == 0 else { throw ValidationError("--verify reads the library's own files: not with --store") }
             guard metric == .cosine, method == ExactIndex.methodName else {
                 throw ValidationError("--store ranks by cosine (inner product) with the store's own index: drop --metric and --method")
             }
@@ -162,9 +169,10 @@ struct SearchCommand: AsyncParsableCommand {
         if precision == .float16 && descriptor.method == ExactIndex.methodName && descriptor.options.isEmpty {
             descriptor = IndexDescriptor(method: ExactIndex.methodName, options: ["f16"], metric: metric)
         }
-        let request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf,
+        var request = SearchRequest(k: k, metric: metric, method: descriptor, includeSelf: includeSelf,
                                     parameters: SearchParameters(candidates: candidates, efSearch: ef, probes: probes),
                                     reranking: try reranking())
+        request.verify = verify
         if let batch {
             try await runBatch(batch, service: service, request: request)
             return

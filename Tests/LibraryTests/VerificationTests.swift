@@ -1,0 +1,78 @@
+// Spatial verification: edited copies of a photo match it by local features under one similarity
+// transform, other photos (same class included) do not; a search with `verify` puts the original
+// first and says so, and a candidate whose file is gone is answered unverified.
+import Foundation
+import LookalikeEngine
+import Testing
+@testable import LookalikeLibrary
+
+@Suite struct VerificationTests {
+    static func edited(_ photo: String, _ name: String) throws -> [UInt8] {
+        let t = try #require(Transformation.standard.first { $0.name == name })
+        return try t.apply(toFile: photo)
+    }
+
+    @Test func editedCopiesVerifyAgainstTheirOriginalAndNotAgainstOtherPhotos() throws {
+        let photo = Fixture.samples.appendingPathComponent("airplanes/image_0001.jpg").path
+        let original = try LocalFeatures.extract(path: photo)
+        #expect(original.count >= 50)
+        #expect(max(original.width, original.height) <= LocalFeatures.maximumSide)
+        // The same class, the same kind of picture: not the same photo.
+        let sibling = try LocalFeatures.extract(path: Fixture.samples.appendingPathComponent("airplanes/image_0002.jpg").path)
+        let other = try LocalFeatures.extract(path: Fixture.samples.appendingPathComponent("dalmatian/image_0001.jpg").path)
+        for name in ["crop 50% corner", "rotate -15", "rotate 90", "grey square 25%", "three lines of text", "scale x0.25", "horizontal flip"] {
+            let query = try QueryFeatures(data: Self.edited(photo, name), name: name)
+            let own = query.inliers(original)
+            #expect(own >= 2 * SpatialVerifier.minimumInliers, "\(name): \(own) inliers with its original")
+            #expect(query.inliers(sibling) < SpatialVerifier.minimumInliers, "\(name) verified against another airplane")
+            #expect(query.inliers(other) < SpatialVerifier.minimumInliers, "\(name) verified against a dalmatian")
+        }
+        // The mirror image only through the mirrored query's features.
+        let flipped = try Self.edited(photo, "horizontal flip")
+        let asIs = try LocalFeatures.extract(data: flipped, name: "flip")
+        let mirrored = try LocalFeatures.extract(data: flipped, name: "flip", mirrored: true)
+        #expect(SpatialVerifier.inliers(query: asIs, candidate: original) < SpatialVerifier.minimumInliers)
+        #expect(SpatialVerifier.inliers(query: mirrored, candidate: original) >= 2 * SpatialVerifier.minimumInliers)
+        #expect(throws: IndexError.self) { _ = try LocalFeatures.extract(data: Array("not an image".utf8), name: "text.jpg") }
+        #expect(throws: IndexError.self) { _ = try LocalFeatures.extract(path: "/no/such/photo.jpg") }
+    }
+
+    @Test func verifiedSearchPutsTheOriginalFirstAndSurvivesAMissingFile() async throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let service = try SearchService(catalogue: catalogue)
+        let photo = folder.appendingPathComponent("airplanes/image_0003.jpg").path
+        let originalId = try #require(try catalogue.imageId(path: photo))
+        let bytes = try Self.edited(photo, "grey square 25%")
+
+        var request = SearchRequest(k: 5)
+        request.verify = 20
+        let answer = try await service.search(.upload(bytes: bytes, name: "covered.jpg"), request)
+        #expect(answer.results.count == 5)
+        #expect(answer.results.first?.id == originalId)
+        #expect((answer.results.first?.inliers ?? 0) >= SpatialVerifier.minimumInliers)
+        #expect(answer.results.dropFirst().allSatisfy { $0.inliers == nil })
+        #expect(answer.results.map(\.rank) == [1, 2, 3, 4, 5])
+        #expect(answer.reranking.hasSuffix("+verify:20"))
+        // Reported scores stay the cosine of the query's embedding.
+        let vector = try Fixture.embedder().embed(ImageDecoder.decode(data: bytes, name: "covered.jpg")).vector
+        let raw = try #require(service.library.store.reconstruct(originalId))
+        #expect(abs((answer.results.first?.score ?? 0) - VectorStore.dot(raw, vector)) < 1e-4)
+
+        // Without verification nothing is marked; a library image is never verified (it is the photo).
+        let plain = try await service.search(.upload(bytes: bytes, name: "covered.jpg"), SearchRequest(k: 5))
+        #expect(plain.results.allSatisfy { $0.inliers == nil } && !plain.reranking.contains("verify"))
+        let inside = try await service.search(.id(originalId), request)
+        #expect(inside.results.allSatisfy { $0.inliers == nil } && !inside.reranking.contains("verify"))
+
+        // The original's file disappears: the search still answers, the photo is no longer verified.
+        let fresh = try SearchService(catalogue: catalogue)
+        try FileManager.default.removeItem(atPath: photo)
+        let gone = try await fresh.search(.upload(bytes: bytes, name: "covered.jpg"), request)
+        #expect(gone.results.count == 5)
+        #expect(gone.results.allSatisfy { $0.id != originalId || $0.inliers == nil })
+    }
+}
