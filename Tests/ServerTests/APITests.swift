@@ -207,6 +207,19 @@ import Testing
             let rawAnswer = try raw.json(Answer.self)
             #expect(rawAnswer.results.map(\.id) == answer.results.map(\.id))
 
+            #expect(answer.results.allSatisfy { $0.inliers == nil })
+
+            // verify: a captioned copy of a library photo finds the photo first, marked as verified.
+            let photo = ServerFixture.samples.appendingPathComponent("pizza/image_0002.jpg").path
+            let captioned = try #require(Transformation.standard.first { $0.name == "three lines of text" }).apply(toFile: photo)
+            let verified = try await client.execute(uri: "/api/search?k=5&verify=20", method: .post,
+                                                    headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: captioned)).json(Answer.self)
+            #expect(verified.results.first?.path.hasSuffix("pizza/image_0002.jpg") == true)
+            #expect((verified.results.first?.inliers ?? 0) >= SpatialVerifier.minimumInliers)
+            #expect(verified.reranking.hasSuffix("verify:20") && verified.results.count == 5)
+            #expect(try await client.execute(uri: "/api/search?verify=many", method: .post,
+                                             headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: jpeg)).status == .badRequest)
+
             // A box: the left half of the photo (the answer changes, the label mostly stays).
             let boxed = try await client.execute(uri: "/api/search?k=5&box=0,0,0.5,1", method: .post,
                                                  headers: [.contentType: "image/jpeg"], body: ByteBuffer(bytes: jpeg))

@@ -105,6 +105,8 @@ function settings() {
   if ($("method-select").value !== "exact") p.set("method", $("method-select").value);
   const min = $("min-score").value.trim();
   if (min !== "") p.set("min_score", min);
+  // Spatial verification of uploads and URLs (library images are the photo itself).
+  if ($("verify-check").checked) p.set("verify", "100");
   return p;
 }
 
@@ -113,6 +115,7 @@ function applySettings(params) {
   if (params.get("metric")) $("metric-select").value = params.get("metric");
   if (params.get("method")) $("method-select").value = params.get("method");
   $("min-score").value = params.get("min_score") || "";
+  $("verify-check").checked = !!params.get("verify");
 }
 
 function ensureOption(select, value) {
@@ -276,6 +279,7 @@ function renderResults(answer, kind, params) {
     el("span", { class: "rank", text: `#${r.rank}` }),
     tile(r, `/?id=${r.id}`, r.tags[0] ? r.tags[0].name : r.label),
     el("div", { class: "meta" }, [el("span", { class: "label", text: r.label }),
+                                   ...(r.inliers ? [el("span", { class: "verified", title: `${r.inliers} keypoints match the query under one shift, scale and rotation`, text: "✓ original" })] : []),
                                    el("span", { class: "score", title: `distance ${r.distance.toFixed(4)}`, text: r.score.toFixed(3) })]),
     scoreBar(Math.max(2, 100 * r.score / maxScore)),
   ])));
@@ -504,11 +508,11 @@ function setup() {
       navigate(text ? `/?${exact ? "label" : "q"}=${encodeURIComponent(text)}` : "/", true);
     }, 250);
   });
-  for (const id of ["k-select", "metric-select", "method-select", "min-score"]) {
+  for (const id of ["k-select", "metric-select", "method-select", "min-score", "verify-check"]) {
     $(id).addEventListener("change", () => {
       if (!state.current || $("view-results").hidden) return;
       const params = new URLSearchParams(state.current.params);
-      for (const k of ["k", "metric", "method", "min_score"]) params.delete(k);
+      for (const k of ["k", "metric", "method", "min_score", "verify"]) params.delete(k);
       for (const [k, v] of settings()) params.set(k, v);
       if (state.current.kind === "upload") runSearch("upload", params); else navigate(`/?${params}`);
     });
