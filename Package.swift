@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Lookalike: reverse image search. The targets follow the pipeline:
-// C shims (libvips, XNNPACK, BLAS) -> LookalikeEngine (decode, preprocess, network, embedding)
+// C shims (libvips, XNNPACK, BLAS, VLFeat) -> LookalikeEngine (decode, preprocess, network, embedding)
 // -> LookalikeLibrary (catalogue, index, ranking, dedupe, export) -> LookalikeServer (HTTP API and
 // web page on Hummingbird) -> `lookalike` CLI.
 import PackageDescription

@@ -425,5 +425,11 @@ import Testing
         #expect(report.rows.allSatisfy { $0.queries == 2 && $0.failures == 0 && $0.recall_at_5 >= $0.recall_at_1 })
         #expect(report.rows[0].recall_at_5 == 1)
         #expect(RobustnessBenchmark.html(report).contains("recall@1"))
+        // With spatial verification the crops and the tilted copies find their original first.
+        let verified = try RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
+                                                   folder: Fixture.samples.appendingPathComponent("dalmatian").path, sample: 2,
+                                                   transformations: Array(Transformation.standard.prefix(3)), verify: 10)
+        #expect(verified.reranking.hasSuffix("+verify:10"))
+        #expect(verified.rows.allSatisfy { $0.queries == 2 && $0.recall_at_1 == 1 })
     }
 }

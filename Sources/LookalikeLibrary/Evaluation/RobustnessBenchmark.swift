@@ -124,7 +124,9 @@ public enum RobustnessBenchmark {
                           failures: tally.failures)
         }
         return RobustnessReport(library: service.catalogue.path, images: live.count, sample: chosen.count,
-                                method: "exact", reranking: applied.value.description + (verify > 0 ? " + verify:\(verify)" : ""), rows: rows,
+                                method: "exact", reranking: verify == 0 ? applied.value.description
+                                    : applied.value.isNone ? "verify:\(verify)" : applied.value.description + "+verify:\(verify)",
+                                rows: rows,
                                 seconds: Date().timeIntervalSince(started))
     }
 
