@@ -8,33 +8,17 @@
 #include <vips/vips.h>
 #include <vl/sift.h>
 
-static int lk_sift_fail(char *message, size_t size, const char *what) {
-    snprintf(message, size, "%s: %s", what, vips_error_buffer());
-    vips_error_clear();
-    return -1;
-}
-
-/* Replaces *img with *next when rc == 0. `next` is passed by address: the call producing rc
- * fills it, and C does not order the evaluation of arguments. */
-static int lk_sift_step(VipsImage **img, VipsImage **next, int rc) {
-    if (rc != 0) return -1;
-    g_object_unref(*img);
-    *img = *next;
-    *next = NULL;
-    return 0;
-}
-
 /* Grey float pixels (0..255) of a shrunk image, or -1. */
 static int lk_sift_grey(VipsImage *img, int mirror, float **pixels, int *width, int *height,
                         char *message, size_t size) {
     VipsImage *next = NULL;
-    if (vips_image_hasalpha(img) && lk_sift_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
+    if (vips_image_hasalpha(img) && lk_vips_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
     /* Through 8-bit sRGB (16-bit, CMYK and the like) to one grey band, 0..255. */
-    if (lk_sift_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
-    if (lk_sift_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_B_W, NULL)) != 0) goto failed;
-    if (vips_image_get_bands(img) > 1 && lk_sift_step(&img, &next, vips_extract_band(img, &next, 0, NULL)) != 0) goto failed;
-    if (lk_sift_step(&img, &next, vips_cast(img, &next, VIPS_FORMAT_FLOAT, NULL)) != 0) goto failed;
-    if (mirror && lk_sift_step(&img, &next, vips_flip(img, &next, VIPS_DIRECTION_HORIZONTAL, NULL)) != 0) goto failed;
+    if (lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
+    if (lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_B_W, NULL)) != 0) goto failed;
+    if (vips_image_get_bands(img) > 1 && lk_vips_step(&img, &next, vips_extract_band(img, &next, 0, NULL)) != 0) goto failed;
+    if (lk_vips_step(&img, &next, vips_cast(img, &next, VIPS_FORMAT_FLOAT, NULL)) != 0) goto failed;
+    if (mirror && lk_vips_step(&img, &next, vips_flip(img, &next, VIPS_DIRECTION_HORIZONTAL, NULL)) != 0) goto failed;
     size_t bytes = 0;
     *pixels = vips_image_write_to_memory(img, &bytes);
     if (*pixels == NULL) goto failed;
@@ -44,7 +28,7 @@ static int lk_sift_grey(VipsImage *img, int mirror, float **pixels, int *width, 
     return 0;
 failed:
     g_object_unref(img);
-    return lk_sift_fail(message, size, "decode");
+    return lk_vips_fail(message, size, "decode");
 }
 
 /* RootSIFT: L1-normalise, then square root (unit L2). */
@@ -137,20 +121,20 @@ static int lk_sift_image(VipsImage *img, int mirror, int max_keypoints, lk_sift_
 int lk_sift_file(const char *path, int max_side, int mirror, int max_keypoints, lk_sift_features *out,
                  char *message, size_t message_size) {
     memset(out, 0, sizeof *out);
-    if (lk_vips_init() != 0) return lk_sift_fail(message, message_size, "libvips");
+    if (lk_vips_init() != 0) return lk_vips_fail(message, message_size, "libvips");
     VipsImage *img = NULL;
     if (vips_thumbnail(path, &img, max_side, "height", max_side, "size", VIPS_SIZE_DOWN, NULL) != 0)
-        return lk_sift_fail(message, message_size, path);
+        return lk_vips_fail(message, message_size, path);
     return lk_sift_image(img, mirror, max_keypoints, out, message, message_size);
 }
 
 int lk_sift_data(const void *data, size_t length, int max_side, int mirror, int max_keypoints,
                  lk_sift_features *out, char *message, size_t message_size) {
     memset(out, 0, sizeof *out);
-    if (lk_vips_init() != 0) return lk_sift_fail(message, message_size, "libvips");
+    if (lk_vips_init() != 0) return lk_vips_fail(message, message_size, "libvips");
     VipsImage *img = NULL;
     if (vips_thumbnail_buffer((void *)data, length, &img, max_side, "height", max_side, "size", VIPS_SIZE_DOWN, NULL) != 0)
-        return lk_sift_fail(message, message_size, "image");
+        return lk_vips_fail(message, message_size, "image");
     return lk_sift_image(img, mirror, max_keypoints, out, message, message_size);
 }
 

@@ -7,38 +7,22 @@
 #include <string.h>
 #include <vips/vips.h>
 
-static int lk_tx_fail(char *message, size_t size, const char *what) {
-    snprintf(message, size, "%s: %s", what, vips_error_buffer());
-    vips_error_clear();
-    return -1;
-}
-
-/* Replaces *img with *next when rc == 0 (unreffing the old one). `next` is passed by address: the
- * call producing rc fills it, and C does not order the evaluation of arguments. */
-static int lk_tx_step(VipsImage **img, VipsImage **next, int rc) {
-    if (rc != 0) return -1;
-    g_object_unref(*img);
-    *img = *next;
-    *next = NULL;
-    return 0;
-}
-
 int lk_transform_file(const char *path, int kind, double amount, unsigned char **out, size_t *length,
                       char *message, size_t messageSize) {
-    if (lk_vips_init() != 0) return lk_tx_fail(message, messageSize, "libvips");
+    if (lk_vips_init() != 0) return lk_vips_fail(message, messageSize, "libvips");
     VipsImage *img = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, NULL);
-    if (img == NULL) return lk_tx_fail(message, messageSize, "load");
+    if (img == NULL) return lk_vips_fail(message, messageSize, "load");
     VipsImage *next = NULL;
-    if (lk_tx_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto failed;
+    if (lk_vips_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto failed;
     if (vips_image_hasalpha(img)) {
         next = NULL;
-        if (lk_tx_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
     }
     next = NULL;
-    if (lk_tx_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
+    if (lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
     if (vips_image_get_bands(img) > 3) {
         next = NULL;
-        if (lk_tx_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto failed;
     }
     int w = vips_image_get_width(img), h = vips_image_get_height(img);
     int quality = 92;
@@ -48,31 +32,31 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
     case LK_TX_CROP_CORNER: {
         int cw = (int)(w * sqrt(0.5)), ch = (int)(h * sqrt(0.5));
         int left = kind == LK_TX_CROP_CENTER ? (w - cw) / 2 : 0, top = kind == LK_TX_CROP_CENTER ? (h - ch) / 2 : 0;
-        if (lk_tx_step(&img, &next, vips_extract_area(img, &next, left, top, cw, ch, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_extract_area(img, &next, left, top, cw, ch, NULL)) != 0) goto failed;
         break;
     }
     case LK_TX_ROTATE:
         if (fabs(amount - 90) < 1e-9) {
-            if (lk_tx_step(&img, &next, vips_rot90(img, &next, NULL)) != 0) goto failed;
+            if (lk_vips_step(&img, &next, vips_rot90(img, &next, NULL)) != 0) goto failed;
         } else {
             /* vips_rotate expands the canvas to hold the whole rotated image (corners black). */
-            if (lk_tx_step(&img, &next, vips_rotate(img, &next, amount, NULL)) != 0) goto failed;
+            if (lk_vips_step(&img, &next, vips_rotate(img, &next, amount, NULL)) != 0) goto failed;
         }
         break;
     case LK_TX_BRIGHTNESS:
     case LK_TX_CONTRAST: {
         double a = amount, b = kind == LK_TX_CONTRAST ? 128.0 * (1 - amount) : 0;
-        if (lk_tx_step(&img, &next, vips_linear1(img, &next, a, b, "uchar", TRUE, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_linear1(img, &next, a, b, "uchar", TRUE, NULL)) != 0) goto failed;
         break;
     }
     case LK_TX_SCALE:
-        if (lk_tx_step(&img, &next, vips_resize(img, &next, amount, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_resize(img, &next, amount, NULL)) != 0) goto failed;
         break;
     case LK_TX_JPEG:
         quality = (int)amount;
         break;
     case LK_TX_BLUR:
-        if (lk_tx_step(&img, &next, vips_gaussblur(img, &next, amount, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_gaussblur(img, &next, amount, NULL)) != 0) goto failed;
         break;
     case LK_TX_OCCLUDE: {
         int side = (int)sqrt(amount * (double)w * (double)h);
@@ -86,11 +70,11 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
         if (rc != 0) goto failed;
         rc = vips_insert(img, filled, &next, (w - side) / 2, (h - side) / 2, NULL);
         g_object_unref(filled);
-        if (lk_tx_step(&img, &next, rc) != 0) goto failed;
+        if (lk_vips_step(&img, &next, rc) != 0) goto failed;
         break;
     }
     case LK_TX_FLIP:
-        if (lk_tx_step(&img, &next, vips_flip(img, &next, VIPS_DIRECTION_HORIZONTAL, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_flip(img, &next, VIPS_DIRECTION_HORIZONTAL, NULL)) != 0) goto failed;
         break;
     case LK_TX_TEXT: {
         /* Three lines of text about a tenth of the image high each, added (saturating) to the
@@ -114,7 +98,7 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
         next = NULL;
         rc = vips_cast_uchar(painted, &next, NULL);
         g_object_unref(painted);
-        if (lk_tx_step(&img, &next, rc) != 0) goto failed;
+        if (lk_vips_step(&img, &next, rc) != 0) goto failed;
         break;
     }
     default:
@@ -124,7 +108,7 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
     }
     if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
         next = NULL;
-        if (lk_tx_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto failed;
+        if (lk_vips_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0) goto failed;
     }
     void *buffer = NULL;
     size_t size = 0;
@@ -136,7 +120,7 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
 
 failed:
     g_object_unref(img);
-    return lk_tx_fail(message, messageSize, "transform");
+    return lk_vips_fail(message, messageSize, "transform");
 }
 
 void lk_transform_free(void *buffer) { g_free(buffer); }

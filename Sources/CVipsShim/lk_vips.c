@@ -69,6 +69,12 @@ int lk_vips_init(void) {
     return lk_init_status;
 }
 
+int lk_vips_fail(char *message, size_t size, const char *what) {
+    snprintf(message, size, "%s: %s", what, vips_error_buffer());
+    vips_error_clear();
+    return -1;
+}
+
 /* ---------------------------------------------------------------- sniffing */
 
 static unsigned int lk_le32(const unsigned char *p) {
@@ -423,10 +429,8 @@ static int lk_looks_truncated(const lk_input *in, int format) {
     }
 }
 
-/* Replace *img by *slot (taking ownership); returns -1 (and keeps *img) on failure. The slot
- * is passed by address so that it is read after the operation (argument evaluation order in C
- * is unspecified). */
-static int lk_step(VipsImage **img, VipsImage **slot, int rc) {
+/* See lk_vips.h. */
+int lk_vips_step(VipsImage **img, VipsImage **slot, int rc) {
     VipsImage *next = *slot;
     *slot = NULL;
     if (rc != 0 || next == NULL) {
@@ -738,13 +742,13 @@ static int lk_to_srgb8(VipsImage **img) {
         VipsInterpretation interp = vips_image_guess_interpretation(*img);
         if (interp != VIPS_INTERPRETATION_sRGB || vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
             next = NULL;
-            if (lk_step(img, &next, vips_colourspace(*img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+            if (lk_vips_step(img, &next, vips_colourspace(*img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
                 return -1;
         }
     }
     if (vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
         next = NULL;
-        if (lk_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
+        if (lk_vips_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
     }
     /* Alpha: composite on white. */
     if (vips_image_hasalpha(*img)) {
@@ -752,10 +756,10 @@ static int lk_to_srgb8(VipsImage **img) {
         next = NULL;
         int rc = vips_flatten(*img, &next, "background", white, "max_alpha", 255.0, NULL);
         vips_area_unref(VIPS_AREA(white));
-        if (lk_step(img, &next, rc) != 0) return -1;
+        if (lk_vips_step(img, &next, rc) != 0) return -1;
         if (vips_image_get_format(*img) != VIPS_FORMAT_UCHAR) {
             next = NULL;
-            if (lk_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
+            if (lk_vips_step(img, &next, vips_cast_uchar(*img, &next, NULL)) != 0) return -1;
         }
     }
     /* Exactly 3 bands. */
@@ -772,10 +776,10 @@ static int lk_to_srgb8(VipsImage **img) {
         next = NULL;
         int rc = vips_bandjoin(parts, &next, 3, NULL);
         g_object_unref(first);
-        if (lk_step(img, &next, rc) != 0) return -1;
+        if (lk_vips_step(img, &next, rc) != 0) return -1;
     } else if (bands > 3) {
         next = NULL;
-        if (lk_step(img, &next, vips_extract_band(*img, &next, 0, "n", 3, NULL)) != 0) return -1;
+        if (lk_vips_step(img, &next, vips_extract_band(*img, &next, 0, "n", 3, NULL)) != 0) return -1;
     }
     return 0;
 }
@@ -799,7 +803,7 @@ static int lk_extract_region(VipsImage **img, const lk_region *region) {
     if (left + cw > iw) cw = iw - left;
     if (top + ch > ih) ch = ih - top;
     VipsImage *next = NULL;
-    return lk_step(img, &next, vips_extract_area(*img, &next, left, top, cw, ch, NULL));
+    return lk_vips_step(img, &next, vips_extract_area(*img, &next, left, top, cw, ch, NULL));
 }
 
 /* Decodes *img's pixels into memory (errors from a truncated or corrupt file surface here) and
@@ -948,7 +952,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     if (orientation > 1 && orientation <= 8) {
         vips_image_set_int(img, VIPS_META_ORIENTATION, orientation);
         next = NULL;
-        if (lk_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
+        if (lk_vips_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto vips_failed;
     }
     if (cropped && lk_extract_region(&img, region) != 0) goto vips_failed;
     {
@@ -1160,17 +1164,17 @@ int lk_thumbnail_file(const char *path, int size, int quality, unsigned char **o
         VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
         int rc = vips_flatten(img, &next, "background", white, NULL);
         vips_area_unref(VIPS_AREA(white));
-        if (lk_step(&img, &next, rc) != 0) goto failed;
+        if (lk_vips_step(&img, &next, rc) != 0) goto failed;
     }
     if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
         /* 16-bit images: to 8-bit sRGB by value range, not by clipping. */
         next = NULL;
         if (vips_colourspace_issupported(img) &&
-            lk_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
+            lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0)
             goto failed;
         next = NULL;
         if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR &&
-            lk_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0)
+            lk_vips_step(&img, &next, vips_cast_uchar(img, &next, NULL)) != 0)
             goto failed;
     }
     void *buffer = NULL;

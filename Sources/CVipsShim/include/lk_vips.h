@@ -68,6 +68,15 @@ typedef struct {
 /* Initialise libvips once (thread-safe, idempotent). Returns 0 on success. */
 int lk_vips_init(void);
 
+/* For the shims' own C code (lk_vips.c, lk_transform.c, CVLFeat's lk_sift.c). One step of a
+ * libvips pipeline: replaces *img by *slot (taking ownership) when rc == 0, else returns -1 and
+ * keeps *img. The slot is passed by address so that it is read after the operation (argument
+ * evaluation order in C is unspecified). */
+struct _VipsImage;
+int lk_vips_step(struct _VipsImage **img, struct _VipsImage **slot, int rc);
+/* Writes "what: <libvips' error buffer>" into message, clears the buffer, returns -1. */
+int lk_vips_fail(char *message, size_t size, const char *what);
+
 /* Format from the first bytes of a file (needs up to LK_SNIFF_BYTES bytes; fewer is fine). */
 int lk_sniff_bytes(const unsigned char *bytes, size_t count);
 

@@ -124,8 +124,7 @@ public enum RobustnessBenchmark {
                           failures: tally.failures)
         }
         return RobustnessReport(library: service.catalogue.path, images: live.count, sample: chosen.count,
-                                method: "exact", reranking: verify == 0 ? applied.value.description
-                                    : applied.value.isNone ? "verify:\(verify)" : applied.value.description + "+verify:\(verify)",
+                                method: "exact", reranking: verify == 0 ? applied.value.description : applied.value.description(verifying: verify),
                                 rows: rows,
                                 seconds: Date().timeIntervalSince(started))
     }

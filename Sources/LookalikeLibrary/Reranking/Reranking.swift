@@ -54,6 +54,12 @@ public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
         return parts.joined(separator: "+") + (alpha == 3 ? "" : ",alpha=\(alpha)")
     }
 
+    /// What an answer whose `shortlist` best were spatially verified after this re-ranking says:
+    /// `dba:15+qe:10+verify:100`, or `verify:100` alone.
+    public func description(verifying shortlist: Int) -> String {
+        (isNone ? "" : description + "+") + "verify:\(shortlist)"
+    }
+
     /// Parses `none`, `dba:10`, `qe:5`, `diff:30`, `dba:10+qe:10`, optionally `,alpha=3`.
     public init(parsing text: String) throws {
         self.init()

@@ -8,7 +8,7 @@ import Foundation
 import LookalikeEngine
 
 public struct SearchResult: Sendable, Codable {
-    public let rank: Int
+    public var rank: Int
     public let id: Int64
     public let path: String
     public let label: String
@@ -20,13 +20,6 @@ public struct SearchResult: Sendable, Codable {
     /// With spatial verification: the keypoints this image shares with the query under one
     /// similarity transform, when enough to call it the query's original (nil otherwise).
     public var inliers: Int? = nil
-
-    /// The same result at another rank.
-    func reranked(_ rank: Int) -> SearchResult {
-        var r = SearchResult(rank: rank, id: id, path: path, label: label, tags: tags, score: score, distance: distance, facts: facts)
-        r.inliers = inliers
-        return r
-    }
 }
 
 public struct SearchRequest: Sendable {
@@ -157,7 +150,7 @@ public final class SearchService: Sendable {
                 verifier.reorder(shortlist, query: try QueryFeatures(image), k: request.k)
             }) {
                 results = verified
-                reranking = applied.isNone ? "verify:\(request.verify)" : reranking + "+verify:\(request.verify)"
+                reranking = applied.description(verifying: request.verify)
             } else {
                 results = Array(results.prefix(request.k))
             }

@@ -5,8 +5,8 @@
 // One global CNN descriptor of a 224-px centre crop cannot tell an edited copy (cropped, rotated,
 // captioned, partly covered, re-encoded) from the many photos that look like it; local features
 // with geometry can, which is how copy detection is done. Candidates' features are computed from
-// their files when first needed and kept in memory (`LocalFeatureCache`): nothing is stored in the
-// catalogue and indexing costs nothing more.
+// their files when first needed and kept in memory (`NearCopyVerifier`'s cache): nothing is stored
+// in the catalogue and indexing costs nothing more.
 import CVLFeat
 import Foundation
 

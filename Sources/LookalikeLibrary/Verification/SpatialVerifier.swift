@@ -22,13 +22,13 @@ public enum SpatialVerifier {
     static let scaleTolerance: Float = 1.6
     static let angleTolerance: Float = 0.4
 
-    /// Matches (query keypoint, candidate keypoint) passing the ratio test.
-    static func matches(_ query: LocalFeatures, _ candidate: LocalFeatures) -> [(Int, Int)] {
+    /// Matches (query keypoint, candidate keypoint) passing the ratio test, from the descriptors as
+    /// floats (`q` of the query, `c` of the candidate).
+    static func matches(_ query: LocalFeatures, _ q: [Float], _ candidate: LocalFeatures, _ c: [Float]) -> [(Int, Int)] {
         let nq = query.count, nc = candidate.count
         guard nq > 0, nc > 1 else { return [] }
         let d = LocalFeatures.dimension
         var similarities = [Float](repeating: 0, count: nq * nc)
-        let q = query.floatDescriptors, c = candidate.floatDescriptors
         // The exact index's small-batch kernel, 32 query keypoints at a time: single-threaded
         // (searches verify candidates in parallel already), no repacking.
         similarities.withUnsafeMutableBufferPointer { s in
@@ -111,7 +111,12 @@ public enum SpatialVerifier {
 
     /// How many of the query's keypoints the candidate's match under one similarity transform.
     public static func inliers(query: LocalFeatures, candidate: LocalFeatures) -> Int {
-        let pairs = matches(query, candidate)
+        inliers(query: query, query.floatDescriptors, candidate: candidate, candidate.floatDescriptors)
+    }
+
+    /// The same with both sides' descriptors already as floats (a query matched with many candidates).
+    static func inliers(query: LocalFeatures, _ q: [Float], candidate: LocalFeatures, _ c: [Float]) -> Int {
+        let pairs = matches(query, q, candidate, c)
         guard pairs.count >= 2 else { return 0 }
         let tolerance = positionTolerance * Float(max(candidate.width, candidate.height))
         var best: [Int] = []

@@ -185,18 +185,12 @@ struct SearchCommand: AsyncParsableCommand {
                                           load_ms: loadMs, results: answer.results)))
             return
         }
-        if verify > 0 {
-            // Verified copies (the query's original first) show how many keypoints they share.
-            let rows = answer.results.map { r in
-                [String(r.rank), format(Double(r.score), 4), r.inliers.map(String.init) ?? "", r.label, r.path]
-            }
-            print(table(["rank", "score", "inliers", "label", "path"], rows, rightAligned: [0, 1, 2]))
-        } else {
-            let rows = answer.results.map { r in
-                [String(r.rank), format(Double(r.score), 4), format(Double(r.distance), 4), r.label, r.path]
-            }
-            print(table(["rank", "score", "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
+        // With --verify the third column is each verified copy's inliers (the query's original first).
+        let rows = answer.results.map { r in
+            [String(r.rank), format(Double(r.score), 4),
+             verify > 0 ? r.inliers.map(String.init) ?? "" : format(Double(r.distance), 4), r.label, r.path]
         }
+        print(table(["rank", "score", verify > 0 ? "inliers" : "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
         var timing = "\(answer.results.count) results from \(service.library.count) images, \(metric.rawValue), \(answer.method), "
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
