@@ -277,9 +277,9 @@ function renderResults(answer, kind, params) {
   const maxScore = Math.max(...answer.results.map((r) => r.score), 1e-6);
   $("results-grid").replaceChildren(...answer.results.map((r) => el("li", { class: "result" }, [
     el("span", { class: "rank", text: `#${r.rank}` }),
+    r.inliers ? el("span", { class: "verified", title: `${r.inliers} keypoints match the query under one shift, scale and rotation`, text: "✓ original" }) : null,
     tile(r, `/?id=${r.id}`, r.tags[0] ? r.tags[0].name : r.label),
     el("div", { class: "meta" }, [el("span", { class: "label", text: r.label }),
-                                   ...(r.inliers ? [el("span", { class: "verified", title: `${r.inliers} keypoints match the query under one shift, scale and rotation`, text: "✓ original" })] : []),
                                    el("span", { class: "score", title: `distance ${r.distance.toFixed(4)}`, text: r.score.toFixed(3) })]),
     scoreBar(Math.max(2, 100 * r.score / maxScore)),
   ])));
