@@ -450,7 +450,10 @@ static long long lk_scaled_long(long long lng, long long shrt, int s) {
 /* The reference size: shorter side `shortSide`, longer side scaled and rounded as the reference
  * does. Returns 0 when the result would exceed the pixel limit (extreme aspect ratios). */
 static int lk_target_size(long long w, long long h, int shortSide, long long maxPixels, long long *tw, long long *th) {
-    if (w <= h) {
+    if (shortSide < 0) {
+        /* LK_STRETCH(side): the whole image to side x side, its aspect ratio not kept. */
+        *tw = *th = -shortSide;
+    } else if (w <= h) {
         *tw = shortSide;
         *th = lk_scaled_long(h, w, shortSide);
     } else {
@@ -552,7 +555,7 @@ static int lk_decode_jpeg_fast(const lk_input *in, int shortSide, int crop, long
     long long shorter = W < H ? W : H;
     int shrink = 1;
     for (int s = 8; s >= 2; s /= 2) {
-        if (shorter >= (long long)s * LK_SHRINK_MARGIN * shortSide) {
+        if (shorter >= (long long)s * LK_SHRINK_MARGIN * abs(shortSide)) {
             shrink = s;
             break;
         }
@@ -909,7 +912,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     int shrink = 1;
     if (format == LK_FMT_JPEG || format == LK_FMT_WEBP) {
         for (int s = 8; s >= 2; s /= 2) {
-            if (shorter >= (long long)s * LK_SHRINK_MARGIN * shortSide) {
+            if (shorter >= (long long)s * LK_SHRINK_MARGIN * abs(shortSide)) {
                 shrink = s;
                 break;
             }
@@ -932,7 +935,7 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     int thumbMinSide = crop;
     if (cropped) {
         double fraction = region->w < region->h ? region->w : region->h;
-        double need = fraction > 0 ? ceil((double)shortSide / fraction) : (double)INT32_MAX;
+        double need = fraction > 0 ? ceil((double)abs(shortSide) / fraction) : (double)INT32_MAX;
         thumbMinSide = need < (double)INT32_MAX ? (int)need : INT32_MAX;
     }
     if (lk_is_heif(format) && allowThumbnail && shorter > thumbMinSide && lk_heif_thumbnails_enabled()) {

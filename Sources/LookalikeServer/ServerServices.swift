@@ -24,7 +24,7 @@ public final class ServerServices: Sendable {
     /// Serves a local library. `makeEmbedder` is called on the first query that needs the network
     /// (uploads, URLs, boxes).
     public init(catalogue: Catalogue, configuration: ServerConfiguration, logger: Logger,
-                makeEmbedder: @escaping @Sendable () throws -> Embedder) throws {
+                makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) throws {
         self.configuration = configuration
         self.logger = logger
         let local = try LocalLibrary(catalogue: catalogue, fetchPolicy: Self.fetchPolicy(configuration),
@@ -38,7 +38,7 @@ public final class ServerServices: Sendable {
     /// Serves a Milvus collection (`index --store` fills it); thumbnails are made from the rows'
     /// paths (shared storage) and cached in `thumbnailCache`.
     public init(store address: MilvusAddress, thumbnailCache: URL, configuration: ServerConfiguration, logger: Logger,
-                makeEmbedder: @escaping @Sendable () throws -> Embedder) async throws {
+                makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) async throws {
         self.configuration = configuration
         self.logger = logger
         let store = try await StoreLibrary.open(address, fetchPolicy: Self.fetchPolicy(configuration), makeEmbedder: makeEmbedder)

@@ -6,7 +6,7 @@ import Testing
 @testable import LookalikeEngine
 
 @Suite("Embedder") struct EmbeddingTests {
-    static let embedder: Result<Embedder, Error> = Result { try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 2) }
+    static let embedder: Result<Embedder, Error> = Result { try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 2, descriptor: .centreCrop) }
     static let catClasses: Set<Int> = [281, 282, 285]  // tabby, tiger cat, Egyptian cat
 
     func catPath() throws -> String { try TestSupport.fixturesURL().appendingPathComponent("cat.jpg").path }
@@ -32,6 +32,47 @@ import Testing
         #expect(cosine > 0.9999, "cosine to the reference feature \(cosine)")
         let maxDiff = zip(emb.feature, ref).map { abs($0 - $1) }.max() ?? 1
         #expect(maxDiff < 1e-3, "max abs difference to the reference feature \(maxDiff)")
+    }
+
+    /// The library default, whole+rmac: the whole image stretched to 224 x 224, unit average pool
+    /// plus unit R-MAC of the head's 7x7 map, against an independent Python computation (Pillow +
+    /// ONNX Runtime + numpy, scripts/explore_descriptors.py golden).
+    @Test func wholeRMACMatchesThePythonComputation() throws {
+        let e = try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 1, descriptor: .wholeRMAC)
+        #expect(e.model.id == "efficientnet-lite0/whole+rmac" && Descriptor(modelID: e.model.id) == .wholeRMAC)
+        #expect(Descriptor(modelID: "efficientnet-lite0") == .centreCrop)
+        let (image, emb) = try e.embed(path: try catPath())
+        let ref = try TestSupport.feature("cat-whole-rmac")
+        let cosine = zip(emb.vector, ref).map { $0 * $1 }.reduce(0, +)
+        #expect(cosine > 0.9995, "cosine to the Python whole+rmac vector \(cosine)")
+        #expect(abs(emb.vector.map { $0 * $0 }.reduce(0, +) - 1) < 1e-4)
+        // Not the reference's vector: another view and pooling of the same photo (still a cat).
+        let (_, reference) = try Self.embedder.get().embed(path: try catPath())
+        let toCentreCrop = zip(emb.vector, reference.vector).map { $0 * $1 }.reduce(0, +)
+        #expect(toCentreCrop < 0.99 && toCentreCrop > 0.7, "whole+rmac vs centre-crop \(toCentreCrop)")
+        #expect(emb.top5.first.map { Self.catClasses.contains($0.classId) } == true, "top-5: \(emb.top5)")
+        #expect(image.pixels.count == 224 * 224 * 3)
+        #expect(Descriptor.regions(side: 7).count == 14)
+    }
+
+    /// `.whole` keeps what the centre crop cuts off: a 3:1 picture red | green | blue reaches the
+    /// network's left and right edges as red and blue, where the centre crop sees only green.
+    @Test func wholeGeometryKeepsTheEdges() throws {
+        let (w, h) = (600, 200)
+        var rgb = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w { rgb[(y * w + x) * 3 + x / 200] = 255 }
+        }
+        let jpeg = try #require(PreviewEncoder.jpeg(rgb: rgb, width: w, height: h, quality: 95))
+        func channel(_ image: DecodedImage, x: Int) -> Int {
+            let at = (112 * 224 + x) * 3
+            return (0..<3).max { image.pixels[at + $0] < image.pixels[at + $1] } ?? -1
+        }
+        let whole = try ImageDecoder.decode(data: jpeg, name: "stripes", geometry: .whole)
+        let crop = try ImageDecoder.decode(data: jpeg, name: "stripes")
+        #expect(whole.width == w && whole.height == h)
+        #expect(channel(whole, x: 5) == 0 && channel(whole, x: 112) == 1 && channel(whole, x: 218) == 2)
+        #expect(channel(crop, x: 5) == 1 && channel(crop, x: 218) == 1)
     }
 
     @Test func sameImageAsJPEGAndPNGEmbedsAlike() throws {

@@ -82,7 +82,7 @@ private func decodeError(_ name: String) -> DecodeError? {
 
 @Suite("Formats")
 struct FormatTests {
-    static let embedder: Result<Embedder, Error> = Result { try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 1) }
+    static let embedder: Result<Embedder, Error> = Result { try Embedder(weightsURL: try TestSupport.weightsURL(), threads: 1, descriptor: .centreCrop) }
 
     // MARK: decoding
 

@@ -84,7 +84,9 @@ import Testing
         #expect(d.diffusion == 30 && d.description == "dba:15+qe:10+diff:30" && d == Reranking.libraryDefault)
         // Answers and reports written before diffusion existed still decode.
         let old = try JSONDecoder().decode(Reranking.self, from: Data(#"{"augmentation":15,"expansion":10,"alpha":3}"#.utf8))
-        #expect(old == Reranking(augmentation: 15, expansion: 10))
+        #expect(old == Reranking(augmentation: 15, expansion: 10, alpha: 3))
+        // A re-ranking that names no alpha takes the library descriptor's.
+        #expect(d.alpha == nil && d.alpha(for: .centreCrop) == 3 && d.alpha(for: .wholeRMAC) == 5 && r.alpha(for: .wholeRMAC) == 2)
     }
 
     /// Diffusion's relevance is the solution of (I - alpha A) f = y over the mutual-neighbour graph,
@@ -212,7 +214,7 @@ import Testing
         let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
         _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
         let k = Reranking.libraryDefault.diffusion
-        let variant = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha)
+        let variant = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha(for: .standard))
         let url = DiffusionGraph.url(for: catalogue, variant: variant, neighbours: k)
         let library = try LiveLibrary(catalogue: catalogue)
         let augmented = try #require(library.augmented)
@@ -262,7 +264,7 @@ import Testing
 
 @Suite(.serialized) struct RerankingInLibraryTests {
     static let variant = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation,
-                                                      alpha: Reranking.libraryDefault.alpha)
+                                                      alpha: Reranking.libraryDefault.alpha(for: .standard))
 
     /// Augmented vectors recomputed from scratch over the catalogue's raw vectors.
     static func fullAugmentation(_ catalogue: Catalogue) throws -> [Int64: [Float]] {
@@ -270,7 +272,7 @@ import Testing
         let (raw, _) = try LibrarySnapshot.streamStore(catalogue: catalogue, model: model, precision: .float32, variant: EmbeddingVariant.raw)
         let index = ExactIndex(store: raw, descriptor: IndexDescriptor(method: "exact"))
         let out = try Reranker.augment(raw, using: index, neighbours: Reranking.libraryDefault.augmentation,
-                                       alpha: Reranking.libraryDefault.alpha, filter: nil)
+                                       alpha: Reranking.libraryDefault.alpha(for: .standard), filter: nil)
         return Dictionary(uniqueKeysWithValues: out.liveIds.compactMap { id in out.reconstruct(id).map { (id, $0) } })
     }
 
@@ -343,7 +345,8 @@ import Testing
         let ranker = try Reranker(library: library, index: index, options: Reranking(augmentation: 3, expansion: 3))
         let photo = Fixture.samples.appendingPathComponent("pizza/image_0003.jpg").path
         let square = try #require(Transformation.standard.first { $0.name == "grey square 25%" })
-        let vector = try Fixture.embedder().embed(ImageDecoder.decode(data: square.apply(toFile: photo), name: "square")).vector
+        let engine = try Fixture.embedder()
+        let vector = try engine.embed(engine.decode(data: square.apply(toFile: photo), name: "square")).vector
         let n = library.store.count
         let answer = try ranker.search(vector: vector, libraryId: nil, k: n, parameters: SearchParameters())
         #expect(answer.count == n)

@@ -151,8 +151,8 @@ import Testing
         #expect(check.0 == "ok")
         #expect(check.1 == total)            // one raw embedding per image
         // ... and one re-ranking (augmented) vector per image, brought in step by the rerun.
-        let augmented = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha)
-        #expect(try catalogue.vectorCount(model: "efficientnet-lite0", variant: augmented) == total)
+        let augmented = DatabaseAugmentation.variant(neighbours: Reranking.libraryDefault.augmentation, alpha: Reranking.libraryDefault.alpha(for: .standard))
+        #expect(try catalogue.vectorCount(model: try Fixture.embedder().model.id, variant: augmented) == total)
         #expect(check.2 == 0)                // no dangling references
         #expect(check.3 == 0)                // every image has a path
         #expect(check.4 == 0)                // every image has its embedding

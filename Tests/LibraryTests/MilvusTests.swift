@@ -180,7 +180,7 @@ final class MilvusTestServer: Sendable {
         #expect(summary.images == images && summary.reranking == "dba:15+diff:30" && summary.notes.isEmpty)
         #expect(try await MilvusStore(address: StoreReranking.companionAddress(of: address)).count() == images)
 
-        let remote = try await StoreLibrary.open(address, makeEmbedder: { try Fixture.embedder() })
+        let remote = try await StoreLibrary.open(address, makeEmbedder: { _ in try Fixture.embedder() })
         let service = try SearchService(catalogue: catalogue)
         let request = SearchRequest(k: 10, reranking: .libraryDefault)
         var sources: [QuerySource] = try catalogue.allSummaries().values.map { .path($0.path) }

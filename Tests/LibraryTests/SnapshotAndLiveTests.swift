@@ -76,7 +76,7 @@ import Testing
     @Test func liveLibraryFollowsAnotherWritersChanges() throws {
         let (dir, catalogue, photos) = try Self.library(["pizza", "dalmatian"])
         let live = try LiveLibrary(catalogue: catalogue)
-        let service = SearchService(library: live, resolver: QueryResolver(library: live) { try Fixture.embedder() })
+        let service = SearchService(library: live, resolver: QueryResolver(library: live) { _ in try Fixture.embedder() })
         #expect(live.count == 12)
         // Another process adds a class (its own catalogue connection, as `lookalike index` would).
         try Fixture.copySamples(to: photos, classes: ["sunflower"])
@@ -162,10 +162,12 @@ import Testing
         #expect(model.checksum == (try Fixture.embedder().model.checksum))
         let (ids, vectors) = try catalogue.loadVectors(model: model.id, dimension: model.dimension)
         #expect(ids.count == 4 && vectors.count == 4 * model.dimension)
-        // The migrated vectors are the raw network vectors of those photos.
+        // The migrated vectors are the raw network vectors of those photos, made with the descriptor
+        // of their day (the reference's centre crop), which the library keeps using.
+        #expect(Descriptor(modelID: model.id) == .centreCrop)
         let pizza = try #require(try catalogue.imageId(path: "/tmp/v1src/pizza/image_0001.jpg"))
         let stored = try #require(try catalogue.vector(imageId: pizza))
-        let fresh = try Fixture.embedder().embed(path: Fixture.samples.appendingPathComponent("pizza/image_0001.jpg").path).1.vector
+        let fresh = try Embedder(threads: 1, descriptor: .centreCrop).embed(path: Fixture.samples.appendingPathComponent("pizza/image_0001.jpg").path).1.vector
         #expect(zip(stored, fresh).map { abs($0 - $1) }.max() ?? 1 < 1e-5)
         // Search works, and the journal records changes from now on.
         let service = try SearchService(catalogue: catalogue)

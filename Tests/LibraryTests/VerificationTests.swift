@@ -58,7 +58,8 @@ import Testing
         #expect(answer.results.map(\.rank) == [1, 2, 3, 4, 5])
         #expect(answer.reranking.hasSuffix("+verify:20"))
         // Reported scores stay the cosine of the query's embedding.
-        let vector = try Fixture.embedder().embed(ImageDecoder.decode(data: bytes, name: "covered.jpg")).vector
+        let engine = try Fixture.embedder()
+        let vector = try engine.embed(engine.decode(data: bytes, name: "covered.jpg")).vector
         let raw = try #require(service.library.store.reconstruct(originalId))
         #expect(abs((answer.results.first?.score ?? 0) - VectorStore.dot(raw, vector)) < 1e-4)
 

@@ -274,7 +274,7 @@ import Testing
             #expect((object["labels"] as? [[String: Any]])?.count == 6)
             #expect(object["methods"] as? [String] == IndexFactory.names)
             #expect((object["metrics"] as? [[String: Any]])?.count == Metric.allCases.count)
-            #expect((object["library_bytes"] as? Int ?? 0) > 0 && object["model"] as? String == "efficientnet-lite0")
+            #expect((object["library_bytes"] as? Int ?? 0) > 0 && object["model"] as? String == "efficientnet-lite0/whole+rmac")
             #expect(object["folders"] as? [String] == ["library"])
 
             let duplicates = try await client.execute(uri: "/api/duplicates?threshold=0.3", method: .get)

@@ -51,7 +51,7 @@ enum ServerFixture {
         let catalogue = try Catalogue(path: try db ?? libraryPath(), mustExist: true)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return try ServerServices(catalogue: catalogue, configuration: configuration, logger: logger) { try embedder() }
+        return try ServerServices(catalogue: catalogue, configuration: configuration, logger: logger) { _ in try embedder() }
     }
 
     static func app(_ services: ServerServices) -> some ApplicationProtocol {

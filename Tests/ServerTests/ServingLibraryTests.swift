@@ -41,8 +41,8 @@ import Testing
         let library = try LiveLibrary(catalogue: catalogue)
         #expect(library.augmentedVariant != nil)  // the fixture library has the default re-ranking's vectors
         let batcher = SearchBatcher(library: library, window: 0.005)
-        let batched = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder() }, batcher: batcher)
-        let plain = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder() })
+        let batched = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder(descriptor: $0) }, batcher: batcher)
+        let plain = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder(descriptor: $0) })
         let ids = Array(library.store.liveIds.prefix(16))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, id) in ids.enumerated() {
@@ -80,6 +80,11 @@ import Testing
         let everything = try ImageDecoder.decode(data: bytes, name: "pizza", crop: try CropBox(x: 0, y: 0, width: 1, height: 1))
         let difference = zip(everything.pixels, whole.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)
         #expect(Double(difference) / Double(whole.pixels.count) < 3)  // libvips vs the Pillow-exact path: nearly equal
+        // The same with the whole image stretched to the square (the whole+rmac descriptor's view).
+        let stretched = try ImageDecoder.decode(data: bytes, name: "pizza", geometry: .whole)
+        let stretchedRegion = try ImageDecoder.decode(data: bytes, name: "pizza", crop: try CropBox(x: 0, y: 0, width: 1, height: 1), geometry: .whole)
+        let stretchedDifference = zip(stretched.pixels, stretchedRegion.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)
+        #expect(stretched.pixels != whole.pixels && Double(stretchedDifference) / Double(whole.pixels.count) < 3)
     }
 
     @Test func addressChecks() throws {

@@ -84,7 +84,9 @@ int lk_sniff_bytes(const unsigned char *bytes, size_t count);
 int lk_sniff_file(const char *path);
 
 /* Decode a file / an in-memory buffer. `out` receives crop*crop*3 bytes (RGB, row-major)
- * when status is LK_OK. shortSide/crop are the reference geometry (256 / 224);
+ * when status is LK_OK. shortSide/crop are the reference geometry (256 / 224: shorter side 256,
+ * centre crop 224); a negative shortSide, -crop, stretches the whole image to crop x crop instead
+ * (aspect ratio not kept: nothing is cut off);
  * maxPixels is the decompression-bomb limit on width*height from the header. With
  * allowThumbnail, a HEIF/AVIF whose stored thumbnail has the image's shape and a shorter side of
  * at least crop (224: a phone's 320x240 thumbnail qualifies; with a region, enough that the

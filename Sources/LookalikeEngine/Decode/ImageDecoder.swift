@@ -117,23 +117,26 @@ public enum ImageDecoder {
     /// (HEVC/AV1 cannot shrink on load, and the full image is then resized to that size anyway:
     /// 10x less work, same embedding within cosine 0.98, see the README). Pass false for the
     /// full image. Other formats ignore it.
-    public static func decode(path: String, storedThumbnail: Bool = true) throws(DecodeError) -> DecodedImage {
+    /// `geometry`: the reference's centre crop (default) or the whole image stretched to the square.
+    public static func decode(path: String, storedThumbnail: Bool = true,
+                              geometry: InputGeometry = .centreCrop) throws(DecodeError) -> DecodedImage {
         var result = lk_result()
         var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
         let status = pixels.withUnsafeMutableBufferPointer { out in
-            lk_decode_file(path, Int32(resizeShortSide), Int32(outputSize), Int64(maxPixels),
+            lk_decode_file(path, geometry.shortSideArgument, Int32(outputSize), Int64(maxPixels),
                            storedThumbnail ? 1 : 0, out.baseAddress, &result)
         }
         return try finish(status: status, result: result, pixels: pixels, name: path)
     }
 
     /// Decodes an in-memory image (uploads, downloaded URLs); `name` is used in errors.
-    public static func decode(data: [UInt8], name: String, storedThumbnail: Bool = true) throws(DecodeError) -> DecodedImage {
+    public static func decode(data: [UInt8], name: String, storedThumbnail: Bool = true,
+                              geometry: InputGeometry = .centreCrop) throws(DecodeError) -> DecodedImage {
         var result = lk_result()
         var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
         let status = data.withUnsafeBytes { input in
             pixels.withUnsafeMutableBufferPointer { out in
-                lk_decode_buffer(input.baseAddress, input.count, Int32(resizeShortSide),
+                lk_decode_buffer(input.baseAddress, input.count, geometry.shortSideArgument,
                                  Int32(outputSize), Int64(maxPixels), storedThumbnail ? 1 : 0,
                                  out.baseAddress, &result)
             }
@@ -164,14 +167,16 @@ public enum ImageDecoder {
 
     /// Decodes only `crop` (a region of the image after EXIF orientation) into the reference
     /// geometry: the region's shorter side is resized to 256 and centre-cropped like a whole image.
-    /// A nil crop is `decode(data:name:)` (the Pillow-exact JPEG path).
-    public static func decode(data: [UInt8], name: String, crop: CropBox?) throws(DecodeError) -> DecodedImage {
-        guard let crop else { return try decode(data: data, name: name) }
+    /// A nil crop is `decode(data:name:)` (the Pillow-exact JPEG path). With `.whole` the region is
+    /// stretched to the square instead.
+    public static func decode(data: [UInt8], name: String, crop: CropBox?,
+                              geometry: InputGeometry = .centreCrop) throws(DecodeError) -> DecodedImage {
+        guard let crop else { return try decode(data: data, name: name, geometry: geometry) }
         var result = lk_result()
         var pixels = [UInt8](repeating: 0, count: outputSize * outputSize * 3)
         let status = data.withUnsafeBytes { input in
             pixels.withUnsafeMutableBufferPointer { out in
-                lk_decode_buffer_region(input.baseAddress, input.count, Int32(resizeShortSide), Int32(outputSize),
+                lk_decode_buffer_region(input.baseAddress, input.count, geometry.shortSideArgument, Int32(outputSize),
                                         Int64(maxPixels), crop.x, crop.y, crop.width, crop.height,
                                         out.baseAddress, &result)
             }

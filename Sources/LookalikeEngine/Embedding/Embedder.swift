@@ -15,8 +15,8 @@ public struct Label: Sendable, Equatable {
 }
 
 public struct Embedding: Sendable {
-    public let feature: [Float]  // 1280-d pooled feature (non-negative)
-    public let vector: [Float]   // L2-normalised feature
+    public let feature: [Float]  // 1280-d average-pooled feature (non-negative)
+    public let vector: [Float]   // the descriptor's vector, L2-normalised
     public let logits: [Float]   // 1000
     public let top5: [Label]
 }
@@ -36,19 +36,23 @@ public final class Embedder: Sendable {
     public let model: ModelInfo
     public let labels: [String]
     public let threads: Int
+    /// The view and pooling that make `vector` (the model id names it).
+    public let descriptor: Descriptor
     private let runners: RunnerPool
     /// Admits at most `threads` async embeddings at once; the rest wait in order (not on a thread).
     private let admission: AsyncSemaphore
 
     /// Loads the weights (nil: `ModelLocator.defaultWeightsURL()`) and prepares `threads` workers.
-    public init(weightsURL: URL? = nil, threads: Int = 2) throws {
+    /// `descriptor`: a library's own (`Descriptor(modelID:)` of its recorded model) when one exists.
+    public init(weightsURL: URL? = nil, threads: Int = 2, descriptor: Descriptor = .standard) throws {
         let url = try weightsURL ?? ModelLocator.defaultWeightsURL()
         let weights = try WeightsFile.load(url: url)
         let graph = try EfficientNetLiteGraph(weights: weights)
         let n = max(1, threads)
         self.threads = n
+        self.descriptor = descriptor
         labels = weights.labels
-        model = ModelInfo(id: weights.modelName, checksum: weights.checksum, dimension: EfficientNetLite0.headChannels)
+        model = ModelInfo(id: descriptor.modelID(weights: weights.modelName), checksum: weights.checksum, dimension: EfficientNetLite0.headChannels)
         runners = RunnerPool(try (0..<n).map { _ in try NetworkRunner(graph: graph, batchSize: 1, threads: 1) })
         admission = AsyncSemaphore(permits: n)
     }
@@ -64,7 +68,7 @@ public final class Embedder: Sendable {
     /// Decodes and embeds an in-memory image (an upload or a download) off the caller's thread.
     public func embed(data: [UInt8], name: String) async throws -> (DecodedImage, Embedding) {
         try await offload {
-            let image = try ImageDecoder.decode(data: data, name: name)
+            let image = try ImageDecoder.decode(data: data, name: name, geometry: self.descriptor.geometry)
             return (image, try self.embed(image))
         }
     }
@@ -72,7 +76,7 @@ public final class Embedder: Sendable {
     /// Embeds a region of an in-memory image (a box drawn on the query); nil crop: the whole image.
     public func embed(data: [UInt8], name: String, crop: CropBox?) async throws -> (DecodedImage, Embedding) {
         try await offload {
-            let image = try ImageDecoder.decode(data: data, name: name, crop: crop)
+            let image = try ImageDecoder.decode(data: data, name: name, crop: crop, geometry: self.descriptor.geometry)
             return (image, try self.embed(image))
         }
     }
@@ -84,7 +88,7 @@ public final class Embedder: Sendable {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw DecodeError(path: path, reason: .notFound)
             }
-            let image = try ImageDecoder.decode(data: [UInt8](data), name: path, crop: crop)
+            let image = try ImageDecoder.decode(data: [UInt8](data), name: path, crop: crop, geometry: self.descriptor.geometry)
             return (image, try self.embed(image))
         }
     }
@@ -115,7 +119,7 @@ public final class Embedder: Sendable {
     }
 
     public func embed(path: String) throws -> (DecodedImage, Embedding) {
-        let image = try ImageDecoder.decode(path: path)
+        let image = try ImageDecoder.decode(path: path, geometry: descriptor.geometry)
         return (image, try embed(image))
     }
 
@@ -130,7 +134,7 @@ public final class Embedder: Sendable {
             defer { runners.give(runner) }
             while let i = state.claim() {
                 let result: Result<(DecodedImage, Embedding), Error> = Result {
-                    let image = try ImageDecoder.decode(path: paths[i])
+                    let image = try ImageDecoder.decode(path: paths[i], geometry: descriptor.geometry)
                     let out = try runner.run(count: 1) { Preprocessing.tensor(from: image.pixels, into: $0) }
                     return (image, makeEmbedding(out[0]))
                 }
@@ -139,9 +143,16 @@ public final class Embedder: Sendable {
         }
     }
 
+    /// Decodes an in-memory image into this embedder's input geometry (for callers that keep the
+    /// decoded image, like the robustness benchmark).
+    public func decode(data: [UInt8], name: String) throws -> DecodedImage {
+        try ImageDecoder.decode(data: data, name: name, geometry: descriptor.geometry)
+    }
+
     func makeEmbedding(_ out: NetworkOutput) -> Embedding {
+        let vector = descriptor.vector(from: out)
         var norm = 0.0
-        for v in out.feature { norm += Double(v) * Double(v) }
+        for v in vector { norm += Double(v) * Double(v) }
         let inv = Float(1 / max(norm.squareRoot(), 1e-12))
         let maxLogit = Double(out.logits.max() ?? 0)
         var probs = out.logits.map { exp(Double($0) - maxLogit) }
@@ -158,7 +169,7 @@ public final class Embedder: Sendable {
             }
         }
         let top5 = order.map { Label(classId: $0, name: $0 < labels.count ? labels[$0] : "class \($0)", probability: Float(probs[$0])) }
-        return Embedding(feature: out.feature, vector: out.feature.map { $0 * inv }, logits: out.logits, top5: top5)
+        return Embedding(feature: out.feature, vector: vector.map { $0 * inv }, logits: out.logits, top5: top5)
     }
 }
 

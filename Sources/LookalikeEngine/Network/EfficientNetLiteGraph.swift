@@ -4,7 +4,8 @@
 // long as any runtime uses them, and defines the XNNPACK subgraph for a fixed batch size: stem, 16
 // MBConv blocks (ReLU6 as the convolutions' output clamp, residual adds), head, global average pool
 // -> `feature` [N,1280] (external output 1) and fc -> `logits` [N,1000] (external output 2), input
-// [N,224,224,3] NHWC (external input 0). Padding is TensorFlow "SAME" (odd pixel bottom/right),
+// [N,224,224,3] NHWC (external input 0); the head's 7x7 map itself is external output 3 (regional
+// pooling for the `whole+rmac` descriptor reads it). Padding is TensorFlow "SAME" (odd pixel bottom/right),
 // given explicitly. It does not create runtimes or threads (NetworkRunner does).
 import CXNNPACK
 
@@ -17,7 +18,9 @@ public struct NetworkError: Error, CustomStringConvertible, Sendable {
 /// Folded, XNNPACK-laid-out weights plus the recipe to define the subgraph. Immutable after init;
 /// the buffers are freed when the last runtime that references them (through NetworkRunner) is gone.
 public final class EfficientNetLiteGraph: @unchecked Sendable {
-    public static let inputID: UInt32 = 0, featureID: UInt32 = 1, logitsID: UInt32 = 2
+    public static let inputID: UInt32 = 0, featureID: UInt32 = 1, logitsID: UInt32 = 2, headMapID: UInt32 = 3
+    /// The head's output map: side x side x 1280 per image (NHWC).
+    public static let headMapSide = 7
     static let bnEpsilon = 1e-3
 
     struct Conv {
@@ -99,7 +102,7 @@ public final class EfficientNetLiteGraph: @unchecked Sendable {
     /// Defines the whole network for `batch` images in a new subgraph (caller deletes it).
     func makeSubgraph(batch: Int) throws(NetworkError) -> OpaquePointer {
         var sg: OpaquePointer?
-        guard xnn_create_subgraph(3, 0, &sg) == xnn_status_success, let subgraph = sg else {
+        guard xnn_create_subgraph(4, 0, &sg) == xnn_status_success, let subgraph = sg else {
             throw NetworkError("xnn_create_subgraph failed")
         }
         var ok = false
@@ -120,12 +123,13 @@ public final class EfficientNetLiteGraph: @unchecked Sendable {
         }
 
         var size = EfficientNetLite0.inputSize
-        func conv(_ c: Conv, input: UInt32, channelsIn: Int, _ name: String) throws(NetworkError) -> UInt32 {
+        func conv(_ c: Conv, input: UInt32, channelsIn: Int, external: UInt32 = UInt32(XNN_INVALID_VALUE_ID),
+                  flags: Int32 = 0, _ name: String) throws(NetworkError) -> UInt32 {
             let pad = EfficientNetLiteGraph.samePadding(size: size, kernel: c.kernel, stride: c.stride)
             let wDims = c.depthwise ? [1, c.kernel, c.kernel, c.outChannels] : [c.outChannels, c.kernel, c.kernel, channelsIn]
             let wID = try tensor(wDims, data: c.weights, name + ".w")
             let bID = try tensor([c.outChannels], data: c.bias, name + ".b")
-            let outID = try tensor([batch, pad.out, pad.out, c.outChannels], name)
+            let outID = try tensor([batch, pad.out, pad.out, c.outChannels], external: external, flags: flags, name)
             let (lo, hi): (Float, Float) = c.relu6 ? (0, 6) : (-.infinity, .infinity)
             let p0 = UInt32(pad.before), p1 = UInt32(pad.after), k = UInt32(c.kernel), s = UInt32(c.stride)
             let status = c.depthwise
@@ -155,7 +159,8 @@ public final class EfficientNetLiteGraph: @unchecked Sendable {
                 x = sum
             }
         }
-        x = try conv(head, input: x, channelsIn: head.inChannels, "head")
+        x = try conv(head, input: x, channelsIn: head.inChannels, external: EfficientNetLiteGraph.headMapID,
+                     flags: XNN_VALUE_FLAG_EXTERNAL_OUTPUT, "head")
         let c = EfficientNetLite0.headChannels
         let feature = try tensor([batch, 1, 1, c], external: EfficientNetLiteGraph.featureID,
                                  flags: XNN_VALUE_FLAG_EXTERNAL_OUTPUT, "feature")

@@ -9,6 +9,7 @@ import Foundation
 public struct NetworkOutput: Sendable {
     public let feature: [Float]  // 1280: global average pool of the head (after ReLU6)
     public let logits: [Float]   // 1000: ImageNet class scores (before softmax)
+    public let headMap: [Float]  // 7 x 7 x 1280 (HWC): the head's map that `feature` averages
 }
 
 public final class NetworkRunner: @unchecked Sendable {
@@ -22,6 +23,8 @@ public final class NetworkRunner: @unchecked Sendable {
     private let input: UnsafeMutablePointer<Float>
     private let feature: UnsafeMutablePointer<Float>
     private let logits: UnsafeMutablePointer<Float>
+    private let headMap: UnsafeMutablePointer<Float>
+    static let headMapElements = EfficientNetLiteGraph.headMapSide * EfficientNetLiteGraph.headMapSide * EfficientNetLite0.headChannels
     private let lock = NSLock()
 
     private static let initialized: Bool = xnn_initialize(nil) == xnn_status_success
@@ -55,16 +58,19 @@ public final class NetworkRunner: @unchecked Sendable {
         feature.initialize(repeating: 0, count: batchSize * EfficientNetLite0.headChannels + 64)
         logits = .allocate(capacity: batchSize * EfficientNetLite0.classes + 64)
         logits.initialize(repeating: 0, count: batchSize * EfficientNetLite0.classes + 64)
+        headMap = .allocate(capacity: batchSize * NetworkRunner.headMapElements + 64)
+        headMap.initialize(repeating: 0, count: batchSize * NetworkRunner.headMapElements + 64)
         var externals = [
             xnn_external_value(id: EfficientNetLiteGraph.inputID, data: UnsafeMutableRawPointer(input)),
             xnn_external_value(id: EfficientNetLiteGraph.featureID, data: UnsafeMutableRawPointer(feature)),
             xnn_external_value(id: EfficientNetLiteGraph.logitsID, data: UnsafeMutableRawPointer(logits)),
+            xnn_external_value(id: EfficientNetLiteGraph.headMapID, data: UnsafeMutableRawPointer(headMap)),
         ]
         let setup = xnn_setup_runtime(runtime, externals.count, &externals)
         guard setup == xnn_status_success else {
             xnn_delete_runtime(runtime)
             if let pool { pthreadpool_destroy(pool) }
-            input.deallocate(); feature.deallocate(); logits.deallocate()
+            input.deallocate(); feature.deallocate(); logits.deallocate(); headMap.deallocate()
             throw NetworkError("xnn_setup_runtime failed (xnn_status \(setup.rawValue))")
         }
     }
@@ -72,7 +78,7 @@ public final class NetworkRunner: @unchecked Sendable {
     deinit {
         xnn_delete_runtime(runtime)
         if let pool { pthreadpool_destroy(pool) }
-        input.deallocate(); feature.deallocate(); logits.deallocate()
+        input.deallocate(); feature.deallocate(); logits.deallocate(); headMap.deallocate()
     }
 
     /// Runs `count` (1...batchSize) images: `input` holds count x 224x224x3 floats, NHWC.
@@ -92,10 +98,11 @@ public final class NetworkRunner: @unchecked Sendable {
         }
         let status = xnn_invoke_runtime(runtime)
         guard status == xnn_status_success else { throw NetworkError("xnn_invoke_runtime failed (xnn_status \(status.rawValue))") }
-        let f = EfficientNetLite0.headChannels, l = EfficientNetLite0.classes
+        let f = EfficientNetLite0.headChannels, l = EfficientNetLite0.classes, m = NetworkRunner.headMapElements
         return (0..<count).map { i in
             NetworkOutput(feature: Array(UnsafeBufferPointer(start: feature + i * f, count: f)),
-                          logits: Array(UnsafeBufferPointer(start: logits + i * l, count: l)))
+                          logits: Array(UnsafeBufferPointer(start: logits + i * l, count: l)),
+                          headMap: Array(UnsafeBufferPointer(start: headMap + i * m, count: m)))
         }
     }
 }

@@ -10,6 +10,9 @@
 //
 // This matches the reference (peer.py: Pillow BILINEAR with reducing_gap=None); different JPEG
 // decoders/resamplers differ by a few levels per pixel, which moves features only slightly.
+// `InputGeometry.whole` replaces steps 2-3 by one resize of the whole image to 224 x 224 (aspect
+// ratio not kept): the network then sees the edges the centre crop cuts off, which retrieves better
+// (README "Retrieval quality"); the reference geometry stays for the reference's descriptor.
 public enum Preprocessing {
     public static let inputSize = 224, resizeShortSide = 256
     public static let mean: Float = 127, scale: Float = 128
@@ -23,5 +26,21 @@ public enum Preprocessing {
             for i in 0..<n { into[i] = (Float(src[i]) - mean) * inv }
         }
         if n < pixelCount { (into + n).update(repeating: 0, count: pixelCount - n) }
+    }
+}
+
+/// How the decoded image is fitted into the network's square input.
+public enum InputGeometry: Sendable, Equatable {
+    /// The reference's: shorter side 256, centre crop 224 x 224.
+    case centreCrop
+    /// The whole image resized to 224 x 224, its aspect ratio not kept.
+    case whole
+
+    /// The decoder shim's `shortSide` argument (lk_vips.h: negative means stretch to the square).
+    var shortSideArgument: Int32 {
+        switch self {
+        case .centreCrop: Int32(Preprocessing.resizeShortSide)
+        case .whole: -Int32(Preprocessing.inputSize)
+        }
     }
 }

@@ -140,6 +140,12 @@ public final class Catalogue: Sendable {
         return ModelInfo(id: id, checksum: checksum, dimension: dim)
     }
 
+    /// The descriptor the library's vectors were made with; a library with none yet gets the
+    /// standard one.
+    public func storedDescriptor() throws -> Descriptor {
+        try storedModel().map { Descriptor(modelID: $0.id) } ?? .standard
+    }
+
     /// Records `model` in an empty library, or refuses a library built with another model. The
     /// check and the write are one transaction, so two indexers starting together cannot both adopt.
     public func adopt(model: ModelInfo) throws {

@@ -95,7 +95,7 @@ public enum RobustnessBenchmark {
             for (t, transformation) in transformations.enumerated() {
                 let outcome: (hit1: Bool, hit5: Bool)? = try? {
                     let bytes = try transformation.apply(toFile: image.path)
-                    let vector = try embedder.embed(ImageDecoder.decode(data: bytes, name: transformation.name)).vector
+                    let vector = try embedder.embed(embedder.decode(data: bytes, name: transformation.name)).vector
                     var (results, used) = try service.rankExplained(vector: vector, libraryId: nil, request: request)
                     if verify > 0 {
                         let features = try QueryFeatures(data: bytes, name: transformation.name)

@@ -44,6 +44,7 @@ public enum StoreEvaluator {
             ? "label not in \(MilvusStore.list(clutter.sorted()))" : nil
 
         let expansion = options.reranking.expansion
+        let alpha = options.reranking.alpha(for: StoreLibrary.descriptor(ofDescription: collection.description))
         var outcomes: [QueryOutcome] = []
         var metrics: [RankingMetrics] = []
         var searchSeconds = 0.0
@@ -66,7 +67,7 @@ public enum StoreEvaluator {
                 } else {
                     var ranked = vector
                     if expansion > 0 {
-                        ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: options.reranking.alpha,
+                        ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: alpha,
                                                                  filter: filter) { $0.id == query.id }
                     }
                     let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)

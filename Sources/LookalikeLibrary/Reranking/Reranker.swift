@@ -7,6 +7,8 @@ import LookalikeEngine
 
 public final class Reranker: Sendable {
     public let options: Reranking
+    /// The neighbours' weight exponent applied (the options' own, or the library descriptor's).
+    let alpha: Double
     public let raw: VectorStore
     /// The index searched: over augmented vectors when DBA is on, else the library's own.
     let index: any VectorIndex
@@ -27,17 +29,18 @@ public final class Reranker: Sendable {
     public init(library: LiveLibrary, index: any VectorIndex, options wanted: Reranking,
                 filter: (@Sendable (Int64) -> Bool)? = nil, computeMissing: Bool = true) throws {
         var options = wanted
+        alpha = wanted.alpha(for: library.descriptor)
         self.filter = filter
         rawIndex = index
         raw = library.store
         let started = Date()
-        let stored = library.augmentedVariant == DatabaseAugmentation.variant(neighbours: options.augmentation, alpha: options.alpha)
+        let stored = library.augmentedVariant == DatabaseAugmentation.variant(neighbours: options.augmentation, alpha: alpha)
             ? library.augmented : nil
         if options.augmentation > 0, let stored, index.descriptor.method == ExactIndex.methodName {
             self.index = ExactIndex(store: stored, descriptor: index.descriptor)
             ranked = stored
         } else if options.augmentation > 0 && computeMissing {
-            let augmented = try Self.augment(raw, using: index, neighbours: options.augmentation, alpha: options.alpha, filter: filter)
+            let augmented = try Self.augment(raw, using: index, neighbours: options.augmentation, alpha: alpha, filter: filter)
             let over = try IndexFactory.make(index.descriptor, dimension: raw.dimension, store: augmented)
             let all = augmented.allVectors()
             if !over.isTrained { try over.train(all.vectors) }
@@ -116,7 +119,7 @@ public final class Reranker: Sendable {
     /// The query expanded with the neighbours its expansion search found.
     func expanded(_ vector: [Float], with first: [Neighbor]) -> [Float] {
         let neighbours = first.compactMap { nb in ranked.reconstruct(nb.id).map { (1 - nb.distance, $0) } }
-        return Reranking.expand(vector, neighbours: neighbours, alpha: options.alpha)
+        return Reranking.expand(vector, neighbours: neighbours, alpha: alpha)
     }
 
     /// Where a query starts: a library image's augmented vector, else the raw query.

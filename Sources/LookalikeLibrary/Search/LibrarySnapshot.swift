@@ -158,7 +158,7 @@ public enum LibrarySnapshot {
         if reranking.augmentation > 0 {
             augmentation = try DatabaseAugmentation.refresh(catalogue: catalogue, model: model, raw: opened.0,
                                                             rawCounter: opened.1.counter,
-                                                            neighbours: reranking.augmentation, alpha: reranking.alpha)
+                                                            neighbours: reranking.augmentation, alpha: reranking.alpha(for: Descriptor(modelID: model.id)))
         }
         // Only derived vectors changed since the raw store was read (one writer): it is current.
         if let later = try catalogue.changes(after: opened.1.counter, model: model.id), later.isEmpty {

@@ -12,6 +12,8 @@ import LookalikeEngine
 public final class LiveLibrary: Sendable {
     public let catalogue: Catalogue
     public let model: ModelInfo
+    /// The descriptor the library's vectors were made with (its model id names it).
+    public let descriptor: Descriptor
     public let precision: StoragePrecision
     public let opening: LibrarySnapshot.Opening
 
@@ -46,13 +48,14 @@ public final class LiveLibrary: Sendable {
         }
         self.catalogue = catalogue
         self.model = model
+        descriptor = Descriptor(modelID: model.id)
         self.precision = precision
         let (store, opening) = try LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: precision)
         self.opening = opening
         let defaults = Reranking.libraryDefault
         var variant: String?
         if defaults.augmentation > 0 {
-            let v = DatabaseAugmentation.variant(neighbours: defaults.augmentation, alpha: defaults.alpha)
+            let v = DatabaseAugmentation.variant(neighbours: defaults.augmentation, alpha: defaults.alpha(for: descriptor))
             if try catalogue.vectorCount(model: model.id, variant: v) > 0 { variant = v }
         }
         augmentedVariant = variant

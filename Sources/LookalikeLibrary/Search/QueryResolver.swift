@@ -73,26 +73,32 @@ public final class QueryResolver: Sendable {
     /// embeds images (a remote store resolves its own images).
     public let library: LiveLibrary?
     public let fetchPolicy: FetchPolicy
-    private let makeEmbedder: @Sendable () throws -> Embedder
+    private let makeEmbedder: @Sendable (Descriptor) throws -> Embedder
+    /// The descriptor the library's vectors were made with (queries are embedded the same way).
+    private let descriptor: @Sendable () throws -> Descriptor
     private let verify: @Sendable (ModelInfo) throws -> Void
     private let embedder = Locked<Embedder?>(nil)
 
-    /// `makeEmbedder` is called once, on the first query that needs the network.
+    /// `makeEmbedder` is called once, on the first query that needs the network, with the library's
+    /// descriptor.
     public init(library: LiveLibrary, fetchPolicy: FetchPolicy = FetchPolicy(),
-                makeEmbedder: @escaping @Sendable () throws -> Embedder) {
+                makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) {
         self.library = library
         self.fetchPolicy = fetchPolicy
         self.makeEmbedder = makeEmbedder
+        descriptor = { try library.catalogue.storedDescriptor() }
         verify = { try library.catalogue.verify(model: $0) }
     }
 
     /// A resolver without a local library: files, URLs and uploads only; `verify` checks the
     /// engine's model against whatever the vectors it is compared with came from.
-    public init(fetchPolicy: FetchPolicy = FetchPolicy(), verify: @escaping @Sendable (ModelInfo) throws -> Void,
-                makeEmbedder: @escaping @Sendable () throws -> Embedder) {
+    public init(fetchPolicy: FetchPolicy = FetchPolicy(), descriptor: @escaping @Sendable () throws -> Descriptor,
+                verify: @escaping @Sendable (ModelInfo) throws -> Void,
+                makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) {
         library = nil
         self.fetchPolicy = fetchPolicy
         self.makeEmbedder = makeEmbedder
+        self.descriptor = descriptor
         self.verify = verify
     }
 
@@ -100,7 +106,7 @@ public final class QueryResolver: Sendable {
     public func engine() throws -> Embedder {
         try embedder.withLock { cached in
             if let cached { return cached }
-            let made = try makeEmbedder()
+            let made = try makeEmbedder(try descriptor())
             try verify(made.model)
             cached = made
             return made

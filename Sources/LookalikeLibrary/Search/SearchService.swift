@@ -107,7 +107,7 @@ public final class SearchService: Sendable {
     public convenience init(catalogue: Catalogue, precision: StoragePrecision = .float32,
                             weightsURL: URL? = nil) throws {
         let library = try LiveLibrary(catalogue: catalogue, precision: precision)
-        self.init(library: library, resolver: QueryResolver(library: library) { try Embedder(weightsURL: weightsURL) })
+        self.init(library: library, resolver: QueryResolver(library: library) { try Embedder(weightsURL: weightsURL, descriptor: $0) })
     }
 
     public var catalogue: Catalogue { library.catalogue }

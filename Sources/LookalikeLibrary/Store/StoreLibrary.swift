@@ -49,7 +49,7 @@ public final class StoreLibrary: Sendable {
 
     /// Opens an existing collection and waits until Milvus has loaded it.
     public static func open(_ address: MilvusAddress, fetchPolicy: FetchPolicy = FetchPolicy(),
-                            makeEmbedder: @escaping @Sendable () throws -> Embedder) async throws -> StoreLibrary {
+                            makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) async throws -> StoreLibrary {
         let store = MilvusStore(address: address)
         guard let described = try await store.describe() else {
             throw StoreError(store: address.description,
@@ -63,19 +63,29 @@ public final class StoreLibrary: Sendable {
     }
 
     init(store: MilvusStore, collection: MilvusStore.Collection, fetchPolicy: FetchPolicy,
-         makeEmbedder: @escaping @Sendable () throws -> Embedder) {
+         makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) {
         self.store = store
         self.collection = collection
-        resolver = QueryResolver(fetchPolicy: fetchPolicy, verify: { try store.check(collection, model: $0) },
-                                 makeEmbedder: makeEmbedder)
+        let descriptor = Self.descriptor(ofDescription: collection.description)
+        resolver = QueryResolver(fetchPolicy: fetchPolicy, descriptor: { descriptor },
+                                 verify: { try store.check(collection, model: $0) }, makeEmbedder: makeEmbedder)
     }
 
     public var address: MilvusAddress { store.address }
 
     /// The model facts the collection's description carries ("model", "checksum", "dimension").
-    public var modelFacts: [String: String] {
+    public var modelFacts: [String: String] { Self.facts(collection.description) }
+
+    /// The descriptor a collection with this description holds vectors of.
+    static func descriptor(ofDescription description: String) -> Descriptor {
+        Descriptor(modelID: facts(description)["model"] ?? "")
+    }
+
+    public var descriptor: Descriptor { Self.descriptor(ofDescription: collection.description) }
+
+    static func facts(_ description: String) -> [String: String] {
         var facts: [String: String] = [:]
-        for part in collection.description.split(separator: " ") {
+        for part in description.split(separator: " ") {
             let kv = part.split(separator: "=", maxSplits: 1)
             if kv.count == 2 { facts[String(kv[0])] = String(kv[1]) }
         }
@@ -278,7 +288,7 @@ public final class StoreLibrary: Sendable {
             let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
                                                filter: filter, details: outside, vectors: true)
                 .filter { Self.key(hash: $0.hash) != excluded }
-            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha)
+            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha(for: descriptor))
             if outside { nearCopies = Array(first.prefix(request.k)) }
             applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
         }

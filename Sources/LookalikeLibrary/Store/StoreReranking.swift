@@ -23,6 +23,8 @@ public struct StoreReranking: Sendable {
     /// Images it covers (the library's rows when it was built).
     public let rows: Int
     let companion: MilvusStore
+    /// The descriptor of the library collection's vectors (whose alpha a re-ranking naming none uses).
+    var descriptor: Descriptor = .centreCrop
 
     public static func companionAddress(of address: MilvusAddress) -> MilvusAddress {
         MilvusAddress(host: address.host, port: address.port, collection: address.collection + "_rerank")
@@ -34,7 +36,8 @@ public struct StoreReranking: Sendable {
     /// library collection's model facts, what was built, and how many images it covers.
     static func description(library: String, built: Reranking, rows: Int) -> String {
         let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
-        return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(built.alpha) diff=\(built.diffusion) rows=\(rows)"
+        let alpha = built.alpha(for: StoreLibrary.descriptor(ofDescription: library))
+        return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(alpha) diff=\(built.diffusion) rows=\(rows)"
     }
 
     /// The companion's description read back, when it was made for a collection with `library`'s description.
@@ -103,6 +106,7 @@ public struct StoreReranking: Sendable {
         let readSeconds = Date().timeIntervalSince(started)
 
         started = Date()
+        let descriptor = StoreLibrary.descriptor(ofDescription: described.description)
         var built = Reranking(augmentation: options.augmentation, diffusion: options.diffusion, alpha: options.alpha)
         var notes: [String] = []
         if built.augmentation > 0 && images.count > DatabaseAugmentation.maximumFullBuild {
@@ -112,7 +116,7 @@ public struct StoreReranking: Sendable {
         progress?("\(images.count) images: finding neighbours for \(built)")
         let ranked = built.augmentation > 0
             ? try Reranker.augment(raw, using: ExactIndex(store: raw, descriptor: IndexDescriptor(method: ExactIndex.methodName)),
-                                   neighbours: built.augmentation, alpha: built.alpha, filter: nil)
+                                   neighbours: built.augmentation, alpha: built.alpha(for: descriptor), filter: nil)
             : raw
         var facts: [Int64: DiffusionGraph.NodeFacts] = [:]
         if built.diffusion > 0 {
@@ -169,14 +173,16 @@ public struct StoreReranking: Sendable {
               let (built, rows) = parse(described.description, library: collection.description),
               described.load == "LoadStateLoaded" else { return nil }
         guard try await companion.count() == rows, try await store.count() == rows else { return nil }
-        return StoreReranking(built: built, rows: rows, companion: companion)
+        var opened = StoreReranking(built: built, rows: rows, companion: companion)
+        opened.descriptor = StoreLibrary.descriptor(ofDescription: collection.description)
+        return opened
     }
 
     /// Whether a request for `wanted` is served from the companion: its augmentation is the one
     /// built (with the same alpha), and it asks for augmentation or for the diffusion built.
     func serves(_ wanted: Reranking) -> Bool {
         guard wanted.augmentation == built.augmentation else { return false }
-        if wanted.augmentation > 0 { return wanted.alpha == built.alpha }
+        if wanted.augmentation > 0 { return wanted.alpha(for: descriptor) == built.alpha(for: descriptor) }
         return wanted.diffusion > 0 && wanted.diffusion == built.diffusion
     }
 
@@ -208,7 +214,7 @@ public struct StoreReranking: Sendable {
                 .prefix(wanted.expansion)
             expanded = Reranking.expand(start, neighbours: first.compactMap { row in
                 MilvusStore.floats(row["vector"]).map { (Self.similarity(row), $0) }
-            }, alpha: wanted.alpha)
+            }, alpha: wanted.alpha(for: descriptor))
             applied.expansion = wanted.expansion
         }
         let diffuses = node != nil && wanted.diffusion > 0 && wanted.diffusion == built.diffusion

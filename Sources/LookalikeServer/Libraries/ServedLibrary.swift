@@ -53,7 +53,7 @@ final class LocalLibrary: ServedLibrary {
     private let foldersCache = Locked<(folders: LibraryFolders, at: Date)?>(nil)
 
     init(catalogue: Catalogue, fetchPolicy: FetchPolicy, batchWindow: Double,
-         makeEmbedder: @escaping @Sendable () throws -> Embedder) throws {
+         makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) throws {
         self.catalogue = catalogue
         library = try LiveLibrary(catalogue: catalogue)
         let resolver = QueryResolver(library: library, fetchPolicy: fetchPolicy, makeEmbedder: makeEmbedder)

@@ -45,10 +45,10 @@ struct RobustnessCommand: ParsableCommand {
 
     func run() throws {
         let catalogue = try Catalogue(path: database.db, mustExist: true)
-        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) })
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, descriptor: try catalogue.storedDescriptor())
         try catalogue.verify(model: embedder.model)
         let library = try LiveLibrary(catalogue: catalogue)
-        let service = SearchService(library: library, resolver: QueryResolver(library: library) { embedder })
+        let service = SearchService(library: library, resolver: QueryResolver(library: library) { _ in embedder })
         let terminal = Console.stderrIsTerminal
         let report = try RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
                                                  seed: seed, reranking: try Reranking(parsing: rerank), verify: verify) { done, total in

@@ -46,6 +46,9 @@ struct IndexCommand: AsyncParsableCommand {
     @Option(help: "Worker threads (each decodes and runs the network); default: one per core.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "For a new library: the image descriptor, whole+rmac (default: the whole image, average and regional pooling) or centre-crop (the reference's). An existing library keeps its own.")
+    var descriptor: Descriptor?
+
     @Flag(help: "Keep running: index new, changed and deleted files as they appear (implies --prune).")
     var watch = false
 
@@ -68,8 +71,13 @@ struct IndexCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads))
         let catalogue = try Catalogue(path: database.db)
+        let stored = try catalogue.storedModel().map { Descriptor(modelID: $0.id) }
+        if let stored, let descriptor, descriptor != stored {
+            throw ValidationError("library \(database.db) was indexed with the \(stored.rawValue) descriptor, not \(descriptor.rawValue): use a new --db")
+        }
+        let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, threads: max(1, threads),
+                                    descriptor: stored ?? descriptor ?? .standard)
         let indexer = Indexer(catalogue: catalogue, embedder: embedder)
         let local = try runOnce(indexer, prune: prune || watch)
         if let store {

@@ -9,6 +9,7 @@ import LookalikeLibrary
 
 extension Metric: ExpressibleByArgument {}
 extension StoragePrecision: ExpressibleByArgument {}
+extension Descriptor: ExpressibleByArgument {}
 
 struct SearchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -134,7 +135,7 @@ struct SearchCommand: AsyncParsableCommand {
     func runStore(_ address: MilvusAddress, source: QuerySource) async throws {
         let started = Date()
         let weights = model.map { URL(fileURLWithPath: $0) }
-        let library = try await StoreLibrary.open(address) { try Embedder(weightsURL: weights) }
+        let library = try await StoreLibrary.open(address) { try Embedder(weightsURL: weights, descriptor: $0) }
         // Checks the collection was built with this engine's model before comparing vectors.
         if case .id = source {} else if case .path = source {} else { _ = try library.resolver.engine() }
         let loadMs = Date().timeIntervalSince(started) * 1000

@@ -111,14 +111,14 @@ struct ServeCommand: AsyncParsableCommand {
             let address = try MilvusAddress(parsing: store)
             let cache = thumbnailCache.map { URL(fileURLWithPath: $0) } ?? Self.cacheFolder(for: address)
             services = try await ServerServices(store: address, thumbnailCache: cache, configuration: settings, logger: logger) {
-                try Embedder(weightsURL: weights)
+                try Embedder(weightsURL: weights, descriptor: $0)
             }
             // The collection must hold this engine's vectors before anything is compared with them.
             _ = try services.preloadEngine()
         } else {
             let catalogue = try Catalogue(path: database.db, mustExist: true)
             services = try ServerServices(catalogue: catalogue, configuration: settings, logger: logger) {
-                try Embedder(weightsURL: weights)
+                try Embedder(weightsURL: weights, descriptor: $0)
             }
         }
         let images = await services.searchableCount()
