@@ -42,28 +42,37 @@ public enum Descriptor: String, Sendable, CaseIterable {
             return out.feature
         case .wholeRMAC:
             let c = out.feature.count
-            var v = Descriptor.unit(out.feature)
-            var rmac = [Float](repeating: 0, count: c)
             let side = EfficientNetLiteGraph.headMapSide
+            guard out.headMap.count == side * side * c else { return out.feature }
+            var rmac = [Float](repeating: 0, count: c)
+            var m = [Float](repeating: 0, count: c)
             out.headMap.withUnsafeBufferPointer { map in
-                var m = [Float](repeating: 0, count: c)
-                for r in Descriptor.regions(side: side) {
-                    for i in 0..<c { m[i] = 0 }  // ReLU6 output: 0 is the floor
-                    for y in r.top..<(r.top + r.size) {
-                        for x in r.left..<(r.left + r.size) {
-                            let row = (y * side + x) * c
-                            for i in 0..<c { m[i] = max(m[i], map[row + i]) }
+                rmac.withUnsafeMutableBufferPointer { sum in
+                    m.withUnsafeMutableBufferPointer { m in
+                        for r in Descriptor.headMapRegions {
+                            // Region max over positions, a channel row at a time (vectorises).
+                            for i in 0..<c { m[i] = 0 }  // ReLU6 output: 0 is the floor
+                            for y in r.top..<(r.top + r.size) {
+                                for x in r.left..<(r.left + r.size) {
+                                    let row = (y * side + x) * c
+                                    for i in 0..<c { m[i] = Swift.max(m[i], map[row + i]) }
+                                }
+                            }
+                            var n: Float = 0
+                            for i in 0..<c { n += m[i] * m[i] }
+                            let inv = 1 / Swift.max(n.squareRoot(), 1e-12)
+                            for i in 0..<c { sum[i] += m[i] * inv }
                         }
                     }
-                    let u = Descriptor.unit(m)
-                    for i in 0..<c { rmac[i] += u[i] }
                 }
             }
-            let u = Descriptor.unit(rmac)
-            for i in 0..<c { v[i] += u[i] }
-            return v
+            let a = Descriptor.unit(out.feature), u = Descriptor.unit(rmac)
+            return (0..<c).map { a[$0] + u[$0] }
         }
     }
+
+    /// The 7x7 map's regions, computed once.
+    static let headMapRegions = regions(side: EfficientNetLiteGraph.headMapSide)
 
     /// R-MAC's square regions on a side x side map: the whole map, then at level l = 2, 3 regions of
     /// side floor(2 side / (l + 1)) on an l x l grid (7x7: 1 + 4 of 4x4 + 9 of 3x3).
