@@ -75,6 +75,33 @@ final class TinyHTTPServer: @unchecked Sendable {
         let results: [Result]
     }
 
+    /// A new library gets the default descriptor or the one asked for, and keeps it: a rerun asking
+    /// for another is refused, a rerun asking for none goes on with the library's own.
+    @Test func aLibraryKeepsItsDescriptor() throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["pizza", "dalmatian"])
+        let old = dir.appendingPathComponent("old.db").path, new = dir.appendingPathComponent("new.db").path
+        let first = try lookalike(["index", folder.path, "--db", old, "--descriptor", "centre-crop"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try lookalike(["info", "--db", old]).stdout.contains("model:     efficientnet-lite0 (weights"))
+        let other = try lookalike(["index", folder.path, "--db", old, "--descriptor", "whole+rmac"])
+        #expect(other.status != 0 && other.stderr.contains("indexed with the centre-crop descriptor"), "\(other.stderr)")
+        let again = try lookalike(["index", folder.path, "--db", old])
+        #expect(again.status == 0 && again.stdout.contains("unchanged 12"), "\(again.stdout) \(again.stderr)")
+        #expect(try lookalike(["index", folder.path, "--db", new]).status == 0)
+        #expect(try lookalike(["info", "--db", new]).stdout.contains("model:     efficientnet-lite0/whole+rmac (weights"))
+        // Each library's queries are embedded its own way: a library photo searched as a file
+        // finds itself at cosine 1 in both.
+        let photo = folder.appendingPathComponent("pizza/image_0001.jpg").path
+        for db in [old, new] {
+            let found = try lookalike(["search", photo, "--db", db, "-k", "1", "--rerank", "none", "--json"])
+            let answer = try JSONDecoder().decode(SearchJSON.self, from: Data(found.stdout.utf8))
+            #expect(answer.results.first?.path.hasSuffix("pizza/image_0001.jpg") == true && (answer.results.first?.score ?? 0) > 0.9999,
+                    "\(db): \(found.stdout)")
+        }
+    }
+
     @Test func indexThenSearchByFileAndByURL() throws {
         let dir = try Fixture.tempDir()
         let db = dir.appendingPathComponent("lib.db").path
