@@ -150,10 +150,7 @@ public final class Embedder: Sendable {
     }
 
     func makeEmbedding(_ out: NetworkOutput) -> Embedding {
-        let vector = descriptor.vector(from: out)
-        var norm = 0.0
-        for v in vector { norm += Double(v) * Double(v) }
-        let inv = Float(1 / max(norm.squareRoot(), 1e-12))
+        let vector = Descriptor.unit(descriptor.vector(from: out))
         let maxLogit = Double(out.logits.max() ?? 0)
         var probs = out.logits.map { exp(Double($0) - maxLogit) }
         let sum = probs.reduce(0, +)
@@ -169,7 +166,7 @@ public final class Embedder: Sendable {
             }
         }
         let top5 = order.map { Label(classId: $0, name: $0 < labels.count ? labels[$0] : "class \($0)", probability: Float(probs[$0])) }
-        return Embedding(feature: out.feature, vector: vector.map { $0 * inv }, logits: out.logits, top5: top5)
+        return Embedding(feature: out.feature, vector: vector, logits: out.logits, top5: top5)
     }
 }
 

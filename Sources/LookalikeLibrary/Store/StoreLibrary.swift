@@ -36,6 +36,8 @@ public struct StoreImage: Sendable, Equatable {
 public final class StoreLibrary: Sendable {
     public let store: MilvusStore
     public let collection: MilvusStore.Collection
+    /// The descriptor of the collection's vectors (its description's model id names it).
+    public let descriptor: Descriptor
     /// Embeds files, URLs and uploads, checking the engine's model against the collection's.
     public let resolver: QueryResolver
     private let seen = Locked<[Int64: StoreImage]>([:])
@@ -67,6 +69,7 @@ public final class StoreLibrary: Sendable {
         self.store = store
         self.collection = collection
         let descriptor = Self.descriptor(ofDescription: collection.description)
+        self.descriptor = descriptor
         resolver = QueryResolver(fetchPolicy: fetchPolicy, descriptor: { descriptor },
                                  verify: { try store.check(collection, model: $0) }, makeEmbedder: makeEmbedder)
     }
@@ -81,7 +84,6 @@ public final class StoreLibrary: Sendable {
         Descriptor(modelID: facts(description)["model"] ?? "")
     }
 
-    public var descriptor: Descriptor { Self.descriptor(ofDescription: collection.description) }
 
     static func facts(_ description: String) -> [String: String] {
         var facts: [String: String] = [:]

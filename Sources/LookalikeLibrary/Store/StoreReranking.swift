@@ -24,7 +24,7 @@ public struct StoreReranking: Sendable {
     public let rows: Int
     let companion: MilvusStore
     /// The descriptor of the library collection's vectors (whose alpha a re-ranking naming none uses).
-    var descriptor: Descriptor = .centreCrop
+    let descriptor: Descriptor
 
     public static func companionAddress(of address: MilvusAddress) -> MilvusAddress {
         MilvusAddress(host: address.host, port: address.port, collection: address.collection + "_rerank")
@@ -44,11 +44,7 @@ public struct StoreReranking: Sendable {
     static func parse(_ description: String, library: String) -> (built: Reranking, rows: Int)? {
         let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
         guard description.hasPrefix("\(descriptionPrefix) \(facts) ") else { return nil }
-        var values: [String: String] = [:]
-        for part in description.split(separator: " ") {
-            let kv = part.split(separator: "=", maxSplits: 1)
-            if kv.count == 2 { values[String(kv[0])] = String(kv[1]) }
-        }
+        let values = StoreLibrary.facts(description)
         guard let dba = values["dba"].flatMap(Int.init), let alpha = values["alpha"].flatMap(Double.init),
               let diff = values["diff"].flatMap(Int.init), let rows = values["rows"].flatMap(Int.init) else { return nil }
         return (Reranking(augmentation: dba, diffusion: diff, alpha: alpha), rows)
@@ -173,9 +169,8 @@ public struct StoreReranking: Sendable {
               let (built, rows) = parse(described.description, library: collection.description),
               described.load == "LoadStateLoaded" else { return nil }
         guard try await companion.count() == rows, try await store.count() == rows else { return nil }
-        var opened = StoreReranking(built: built, rows: rows, companion: companion)
-        opened.descriptor = StoreLibrary.descriptor(ofDescription: collection.description)
-        return opened
+        return StoreReranking(built: built, rows: rows, companion: companion,
+                              descriptor: StoreLibrary.descriptor(ofDescription: collection.description))
     }
 
     /// Whether a request for `wanted` is served from the companion: its augmentation is the one
