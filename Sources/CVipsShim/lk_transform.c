@@ -124,3 +124,63 @@ failed:
 }
 
 void lk_transform_free(void *buffer) { g_free(buffer); }
+
+/* Decoded as 3-band sRGB uchar, EXIF orientation applied (caller unrefs). */
+static VipsImage *lk_load_rgb(const char *path) {
+    VipsImage *img = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, NULL);
+    if (img == NULL) return NULL;
+    VipsImage *next = NULL;
+    if (lk_vips_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto failed;
+    if (vips_image_hasalpha(img)) {
+        next = NULL;
+        if (lk_vips_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
+    }
+    next = NULL;
+    if (lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
+    if (vips_image_get_bands(img) > 3) {
+        next = NULL;
+        if (lk_vips_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto failed;
+    }
+    return img;
+failed:
+    g_object_unref(img);
+    return NULL;
+}
+
+static int lk_mean_abs_difference(VipsImage *a, VipsImage *b, double *out) {
+    VipsImage *d = NULL, *m = NULL;
+    if (vips_subtract(a, b, &d, NULL) != 0) return -1;
+    int rc = vips_abs(d, &m, NULL);
+    g_object_unref(d);
+    if (rc != 0) return -1;
+    rc = vips_avg(m, out, NULL);
+    g_object_unref(m);
+    return rc;
+}
+
+int lk_pixel_difference(const char *pathA, const char *pathB, double *direct, double *mirrored,
+                        char *message, size_t messageSize) {
+    if (lk_vips_init() != 0) return lk_vips_fail(message, messageSize, "libvips");
+    *direct = 255;
+    *mirrored = 255;
+    VipsImage *a = lk_load_rgb(pathA);
+    if (a == NULL) return lk_vips_fail(message, messageSize, "load");
+    VipsImage *b = lk_load_rgb(pathB);
+    if (b == NULL) {
+        g_object_unref(a);
+        return lk_vips_fail(message, messageSize, "load");
+    }
+    int rc = 0;
+    if (vips_image_get_width(a) == vips_image_get_width(b) && vips_image_get_height(a) == vips_image_get_height(b)) {
+        VipsImage *flipped = NULL;
+        rc = lk_mean_abs_difference(a, b, direct);
+        if (rc == 0) rc = vips_flip(b, &flipped, VIPS_DIRECTION_HORIZONTAL, NULL);
+        if (rc == 0) {
+            rc = lk_mean_abs_difference(a, flipped, mirrored);
+            g_object_unref(flipped);
+        }
+    }
+    g_object_unref(a);
+    g_object_unref(b);
+    return rc == 0 ? 0 : lk_vips_fail(message, messageSize, "compare");
+}

@@ -18,7 +18,7 @@ struct Lookalike: AsyncParsableCommand {
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
             ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, BuildIndexCommand.self,
-            TrainHashCommand.self, PrepareRerankCommand.self, BenchCommand.self, BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
+            TrainHashCommand.self, PrepareRerankCommand.self, PrepareVerifyCommand.self, BenchCommand.self, BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
         ]
     )
 

@@ -77,3 +77,84 @@ import Testing
         #expect(gone.results.allSatisfy { $0.id != originalId || $0.inliers == nil })
     }
 }
+
+/// The visual-word index: built from the library's local features, it finds the original of an
+/// edited copy by the words they share, whatever the global descriptor ranked; it survives a
+/// round trip through its file, is refused when damaged, and `index` keeps it current.
+@Suite struct VisualWordTests {
+    @Test func wordsFindTheOriginalAndTheFileFollowsTheLibrary() async throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let indexer = try Indexer(catalogue: catalogue, embedder: Fixture.embedder())
+        _ = try indexer.run(roots: [folder.path])
+        let library = try LiveLibrary(catalogue: catalogue)
+        let images = try VisualWordIndex.libraryImages(catalogue: catalogue, liveIds: library.store.liveIds)
+        #expect(images.count == 36)
+        let (index, summary) = try VisualWordIndex.build(images: images, previous: nil, words: 256)
+        #expect(summary.trained && summary.added == 36 && summary.unreadable.isEmpty && index.count == 36)
+        #expect(summary.words >= 16 && summary.words <= 256)
+        #expect(index.entries.values.allSatisfy { !$0.isEmpty && $0 == $0.sorted() })
+
+        // Edited copies: the original shares the most words, ahead of the other 35.
+        let photo = folder.appendingPathComponent("airplanes/image_0003.jpg").path
+        let originalId = try #require(try catalogue.imageId(path: photo))
+        for name in ["grey square 25%", "rotate +15", "rotate 90", "crop 50% corner", "horizontal flip"] {
+            let query = try QueryFeatures(data: VerificationTests.edited(photo, name), name: name)
+            let found = index.candidates(words: index.words(query), limit: 3)
+            #expect(found.first == originalId, "\(name): \(found)")
+            #expect(!index.candidates(words: index.words(query), limit: 3) { $0 != originalId }.contains(originalId))
+        }
+
+        // The file: a round trip keeps every image's words; a damaged one is refused and left unused.
+        let url = VisualWordIndex.url(for: catalogue)
+        let file = VisualWordsFile(url: url)
+        #expect(file.index() == nil && file.problem == nil)
+        try index.write(to: url)
+        let read = try #require(try VisualWordIndex.read(url))
+        #expect(read.entries == index.entries && read.vocabulary.count == index.vocabulary.count)
+        #expect(file.index()?.count == 36)
+
+        // A verified search with a shortlist of one still reaches the original through the words.
+        let service = try SearchService(catalogue: catalogue)
+        let bytes = try VerificationTests.edited(photo, "rotate 90")
+        var request = SearchRequest(k: 3)
+        request.verify = 1
+        let answer = try await service.search(.upload(bytes: bytes, name: "turned.jpg"), request)
+        #expect(answer.results.first?.id == originalId && (answer.results.first?.inliers ?? 0) >= SpatialVerifier.minimumInliers)
+        #expect(answer.reranking.hasSuffix("+verify:1+words:\(VisualWordIndex.candidates)"))
+        let features = try QueryFeatures(data: bytes, name: "turned.jpg")
+        let engine = try Fixture.embedder()
+        let vector = try engine.embed(engine.decode(data: bytes, name: "turned.jpg")).vector
+        let (alone, added) = try service.verify([], query: features, vector: vector, metric: .cosine, k: 3)
+        #expect(alone.first?.id == originalId && added == 36)
+        // A restriction holds for the words' candidates too.
+        let (restricted, _) = try service.verify([], query: features, vector: vector, metric: .cosine, k: 3) { $0 != originalId }
+        #expect(!restricted.contains { $0.id == originalId })
+
+        var bytesOnDisk = try [UInt8](Data(contentsOf: url))
+        bytesOnDisk[bytesOnDisk.count / 2] ^= 0xFF
+        try Data(bytesOnDisk).write(to: url)
+        #expect(throws: IndexError.self) { _ = try VisualWordIndex.read(url) }
+        #expect(file.index() == nil && (file.problem ?? "").contains("checksum"))
+
+        // `index` keeps a file that exists current: a damaged one is rebuilt, then new and removed
+        // images are followed without recomputing the others.
+        let rebuilt = try #require(try VisualWordIndex.refresh(catalogue: catalogue, liveIds: library.store.liveIds))
+        #expect(rebuilt.trained && rebuilt.images == 36)
+        let vocabulary = try #require(try VisualWordIndex.read(url)).vocabulary.centres
+        let added1 = folder.appendingPathComponent("airplanes/turned.jpg")
+        try Data(bytes).write(to: added1)
+        try FileManager.default.removeItem(atPath: folder.appendingPathComponent("pizza/image_0001.jpg").path)
+        let run = try indexer.run(roots: [folder.path], prune: true)
+        let words = try #require(run.visualWords)
+        #expect(words.added == 1 && words.removed == 1 && words.kept == 35 && words.images == 36 && !words.trained)
+        let after = try #require(try VisualWordIndex.read(url))
+        #expect(after.vocabulary.centres == vocabulary)
+        let turnedId = try #require(try catalogue.imageId(path: added1.path))
+        #expect(after.entries[turnedId] != nil && after.entries[originalId] != nil)
+        // Nothing changed: nothing rewritten.
+        #expect(try indexer.run(roots: [folder.path]).visualWords == nil)
+    }
+}

@@ -30,6 +30,13 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
                       char *message, size_t messageSize);
 void lk_transform_free(void *buffer);
 
+/* Whether two image files hold the same picture, pixel for pixel up to re-encoding: the mean
+ * absolute difference per channel (0-255) of the two decoded images (EXIF orientation applied),
+ * directly into *direct and with the second one mirrored left-right into *mirrored. Images of
+ * different sizes are not the same picture: both are set to 255. Returns 0, or -1 with a reason. */
+int lk_pixel_difference(const char *pathA, const char *pathB, double *direct, double *mirrored,
+                        char *message, size_t messageSize);
+
 #ifdef __cplusplus
 }
 #endif

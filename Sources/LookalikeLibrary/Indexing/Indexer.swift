@@ -29,6 +29,8 @@ public struct IndexSummary: Sendable, Codable {
     public var maintenance: LibrarySnapshot.Maintenance?
     /// What happened to the approximate index files beside the catalogue (those that exist).
     public var indexes: [LibraryIndexes.Update] = []
+    /// What happened to the visual-word index of verified searches (where `prepare-verify` made one).
+    public var visualWords: VisualWordIndex.BuildSummary?
     public var failed: Int { failures.count }
 }
 
@@ -112,6 +114,7 @@ public final class Indexer: Sendable {
             summary.indexes = try LibraryIndexes.update(catalogue: catalogue, model: model, store: opened.0)
             summary.maintenance = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: reranking,
                                                                opened: opened)
+            summary.visualWords = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
         }
         summary.seconds = Date().timeIntervalSince(started)
         run.indexed = summary.indexed

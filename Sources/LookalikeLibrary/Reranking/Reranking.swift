@@ -71,8 +71,9 @@ public struct Reranking: Sendable, Equatable, Codable, CustomStringConvertible {
 
     /// What an answer whose `shortlist` best were spatially verified after this re-ranking says:
     /// `dba:15+qe:10+verify:100`, or `verify:100` alone.
-    public func description(verifying shortlist: Int) -> String {
-        (isNone ? "" : description + "+") + "verify:\(shortlist)"
+    /// `words`: candidates taken from the library's visual-word index on top of the shortlist.
+    public func description(verifying shortlist: Int, words: Int = 0) -> String {
+        (isNone ? "" : description + "+") + "verify:\(shortlist)" + (words > 0 ? "+words:\(words)" : "")
     }
 
     /// Parses `none`, `dba:10`, `qe:5`, `diff:30`, `dba:10+qe:10`, optionally `,alpha=3`.

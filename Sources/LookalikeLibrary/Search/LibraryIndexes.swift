@@ -24,7 +24,8 @@ public enum LibraryIndexes {
     public static func existingFiles(_ catalogue: Catalogue) -> [URL] {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { $0.hasSuffix(".lkix") && !$0.hasPrefix("vectors-") && !$0.hasPrefix("diffusion-") && !$0.hasPrefix(".") }.sorted()
+        return names.filter { $0.hasSuffix(".lkix") && !$0.hasPrefix("vectors-") && !$0.hasPrefix("diffusion-")
+            && !$0.hasPrefix("visual-words") && !$0.hasPrefix(".") }.sorted()
             .map { folder.appendingPathComponent($0) }
     }
 

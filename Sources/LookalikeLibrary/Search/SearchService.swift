@@ -93,6 +93,8 @@ public final class SearchService: Sendable {
     public let summaries: SummaryCache
     /// Spatial verification and its cache of candidates' local features.
     public let verifier = NearCopyVerifier()
+    /// The library's visual-word index, when `prepare-verify` made one (re-read when it changes).
+    public let visualWords: VisualWordsFile
     /// Verifications running at once (each uses both cores for its candidates).
     private let verifications = AsyncLimiter(permits: 2)
 
@@ -101,6 +103,7 @@ public final class SearchService: Sendable {
         self.resolver = resolver
         self.batcher = batcher
         summaries = SummaryCache(library: library)
+        visualWords = VisualWordsFile(url: VisualWordIndex.url(for: library.catalogue))
     }
 
     /// A library with a resolver that loads the default engine on first need.
@@ -144,13 +147,16 @@ public final class SearchService: Sendable {
         }
         var reranking = applied.description
         if verifying, let image = query.image {
-            let verifier = self.verifier, shortlist = results
+            let shortlist = results, vector = query.vector, metric = request.metric, k = request.k
+            let admits = parameters.filter, excluded = parameters.excluding
             // An image whose local features cannot be read (a format libvips lacks) is answered unverified.
-            if let verified = try? await verifications.offload({
-                verifier.reorder(shortlist, query: try QueryFeatures(image), k: request.k)
+            if let (verified, words) = try? await verifications.offload({ [self] in
+                try verify(shortlist, query: try QueryFeatures(image), vector: vector, metric: metric, k: k) {
+                    !excluded.contains($0) && (admits?($0) ?? true)
+                }
             }) {
                 results = verified
-                reranking = applied.description(verifying: request.verify)
+                reranking = applied.description(verifying: request.verify, words: words == nil ? 0 : VisualWordIndex.candidates)
             } else {
                 results = Array(results.prefix(request.k))
             }
@@ -163,6 +169,26 @@ public final class SearchService: Sendable {
         answer.queryWidth = query.width
         answer.queryHeight = query.height
         return answer
+    }
+
+    /// Spatial verification of an outside query's shortlist: the library's visual-word index (when
+    /// there is one) adds the images sharing the most local features with the query that the
+    /// shortlist lacks (among those `admits` accepts), then all are verified and re-ordered. Returns
+    /// the best `k` and how many candidates the words added (nil: the library has no word index).
+    public func verify(_ shortlist: [SearchResult], query features: QueryFeatures, vector: [Float], metric: Metric, k: Int,
+                       admits: (Int64) -> Bool = { _ in true }) throws -> ([SearchResult], Int?) {
+        var candidates = shortlist
+        var added: Int?
+        if let words = visualWords.index() {
+            let listed = Set(shortlist.map(\.id))
+            let extra = words.candidates(words: words.words(features), limit: VisualWordIndex.candidates) {
+                !listed.contains($0) && admits($0)
+            }
+            let neighbors = library.store.rank(vector, candidates: extra, k: extra.count, metric: metric)
+            candidates += try present(neighbors, metric: metric)
+            added = extra.count
+        }
+        return (verifier.reorder(candidates, query: features, k: k), added)
     }
 
     /// The scan filter for a label / folder restriction; nil when unrestricted. An unknown folder

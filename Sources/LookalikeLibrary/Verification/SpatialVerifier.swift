@@ -4,7 +4,7 @@
 // SIFT match carries its own scale and orientation, so one match is a whole hypothesis (Philbin et
 // al. 2007): each is tried, the one most other matches agree with (position, scale and orientation)
 // is refitted by least squares over its inliers and counted again. Deterministic, no sampling,
-// O(matches^2), which is a few hundred matches at most at 320 px.
+// O(matches^2), which is a few hundred matches at most (1,000 keypoints an image).
 import CKernels
 import Foundation
 

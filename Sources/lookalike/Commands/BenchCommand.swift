@@ -31,6 +31,8 @@ struct RobustnessCommand: ParsableCommand {
     @Option(help: "Re-ranking: none, dba:N, qe:N or dba:N+qe:M.") var rerank: String = Reranking.libraryDefault.description
     @Option(help: "Spatial verification: check this many best candidates' local features against the copy's (0: off).")
     var verify: Int = 0
+    @Option(name: .customLong("edit"), help: "Only this edit (repeatable; default: all 14), e.g. --edit 'grey square 25%'.")
+    var edits: [String] = []
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).") var model: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Also write an HTML page to this file.") var html: String?
@@ -41,6 +43,18 @@ struct RobustnessCommand: ParsableCommand {
             throw ValidationError("--verify must be 0 (off) to \(SearchRequest.maximumVerify)")
         }
         _ = try Reranking(parsing: rerank)
+        _ = try transformations()
+    }
+
+    func transformations() throws -> [Transformation] {
+        guard !edits.isEmpty else { return Transformation.standard }
+        return try edits.map { name in
+            guard let t = Transformation.standard.first(where: { $0.name == name }) else {
+                throw ValidationError("--edit '\(name)': no such edit; the edits are: "
+                                      + Transformation.standard.map { "'\($0.name)'" }.joined(separator: ", "))
+            }
+            return t
+        }
     }
 
     func run() throws {
@@ -51,7 +65,7 @@ struct RobustnessCommand: ParsableCommand {
         let service = SearchService(library: library, resolver: QueryResolver(library: library) { _ in embedder })
         let terminal = Console.stderrIsTerminal
         let report = try RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
-                                                 seed: seed, reranking: try Reranking(parsing: rerank), verify: verify) { done, total in
+                                                 seed: seed, transformations: try transformations(), reranking: try Reranking(parsing: rerank), verify: verify) { done, total in
             if terminal && (done % 20 == 0 || done == total) {
                 FileHandle.standardError.write(Data("\r\u{1B}[2Krobustness: \(done)/\(total) queries".utf8))
             }
@@ -63,9 +77,17 @@ struct RobustnessCommand: ParsableCommand {
             return
         }
         print("\(report.sample) photos from \(folder), searched against \(report.images) images; re-ranking \(report.reranking)")
-        print(table(["edit", "queries", "recall@1", "recall@5", "failed"],
-                    report.rows.map { [$0.transformation, String($0.queries), format($0.recall_at_1, 3), format($0.recall_at_5, 3), String($0.failures)] },
-                    rightAligned: [1, 2, 3, 4]))
+        print(table(["edit", "queries", "recall@1", "recall@5", "strict @1", "strict @5", "failed"],
+                    report.rows.map {
+                        [$0.transformation, String($0.queries), format($0.recall_at_1, 3), format($0.recall_at_5, 3),
+                         format($0.recall_at_1_strict, 3), format($0.recall_at_5_strict, 3), String($0.failures)]
+                    },
+                    rightAligned: [1, 2, 3, 4, 5, 6]))
+        print("recall@k: the original or a library image that is the same picture (identical pixels up to re-encoding, "
+              + "directly or mirrored) is in the top k; strict: the original itself")
+        if !report.misses.isEmpty {
+            print("\(report.misses.count) copies did not find their original itself first (--json or --html lists them)")
+        }
         print("\(format(report.seconds, 1)) s")
     }
 }

@@ -167,6 +167,10 @@ struct IndexCommand: AsyncParsableCommand {
                     print("diffusion graph (\(d.file)): \(d.images) images in \(format(d.seconds, 1)) s")
                 }
             }
+            if let w = summary.visualWords {
+                print("visual words: \(w.added) images added, \(w.removed) removed (\(w.images) in all)"
+                      + (w.unreadable.isEmpty ? "" : ", \(w.unreadable.count) without local features"))
+            }
             for p in summary.protectedRoots {
                 print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")
             }
