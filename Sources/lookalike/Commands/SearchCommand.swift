@@ -81,7 +81,7 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Re-ranking of cosine searches: default, none, or steps like dba:15+qe:10.")
     var rerank = "default"
 
-    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off).")
+    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off); with `prepare-verify`'s visual words, also the 100 images sharing the most local features.")
     var verify = 0
 
     @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
