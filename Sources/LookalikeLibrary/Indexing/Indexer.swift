@@ -114,7 +114,14 @@ public final class Indexer: Sendable {
             summary.indexes = try LibraryIndexes.update(catalogue: catalogue, model: model, store: opened.0)
             summary.maintenance = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: reranking,
                                                                opened: opened)
-            summary.visualWords = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
+            // The words only add candidates to verified searches: a failure to update them is
+            // reported, never a failed run (the catalogue and vectors above are already stored).
+            do {
+                summary.visualWords = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
+            } catch {
+                summary.failures.append(IndexFailure(path: VisualWordIndex.url(for: catalogue).path,
+                                                     reason: "visual words not updated: \(error)"))
+            }
         }
         summary.seconds = Date().timeIntervalSince(started)
         run.indexed = summary.indexed
