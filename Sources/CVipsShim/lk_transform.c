@@ -7,11 +7,11 @@
 #include <string.h>
 #include <vips/vips.h>
 
-int lk_transform_file(const char *path, int kind, double amount, unsigned char **out, size_t *length,
-                      char *message, size_t messageSize) {
-    if (lk_vips_init() != 0) return lk_vips_fail(message, messageSize, "libvips");
+/* Decoded as 3-band sRGB uchar, EXIF orientation applied, alpha flattened (caller unrefs); NULL
+ * with the reason in libvips' error buffer. Both the edits and the twin check start from it. */
+static VipsImage *lk_load_rgb(const char *path) {
     VipsImage *img = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, NULL);
-    if (img == NULL) return lk_vips_fail(message, messageSize, "load");
+    if (img == NULL) return NULL;
     VipsImage *next = NULL;
     if (lk_vips_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto failed;
     if (vips_image_hasalpha(img)) {
@@ -24,9 +24,20 @@ int lk_transform_file(const char *path, int kind, double amount, unsigned char *
         next = NULL;
         if (lk_vips_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto failed;
     }
+    return img;
+failed:
+    g_object_unref(img);
+    return NULL;
+}
+
+int lk_transform_file(const char *path, int kind, double amount, unsigned char **out, size_t *length,
+                      char *message, size_t messageSize) {
+    if (lk_vips_init() != 0) return lk_vips_fail(message, messageSize, "libvips");
+    VipsImage *img = lk_load_rgb(path);
+    if (img == NULL) return lk_vips_fail(message, messageSize, "load");
     int w = vips_image_get_width(img), h = vips_image_get_height(img);
     int quality = 92;
-    next = NULL;
+    VipsImage *next = NULL;
     switch (kind) {
     case LK_TX_CROP_CENTER:
     case LK_TX_CROP_CORNER: {
@@ -124,28 +135,6 @@ failed:
 }
 
 void lk_transform_free(void *buffer) { g_free(buffer); }
-
-/* Decoded as 3-band sRGB uchar, EXIF orientation applied (caller unrefs). */
-static VipsImage *lk_load_rgb(const char *path) {
-    VipsImage *img = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, NULL);
-    if (img == NULL) return NULL;
-    VipsImage *next = NULL;
-    if (lk_vips_step(&img, &next, vips_autorot(img, &next, NULL)) != 0) goto failed;
-    if (vips_image_hasalpha(img)) {
-        next = NULL;
-        if (lk_vips_step(&img, &next, vips_flatten(img, &next, NULL)) != 0) goto failed;
-    }
-    next = NULL;
-    if (lk_vips_step(&img, &next, vips_colourspace(img, &next, VIPS_INTERPRETATION_sRGB, NULL)) != 0) goto failed;
-    if (vips_image_get_bands(img) > 3) {
-        next = NULL;
-        if (lk_vips_step(&img, &next, vips_extract_band(img, &next, 0, "n", 3, NULL)) != 0) goto failed;
-    }
-    return img;
-failed:
-    g_object_unref(img);
-    return NULL;
-}
 
 static int lk_mean_abs_difference(VipsImage *a, VipsImage *b, double *out) {
     VipsImage *d = NULL, *m = NULL;
