@@ -20,6 +20,9 @@ public struct ServerConfiguration: Sendable {
     public var concurrentUploads = 8
     /// Seconds between looks at the catalogue's change journal.
     public var refreshInterval = 1.0
+    /// Answer library images from the answer lists `index` makes (see AnswerLists); off: compute
+    /// every search.
+    public var answerLists = true
     /// Batch window for concurrent in-library searches, seconds.
     public var batchWindow = 0.001
 

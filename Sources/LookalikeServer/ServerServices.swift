@@ -28,7 +28,8 @@ public final class ServerServices: Sendable {
         self.configuration = configuration
         self.logger = logger
         let local = try LocalLibrary(catalogue: catalogue, fetchPolicy: Self.fetchPolicy(configuration),
-                                     batchWindow: configuration.batchWindow, makeEmbedder: makeEmbedder)
+                                     batchWindow: configuration.batchWindow, answerLists: configuration.answerLists,
+                                     makeEmbedder: makeEmbedder)
         self.local = local
         served = local
         media = MediaStore(catalogue: catalogue)

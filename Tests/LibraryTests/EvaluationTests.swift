@@ -243,6 +243,110 @@ import Testing
         #expect(grown.count == 24)
     }
 
+    /// The writer makes every image's answer under the default re-ranking; a search of a library
+    /// image reads it there, and gets what the live search computes (ids and scores, any k up to
+    /// the lists' length), and only where it applies. Lists over other images (the library changed
+    /// without the writer's step) or damaged ones are not used; the next index run remakes them.
+    @Test func answerListsAreTheLiveAnswersAndFollowTheLibrary() async throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder, classes: ["pizza", "dalmatian", "sunflower"])
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let run = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let made = try #require(run.maintenance?.answers)
+        #expect(made.skipped == nil && made.rebuilt && made.images == 18)
+
+        func ranker(_ library: LiveLibrary, filter: (@Sendable (Int64) -> Bool)? = nil) throws -> Reranker {
+            try Reranker(library: library, index: library.index(for: IndexDescriptor(method: ExactIndex.methodName)),
+                         options: .libraryDefault, filter: filter, computeMissing: false)
+        }
+        /// The lists once the library has read them (off the caller's path).
+        func listed(_ library: LiveLibrary) async throws -> Reranker? {
+            for _ in 0..<100 {
+                let r = try ranker(library)
+                if r.lists != nil { return r }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            return nil
+        }
+        let library = try LiveLibrary(catalogue: catalogue)
+        let r = try #require(try await listed(library))
+        let batcher = SearchBatcher(library: library)
+        for id in library.store.liveIds {
+            let vector = try #require(library.store.reconstruct(id))
+            let parameters = SearchParameters(metric: .cosine, excluding: [id])
+            for k in [1, 5, 17, AnswerLists.length] {
+                let answer = try #require(r.listedAnswer(vector: vector, libraryId: id, k: k, parameters: parameters))
+                let live = try r.search(vector: vector, libraryId: id, k: k, parameters: parameters)
+                let batched = try await r.search(vector: vector, libraryId: id, k: k, parameters: parameters, batcher: batcher)
+                #expect(answer.map(\.id) == live.map(\.id) && answer.map(\.distance) == live.map(\.distance), "image \(id), k \(k)")
+                #expect(batched.map(\.id) == live.map(\.id), "image \(id), k \(k)")
+                #expect(answer.count == min(k, 17))
+            }
+            // Not where the live search would differ: itself included, a restriction, more than
+            // the lists hold, an outside query.
+            #expect(r.listedAnswer(vector: vector, libraryId: id, k: 5, parameters: SearchParameters(metric: .cosine)) == nil)
+            #expect(r.listedAnswer(vector: vector, libraryId: id, k: AnswerLists.length + 1, parameters: parameters) == nil)
+            #expect(r.listedAnswer(vector: vector, libraryId: nil, k: 5, parameters: parameters) == nil)
+        }
+        #expect(try ranker(library, filter: { _ in true }).lists == nil)
+
+        // The search service says which answers were read, and they equal the computed ones.
+        let query = try #require(library.store.liveIds.first)
+        let resolver = QueryResolver(library: library) { _ in try Fixture.embedder() }
+        let reading = SearchService(library: library, resolver: resolver, batcher: batcher)
+        let computing = SearchService(library: library, resolver: resolver, batcher: batcher, answerLists: false)
+        let read = try await reading.search(.id(query), SearchRequest(k: 8))
+        let computed = try await computing.search(.id(query), SearchRequest(k: 8))
+        #expect(read.precomputed && !computed.precomputed)
+        #expect(read.results.map(\.id) == computed.results.map(\.id) && read.results.map(\.score) == computed.results.map(\.score))
+        #expect(read.reranking == computed.reranking)
+        #expect(try await reading.search(.id(query), SearchRequest(k: 8, reranking: .none)).precomputed == false)
+        #expect(try await reading.search(.id(query), SearchRequest(k: 8, restriction: SearchRestriction(label: "pizza"))).precomputed == false)
+
+        // New images indexed without the writer's step: the lists are over other images, so
+        // searches compute (and find the new images); the next full run remakes the lists.
+        try Fixture.copySamples(to: folder, classes: ["airplanes"])
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder(), writesSnapshot: false).run(roots: [folder.path])
+        let grown = try LiveLibrary(catalogue: catalogue)
+        #expect(grown.count == 24)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(try ranker(grown).lists == nil)
+        let again = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(again.maintenance?.answers?.rebuilt == true && again.maintenance?.answers?.images == 24)
+        let remade = try #require(try await listed(try LiveLibrary(catalogue: catalogue)))
+        #expect(remade.lists?.count == 24)
+
+        // A damaged file is refused (its checksum), and the next run makes it again.
+        let url = AnswerLists.url(for: catalogue, variant: try #require(grown.augmentedVariant))
+        var bytes = try [UInt8](Data(contentsOf: url))
+        bytes[bytes.count - 9] ^= 0xFF
+        try Data(bytes).write(to: url)
+        let damaged = try LiveLibrary(catalogue: catalogue)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(try ranker(damaged).lists == nil)
+        let repaired = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(repaired.maintenance?.answers?.rebuilt == true)
+        // Nothing changed since: the file is kept as it is.
+        let unchanged = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(unchanged.maintenance?.answers?.rebuilt == false && unchanged.maintenance?.answers?.skipped == nil)
+
+        // A photo replaced by another (the same path): the lists are made again, and answer for it.
+        let replaced = folder.appendingPathComponent("pizza/image_0001.jpg")
+        try FileManager.default.removeItem(at: replaced)
+        try FileManager.default.copyItem(at: Fixture.samples.appendingPathComponent("sunflower/image_0001.jpg"), to: replaced)
+        let changed = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(changed.updated == 1 && changed.maintenance?.answers?.rebuilt == true)
+        let current = try #require(try await listed(try LiveLibrary(catalogue: catalogue)))
+        let id = try #require(try catalogue.imageId(path: replaced.path))
+        let vector = try #require(current.raw.reconstruct(id))
+        let parameters = SearchParameters(metric: .cosine, excluding: [id])
+        let live = try current.search(vector: vector, libraryId: id, k: 5, parameters: parameters)
+        #expect(current.listedAnswer(vector: vector, libraryId: id, k: 5, parameters: parameters)?.map(\.id) == live.map(\.id))
+        let first = try #require(live.first)
+        #expect(try catalogue.summaries(imageIds: [first.id])[first.id]?.label == "sunflower")  // its twin in sunflower/
+    }
+
     /// Diffusion on the sample library: never below the re-ranking without it, and it builds its
     /// graph over what it ranks (the answer names it).
     @Test func diffusionHelpsOnTheSampleLibrary() throws {

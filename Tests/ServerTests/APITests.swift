@@ -180,6 +180,43 @@ import Testing
         #expect(try #require(services.local).batcher.statistics.queries > 0)
     }
 
+    @Test func libraryImagesAreAnsweredFromTheAnswerLists() async throws {
+        // The fixture library was indexed with the writer's step, so it has answer lists: once the
+        // server has read them (off the request path), a click on a library image reads its answer
+        // there, and it is the answer a server that computes every search gives.
+        let reading = ServerFixture.app(try ServerFixture.services())
+        let computing = ServerFixture.app(try ServerFixture.services { $0.answerLists = false })
+        let computed = try await computing.test(.router) { client in
+            var computed: [Int64: Answer] = [:]
+            for item in try await client.execute(uri: "/api/images?per_page=100", method: .get).json(Page.self).items {
+                let answer = try await client.execute(uri: "/api/search?id=\(item.id)&k=12", method: .get).json(Answer.self)
+                #expect(!answer.precomputed)
+                computed[item.id] = answer
+            }
+            return computed
+        }
+        #expect(computed.count == 36)
+        try await reading.test(.router) { client in
+            let first = try #require(computed.keys.min())
+            var tries = 0
+            while try await !client.execute(uri: "/api/search?id=\(first)&k=12", method: .get).json(Answer.self).precomputed, tries < 100 {
+                try await Task.sleep(nanoseconds: 50_000_000)
+                tries += 1
+            }
+            for (id, expected) in computed {
+                let answer = try await client.execute(uri: "/api/search?id=\(id)&k=12", method: .get).json(Answer.self)
+                #expect(answer.precomputed, "image \(id)")
+                #expect(answer.results.map(\.id) == expected.results.map(\.id) && answer.results.map(\.score) == expected.results.map(\.score),
+                        "image \(id)")
+                #expect(answer.reranking == expected.reranking && answer.results.map(\.rank) == Array(1...12))
+            }
+            // Restricted, plain or another metric: computed.
+            for extra in ["&label=pizza", "&rerank=none", "&metric=chi2", "&method=exact:f16"] {
+                #expect(try await !client.execute(uri: "/api/search?id=\(first)&k=5\(extra)", method: .get).json(Answer.self).precomputed, "\(extra)")
+            }
+        }
+    }
+
     @Test func kAboveTheDefaultCapWhenRaised() async throws {
         let app = ServerFixture.app(try ServerFixture.services { $0.maxK = 200 })
         try await app.test(.router) { client in
@@ -359,7 +396,7 @@ import Testing
         }
         for note in [nil, "no close match: \"x\""] as [String?] {
             let answer = SearchResponse(query: query, k: 20, metric: "cosine", method: "exact", reranking: "dba:15+qe:10",
-                                        minScore: note == nil ? nil : 0.25, ms: 12.3456789, searchMs: 1e-3, embedMs: 0,
+                                        precomputed: note == nil, minScore: note == nil ? nil : 0.25, ms: 12.3456789, searchMs: 1e-3, embedMs: 0,
                                         count: results.count, results: note == nil ? results : [], note: note)
             let written = try JSONSerialization.jsonObject(with: Data(answer.json)) as? NSDictionary
             let encoded = try JSONSerialization.jsonObject(with: try SearchResponse.encoder.encode(answer)) as? NSDictionary

@@ -95,5 +95,5 @@ struct Answer: Decodable {
     struct Query: Decodable { let kind: String; let id: Int64?; let summary: String; let label: String?; let width: Int?; let tags: [TagJSON]; let box: String? }
     struct Result: Decodable { let rank: Int; let id: Int64; let path: String; let label: String; let score: Float; let distance: Float; let thumbnail: String; let inliers: Int? }
     let query: Query; let k: Int; let metric: String; let method: String; let reranking: String; let ms: Double; let count: Int
-    let results: [Result]; let note: String?
+    let results: [Result]; let note: String?; let precomputed: Bool
 }

@@ -41,7 +41,10 @@ import Testing
         let library = try LiveLibrary(catalogue: catalogue)
         #expect(library.augmentedVariant != nil)  // the fixture library has the default re-ranking's vectors
         let batcher = SearchBatcher(library: library, window: 0.005)
-        let batched = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder(descriptor: $0) }, batcher: batcher)
+        // Computed through the batcher (not read from the answer lists `index` made: those are
+        // compared with computed answers in libraryImagesAreAnsweredFromTheAnswerLists).
+        let batched = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder(descriptor: $0) }, batcher: batcher,
+                                    answerLists: false)
         let plain = SearchService(library: library, resolver: QueryResolver(library: library) { try Embedder(descriptor: $0) })
         let ids = Array(library.store.liveIds.prefix(16))
         try await withThrowingTaskGroup(of: Void.self) { group in

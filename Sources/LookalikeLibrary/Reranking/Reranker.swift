@@ -22,6 +22,9 @@ public final class Reranker: Sendable {
     let graph: DiffusionGraph?
     /// Whether `graph` is over the library's current images (its lists then answer query expansion).
     let graphIsCurrent: Bool
+    /// Every library image's answer, when the writer made them for these options and images
+    /// (searches only; see AnswerLists).
+    let lists: AnswerLists?
     public let preparationSeconds: Double
 
     /// `computeMissing`: build the augmented vectors in memory when the library has not stored
@@ -66,6 +69,9 @@ public final class Reranker: Sendable {
         self.graph = graph
         self.graphIsCurrent = graphIsCurrent
         self.options = options
+        lists = !computeMissing && graphIsCurrent && filter == nil && options.diffusion > 0
+            ? library.answerLists(over: ranked, neighbours: options.diffusion, identity: AnswerLists.identity(options, alpha: alpha))
+            : nil
         preparationSeconds = Date().timeIntervalSince(started)
     }
 
@@ -108,6 +114,64 @@ public final class Reranker: Sendable {
               index.descriptor.method == ExactIndex.methodName, index.descriptor.options.isEmpty,
               (index as? ExactIndex)?.store === ranked else { return nil }
         return graph.nearest(libraryId, count: options.expansion)
+    }
+
+    /// A library image's answer read from the answer lists, with raw-cosine distances: what
+    /// `search` would compute, when the lists apply (the image itself excluded and nothing else,
+    /// no restriction, `k` within the lists, the exact method); nil otherwise.
+    public func listedAnswer(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) -> [Neighbor]? {
+        guard let libraryId, let lists, parameters.filter == nil, parameters.excluding == [libraryId],
+              parameters.metric == nil || parameters.metric == .cosine,
+              index.descriptor.method == ExactIndex.methodName, index.descriptor.options.isEmpty,
+              let ids = lists.answer(libraryId, k: k) else { return nil }
+        var out: [Neighbor] = []
+        out.reserveCapacity(ids.count)
+        for (id, dot) in zip(ids, raw.dots(vector, ids: ids)) {
+            guard let dot else { return nil }
+            out.append(Neighbor(id: id, distance: 1 - dot))
+        }
+        return out
+    }
+
+    /// Every listed image's answer (`nodes`: the graph's images), as `search` ranks a library image
+    /// excluding itself, best `length` first, as indices into `nodes` (-1 past a short end): the
+    /// same prepared query, exact scan of `pool` others and diffusion, run for batches of images at
+    /// once on every core.
+    func answers(nodes: [Int64], length: Int) throws -> [Int32] {
+        var lists = [Int32](repeating: -1, count: nodes.count * length)
+        let index = NodeIndex(nodes)
+        let batch = VectorStore.smallBatch
+        let batches = (nodes.count + batch - 1) / batch
+        let failure = Locked<String?>(nil)
+        lists.withUnsafeMutableBufferPointer { out in
+            let work = UnsafeSendable(out)
+            DispatchQueue.concurrentPerform(iterations: batches) { b in
+                do {
+                    let chunk = Array(nodes[(b * batch)..<min(nodes.count, (b + 1) * batch)])
+                    var vectors: [Float] = []
+                    vectors.reserveCapacity(chunk.count * ranked.dimension)
+                    for id in chunk {
+                        guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
+                        vectors.append(contentsOf: try prepared(v, libraryId: id))
+                    }
+                    let pool = pool(length, libraryId: chunk[0])
+                    let found = try self.index.search(batch: vectors, k: pool + 1, parameters: SearchParameters(metric: .cosine))
+                    for (i, id) in chunk.enumerated() {
+                        let others = Array(found[i].lazy.filter { $0.id != id }.prefix(pool))
+                        let answer = finished(others, libraryId: id, k: length)
+                        guard let row = index[id] else { continue }
+                        for (slot, nb) in answer.prefix(length).enumerated() {
+                            guard let node = index[nb.id] else { throw IndexError("image \(nb.id) is not in the diffusion graph") }
+                            work.value[Int(row) * length + slot] = node
+                        }
+                    }
+                } catch {
+                    failure.withLock { $0 = String(describing: error) }
+                }
+            }
+        }
+        if let message = failure.value { throw IndexError(message) }
+        return lists
     }
 
     /// The expansion search: the query's nearest, a library image not its own neighbour (it

@@ -5,7 +5,9 @@
 // - alpha-weighted query expansion (alpha-QE): the query is replaced by the weighted mean of itself
 //   and its `expansion` nearest (augmented) library vectors, weights max(0, cos)^alpha, and searched
 //   again.
-// Both change only the order: a result's reported score stays the cosine similarity of the raw
+// - diffusion over the library's neighbourhood graph (DiffusionGraph), for library images;
+// - every library image's answer made ahead by the writer (AnswerLists), read by a click on it.
+// All change only the order: a result's reported score stays the cosine similarity of the raw
 // embeddings of the query and the result. Dedupe never uses them. Unless a re-ranking names its
 // alpha, it is the library descriptor's (`Descriptor.rerankingAlpha`).
 import Foundation

@@ -20,12 +20,15 @@ public enum LibraryIndexes {
             .appendingPathComponent(descriptor.name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "/", with: "_") + ".lkix")
     }
 
-    /// Index files present (snapshots and the diffusion graph excluded).
+    /// The other files beside the indexes: snapshots, the diffusion graph, the visual words, the
+    /// answer lists (and temporary files being written).
+    static let otherFilePrefixes = ["vectors-", "diffusion-", "visual-words", "answers-", "."]
+
+    /// Index files present (not the other files beside them).
     public static func existingFiles(_ catalogue: Catalogue) -> [URL] {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { $0.hasSuffix(".lkix") && !$0.hasPrefix("vectors-") && !$0.hasPrefix("diffusion-")
-            && !$0.hasPrefix("visual-words") && !$0.hasPrefix(".") }.sorted()
+        return names.filter { name in name.hasSuffix(".lkix") && !otherFilePrefixes.contains { name.hasPrefix($0) } }.sorted()
             .map { folder.appendingPathComponent($0) }
     }
 

@@ -145,6 +145,8 @@ public enum LibrarySnapshot {
         public var augmentation: DatabaseAugmentation.Refresh?
         public var augmentedSnapshot: Refresh?
         public var diffusion: DiffusionGraph.Refresh? = nil
+        /// Every image's re-ranked answer (made from the graph and the augmented vectors).
+        public var answers: AnswerLists.Refresh? = nil
     }
 
     /// The writer's step after indexing: derived vectors (re-ranking) brought in step, snapshots of
@@ -179,6 +181,17 @@ public enum LibrarySnapshot {
             diffusion = try DiffusionGraph.refresh(catalogue: catalogue, model: model, store: ranked, variant: variant,
                                                    neighbours: reranking.diffusion)
         }
-        return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot, diffusion: diffusion)
+        // The answer lists come last (they are made from everything above). Searches work without
+        // them, so a failure here is reported, never a failed run.
+        var answers: AnswerLists.Refresh?
+        if let diffusion, diffusion.skipped == nil {
+            do {
+                answers = try AnswerLists.refresh(catalogue: catalogue, reranking: reranking)
+            } catch {
+                answers = AnswerLists.Refresh(file: "", images: 0, rebuilt: false, seconds: 0, skipped: "failed: \(error)")
+            }
+        }
+        return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot, diffusion: diffusion,
+                           answers: answers)
     }
 }

@@ -35,6 +35,16 @@ public final class LiveLibrary: Sendable {
     private let refreshing = Locked<Void>(())
     /// The diffusion graph of the current vectors (rebuilt when the library changes), by key.
     private let diffusion = Locked(DiffusionState())
+    /// The answer lists of the current images, by key (see `answerLists`).
+    private let answers = Locked(AnswerListsState())
+    private struct AnswerListsState: Sendable {
+        var key = ""
+        var lists: AnswerLists?
+        var checked = Date.distantPast
+        var loading = false
+        /// The file's modification time and size when last read (unchanged: not read again).
+        var file: String?
+    }
     private struct DiffusionState: Sendable {
         var current: (key: String, graph: DiffusionGraph?)?
         /// The key a background rebuild is making.
@@ -108,6 +118,48 @@ public final class LiveLibrary: Sendable {
         let graph = try upToDate(fingerprint: fingerprint, file: file)
         diffusion.withLock { $0.current = (key, graph) }
         return graph
+    }
+
+    /// The answer lists the writer made over `store`'s current images with `identity` (see
+    /// AnswerLists), nil until they are read: the file is read off the caller's path the first time
+    /// a key (these images, this re-ranking) is asked for, and looked at again every 2 s while it
+    /// is missing or over other images (the writer makes it after the vectors a search sees).
+    public func answerLists(over store: VectorStore, neighbours: Int, identity: String) -> AnswerLists? {
+        // One reading of the generation: the key and the counter the file must have been made at.
+        let at = generation.value.counter
+        let key = "\(ObjectIdentifier(store).hashValue)@\(at)/\(store.count):\(neighbours)|\(identity)"
+        let now = Date()
+        let (found, load) = answers.withLock { s -> (AnswerLists?, Bool) in
+            if s.key == key, let lists = s.lists { return (lists, false) }
+            if s.key != key { s = AnswerListsState(key: key) }
+            guard !s.loading, now.timeIntervalSince(s.checked) >= 2 else { return (nil, false) }
+            s.loading = true
+            s.checked = now
+            return (nil, true)
+        }
+        guard load else { return found }
+        let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
+        let url = AnswerLists.url(for: catalogue, variant: variant)
+        let model = self.model.checksum
+        Task.detached(priority: .utility) { [weak self] in
+            guard let self else { return }
+            let stamp = (try? FileManager.default.attributesOfItem(atPath: url.path)).map {
+                "\(($0[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)/\(($0[.size] as? Int) ?? 0)"
+            }
+            let seen = answers.withLock { $0.key == key ? $0.file : nil }
+            var lists: AnswerLists?
+            if let stamp, stamp != seen, let file = AnswerLists.read(url, model: model, variant: variant, reranking: identity),
+               file.counter == at, file.fingerprint == DiffusionGraph.fingerprint(store) {
+                lists = file
+            }
+            answers.withLock { s in
+                guard s.key == key else { return }
+                s.loading = false
+                s.file = stamp
+                if let lists { s.lists = lists }
+            }
+        }
+        return nil
     }
 
     /// Names the graph over `store`'s images as they are now.

@@ -82,6 +82,9 @@ public struct SearchAnswer: Sendable, Codable {
     public var queryTags: String = ""
     public var queryWidth: Int?
     public var queryHeight: Int?
+    /// The answer was read from the library's answer lists (a library image under the library's
+    /// re-ranking, see AnswerLists) rather than computed for this request; the same answer.
+    public var precomputed = false
 }
 
 public final class SearchService: Sendable {
@@ -98,8 +101,12 @@ public final class SearchService: Sendable {
     /// Verifications running at once (each uses both cores for its candidates).
     private let verifications = AsyncLimiter(permits: 2)
 
-    public init(library: LiveLibrary, resolver: QueryResolver, batcher: SearchBatcher? = nil) {
+    /// Whether library images' answers are read from the answer lists when they apply.
+    public let answerLists: Bool
+
+    public init(library: LiveLibrary, resolver: QueryResolver, batcher: SearchBatcher? = nil, answerLists: Bool = true) {
         self.library = library
+        self.answerLists = answerLists
         self.resolver = resolver
         self.batcher = batcher
         summaries = SummaryCache(library: library)
@@ -127,16 +134,23 @@ public final class SearchService: Sendable {
         let descriptor = request.method.with(metric: request.metric)
         var results: [SearchResult]
         var applied = Reranking.none
+        var precomputed = false
         if request.metric == .cosine && !request.reranking.isNone {
             if let batcher {
                 let reranker = try reranker(request, filter: parameters.filter)
-                let neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: k,
+                let neighbors: [Neighbor]
+                if answerLists, let listed = reranker.listedAnswer(vector: query.vector, libraryId: query.imageId, k: k, parameters: parameters) {
+                    (neighbors, precomputed) = (listed, true)
+                } else {
+                    neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: k,
                                                           parameters: parameters, batcher: batcher)
+                }
                 (results, applied) = (try present(neighbors, metric: .cosine), reranker.applied(libraryId: query.imageId))
             } else {
                 var shortlist = request
                 shortlist.k = k
-                (results, applied) = try rankExplained(vector: query.vector, libraryId: query.imageId, request: shortlist, parameters: parameters)
+                (results, applied, precomputed) = try rankExplaining(vector: query.vector, libraryId: query.imageId, request: shortlist,
+                                                                     parameters: parameters)
             }
         } else if let batcher {
             let neighbors = try await batcher.search(query.vector, k: k, descriptor: descriptor, parameters: parameters)
@@ -168,6 +182,7 @@ public final class SearchService: Sendable {
         answer.queryTags = query.tags
         answer.queryWidth = query.width
         answer.queryHeight = query.height
+        answer.precomputed = precomputed
         return answer
     }
 
@@ -219,16 +234,26 @@ public final class SearchService: Sendable {
     /// with its augmented vector when the library has them.
     public func rankExplained(vector: [Float], libraryId: Int64?, request: SearchRequest,
                               parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking) {
+        let (results, applied, _) = try rankExplaining(vector: vector, libraryId: libraryId, request: request, parameters: parameters)
+        return (results, applied)
+    }
+
+    /// The same, and whether the answer was read from the answer lists.
+    func rankExplaining(vector: [Float], libraryId: Int64?, request: SearchRequest,
+                        parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking, Bool) {
         var parameters = parameters ?? request.parameters
         parameters.metric = request.metric
         if request.metric == .cosine && !request.reranking.isNone {
             let reranker = try reranker(request, filter: parameters.filter)
+            if answerLists, let listed = reranker.listedAnswer(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters) {
+                return (try present(listed, metric: .cosine), reranker.applied(libraryId: libraryId), true)
+            }
             let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
-            return (try present(neighbors, metric: .cosine), reranker.applied(libraryId: libraryId))
+            return (try present(neighbors, metric: .cosine), reranker.applied(libraryId: libraryId), false)
         }
         let neighbors = try library.index(for: request.method.with(metric: request.metric))
             .search(vector, k: request.k, parameters: parameters)
-        return (try present(neighbors, metric: request.metric), .none)
+        return (try present(neighbors, metric: request.metric), .none, false)
     }
 
     /// The request's re-ranking over the library's index for its method (the stored augmented

@@ -13,9 +13,9 @@ public final class SummaryCache: Sendable {
     public let capacity: Int
 
     private struct State: Sendable {
-        var entries: [Int64: ImageSummary] = [:]
+        /// Each summary and when it was read (an entry older than `maximumAge` is read again).
+        var entries: [Int64: (summary: ImageSummary, read: Double)] = [:]
         var counter: Int64 = -1
-        var filled = Date.distantPast
     }
     private let state = Locked(State())
 
@@ -28,16 +28,18 @@ public final class SummaryCache: Sendable {
     /// Summaries of `imageIds` that are in the library (unknown ids are absent).
     public func summaries(imageIds: [Int64]) throws -> [Int64: ImageSummary] {
         let counter = library.counter
-        let now = Date()
+        // Entries age one by one (not all dropped at once): a whole cache expiring together made
+        // every answer of the next moment read the catalogue, a burst in the served tail latency.
+        let now = Date().timeIntervalSinceReferenceDate
         var found: [Int64: ImageSummary] = [:]
+        found.reserveCapacity(imageIds.count)
         let missing: [Int64] = state.withLock { s in
-            if s.counter != counter || now.timeIntervalSince(s.filled) > maximumAge {
+            if s.counter != counter {
                 s.entries.removeAll(keepingCapacity: true)
                 s.counter = counter
-                s.filled = now
             }
             return imageIds.filter { id in
-                if let hit = s.entries[id] { found[id] = hit; return false }
+                if let hit = s.entries[id], now - hit.read <= maximumAge { found[id] = hit.summary; return false }
                 return true
             }
         }
@@ -47,7 +49,7 @@ public final class SummaryCache: Sendable {
         state.withLock { s in
             guard s.counter == counter else { return }
             if s.entries.count + read.count > capacity { s.entries.removeAll(keepingCapacity: true) }
-            s.entries.merge(read) { _, b in b }
+            for (id, summary) in read { s.entries[id] = (summary, now) }
         }
         return found
     }

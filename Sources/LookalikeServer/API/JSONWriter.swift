@@ -43,6 +43,7 @@ struct JSONWriter {
     mutating func member(_ name: StaticString, _ value: Int64) { key(name); number(value) }
     mutating func member(_ name: StaticString, _ value: Float) { key(name); number(value) }
     mutating func member(_ name: StaticString, _ value: Double) { key(name); number(value) }
+    mutating func member(_ name: StaticString, _ value: Bool) { key(name); raw(value ? "true" : "false") }
     mutating func member(_ name: StaticString, _ value: String?) { if let value { member(name, value) } }
     mutating func member(_ name: StaticString, _ value: Int?) { if let value { member(name, value) } }
     mutating func member(_ name: StaticString, _ value: Int64?) { if let value { member(name, value) } }

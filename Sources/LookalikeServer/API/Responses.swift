@@ -128,6 +128,8 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     let method: String
     /// The re-ranking applied ("none" when none was); scores stay raw cosine similarities.
     let reranking: String
+    /// Read from the library's answer lists (see AnswerLists) instead of computed: the same answer.
+    let precomputed: Bool
     let minScore: Float?
     /// Milliseconds from the request's arrival to the answer (excluding reading an upload).
     let ms: Double
@@ -142,7 +144,7 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     // encoder. These keys are what JSONEncoder would write (the test compares the two); the
     // nested types' keys are single words.
     enum CodingKeys: String, CodingKey {
-        case query, k, metric, method, reranking, ms, count, results, note
+        case query, k, metric, method, reranking, precomputed, ms, count, results, note
         case minScore = "min_score", searchMs = "search_ms", embedMs = "embed_ms"
     }
 
@@ -167,6 +169,7 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
             w.member("metric", metric)
             w.member("method", method)
             w.member("reranking", reranking)
+            w.member("precomputed", precomputed)
             w.member("min_score", minScore)
             w.member("ms", ms)
             w.member("search_ms", searchMs)

@@ -93,7 +93,7 @@ struct SearchController {
             note = request.minScore.map { "no close match: no image scored at least \($0)" } ?? "no match: nothing to compare with"
         }
         return SearchResponse(query: query, k: request.k, metric: answer.metric, method: answer.method,
-                              reranking: answer.reranking, minScore: request.minScore,
+                              reranking: answer.reranking, precomputed: answer.precomputed, minScore: request.minScore,
                               ms: ms, searchMs: answer.searchMilliseconds, embedMs: answer.embedMilliseconds,
                               count: results.count, results: results, note: note)
     }

@@ -52,7 +52,7 @@ final class LocalLibrary: ServedLibrary {
     let batcher: SearchBatcher
     private let foldersCache = Locked<(folders: LibraryFolders, at: Date)?>(nil)
 
-    init(catalogue: Catalogue, fetchPolicy: FetchPolicy, batchWindow: Double,
+    init(catalogue: Catalogue, fetchPolicy: FetchPolicy, batchWindow: Double, answerLists: Bool = true,
          makeEmbedder: @escaping @Sendable (Descriptor) throws -> Embedder) throws {
         self.catalogue = catalogue
         library = try LiveLibrary(catalogue: catalogue)
@@ -63,7 +63,7 @@ final class LocalLibrary: ServedLibrary {
         // two 1,134 req/s, p99 100 ms (batches of 10 against 5).
         batcher = SearchBatcher(library: library, window: batchWindow,
                                 concurrency: max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
-        search = SearchService(library: library, resolver: resolver, batcher: batcher)
+        search = SearchService(library: library, resolver: resolver, batcher: batcher, answerLists: answerLists)
     }
 
     var name: String { catalogue.path }

@@ -167,6 +167,13 @@ struct IndexCommand: AsyncParsableCommand {
                     print("diffusion graph (\(d.file)): \(d.images) images in \(format(d.seconds, 1)) s")
                 }
             }
+            if let a = summary.maintenance?.answers {
+                if let why = a.skipped {
+                    print("answer lists not made: \(why)")
+                } else if a.rebuilt {
+                    print("answer lists (\(a.file)): \(a.images) images in \(format(a.seconds, 1)) s")
+                }
+            }
             if let w = summary.visualWords {
                 print("visual words: \(w.added) images added, \(w.removed) removed (\(w.images) in all)"
                       + (w.unreadable.isEmpty ? "" : ", \(w.unreadable.count) without local features"))

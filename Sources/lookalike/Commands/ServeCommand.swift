@@ -49,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest k a search may ask for (at most \(ServerConfiguration.kCeiling)).")
     var maxK = 100
 
+    @Flag(help: "Compute every search, never reading library images' answers from the answer lists `index` makes (to measure the live path).")
+    var noAnswerLists = false
+
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).")
     var model: String?
 
@@ -91,6 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
         settings.allowPrivateURLs = allowPrivateUrls
         settings.maxUploadBytes = maxUploadMb * 1024 * 1024
         settings.maxK = maxK
+        settings.answerLists = !noAnswerLists
         if !settings.isLoopback && settings.token == nil {
             Console.error("""
                 WARNING: serving on \(host) without --token: anyone who can reach port \(port) can browse \
