@@ -264,7 +264,8 @@ function renderResults(answer, kind, params) {
   $("query-tags").replaceChildren(...q.tags.slice(0, 5).map((t) => el("li", { text: `${t.name} ${(t.probability * 100).toFixed(0)}%`, title: "ImageNet tag" })));
   const embed = answer.embed_ms > 0 ? ` (embedding ${fmtMs(answer.embed_ms)} ms)` : "";
   // Re-ranking orders by the library's neighbourhoods; the scores shown stay plain cosine similarities.
-  const reranked = answer.reranking && answer.reranking !== "none" ? ` · re-ranked (${answer.reranking})` : "";
+  const reranked = answer.reranking && answer.reranking !== "none"
+    ? ` · re-ranked (${answer.reranking}${answer.precomputed ? ", made ahead by index" : ""})` : "";
   $("query-timing").textContent = `${answer.count} results in ${fmtMs(answer.ms)} ms${embed} · ${answer.metric} · ${answer.method}${reranked}`;
   const open = $("query-open");
   open.hidden = !q.id;
