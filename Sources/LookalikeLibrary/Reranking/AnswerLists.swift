@@ -123,13 +123,14 @@ extension AnswerLists {
         try library.refresh()  // at the catalogue's latest change counter, which the file records
         let variant = library.augmentedVariant ?? EmbeddingVariant.raw
         let url = url(for: catalogue, variant: variant)
-        let exact = try library.index(for: IndexDescriptor(method: ExactIndex.methodName).with(metric: .cosine))
-        let reranker = try Reranker(library: library, index: exact, options: reranking, computeMissing: false)
-        func skipped(_ why: String) -> Refresh {
+        func skipped(_ why: String?) -> Refresh {
             try? FileManager.default.removeItem(at: url)
             return Refresh(file: url.lastPathComponent, images: library.count, rebuilt: false,
                            seconds: Date().timeIntervalSince(started), skipped: why)
         }
+        guard library.count > 0 else { return skipped(nil) }  // nothing to answer, nothing to say
+        let exact = try library.index(for: IndexDescriptor(method: ExactIndex.methodName).with(metric: .cosine))
+        let reranker = try Reranker(library: library, index: exact, options: reranking, computeMissing: false)
         guard let graph = reranker.graph, reranker.graphIsCurrent else {
             return skipped(library.count > DiffusionGraph.maximumGraph
                 ? "\(library.count) images: no diffusion graph above \(DiffusionGraph.maximumGraph)"
