@@ -123,6 +123,7 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run `make setup`")
     os.makedirs(OUT, exist_ok=True)
+    open(os.path.join(OUT, "server.log"), "w").close()  # this run's servers append to it (a line per request)
     db = args.db or os.path.join(OUT, "caltech101.db")
     if not args.db:
         started = time.time()
