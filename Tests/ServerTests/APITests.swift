@@ -211,9 +211,11 @@ import Testing
                 #expect(answer.reranking == expected.reranking && answer.results.map(\.rank) == Array(1...12))
             }
             // Restricted, plain or another metric: computed.
-            for extra in ["&label=pizza", "&rerank=none", "&metric=chi2", "&method=exact:f16"] {
+            for extra in ["&label=pizza", "&rerank=none", "&metric=chi2", "&method=exact:f16", "&rerank=dba:15+qe:5+diff:30"] {
                 #expect(try await !client.execute(uri: "/api/search?id=\(first)&k=5\(extra)", method: .get).json(Answer.self).precomputed, "\(extra)")
             }
+            // Another re-ranking asked for in between does not cost the default its lists.
+            #expect(try await client.execute(uri: "/api/search?id=\(first)&k=5", method: .get).json(Answer.self).precomputed)
         }
     }
 

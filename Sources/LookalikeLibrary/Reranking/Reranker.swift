@@ -69,7 +69,12 @@ public final class Reranker: Sendable {
         self.graph = graph
         self.graphIsCurrent = graphIsCurrent
         self.options = options
-        lists = !computeMissing && graphIsCurrent && filter == nil && options.diffusion > 0
+        // The writer makes lists for the library's default re-ranking only: another one asking
+        // would make the library drop the default's lists it holds.
+        let standard = Reranking.libraryDefault
+        let isStandard = options.augmentation == standard.augmentation && options.expansion == standard.expansion
+            && options.diffusion == standard.diffusion && alpha == standard.alpha(for: library.descriptor)
+        lists = !computeMissing && graphIsCurrent && filter == nil && isStandard
             ? library.answerLists(over: ranked, neighbours: options.diffusion, identity: AnswerLists.identity(options, alpha: alpha))
             : nil
         preparationSeconds = Date().timeIntervalSince(started)
