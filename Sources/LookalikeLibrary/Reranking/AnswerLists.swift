@@ -106,14 +106,7 @@ public final class AnswerLists: Sendable {
 // MARK: the writer's step
 
 extension AnswerLists {
-    public struct Refresh: Sendable, Codable {
-        public var file: String
-        public var images: Int
-        /// False when the file was already over the current images.
-        public var rebuilt: Bool
-        public var seconds: Double
-        public var skipped: String? = nil
-    }
+    public typealias Refresh = DerivedFileRefresh
 
     /// Brings the answer lists of `catalogue`'s library under `reranking` in step with its images
     /// (after the augmented vectors and the diffusion graph, which they are made from).

@@ -396,15 +396,19 @@ extension DiffusionGraph {
 
 // MARK: the writer's step
 
+/// What the writer did to a file derived from the library's images (the diffusion graph, the
+/// answer lists).
+public struct DerivedFileRefresh: Sendable, Codable {
+    public var file: String
+    public var images: Int
+    /// False when the file was already over the current images.
+    public var rebuilt: Bool
+    public var seconds: Double
+    public var skipped: String? = nil
+}
+
 extension DiffusionGraph {
-    public struct Refresh: Sendable, Codable {
-        public var file: String
-        public var images: Int
-        /// False when the file was already over the current images.
-        public var rebuilt: Bool
-        public var seconds: Double
-        public var skipped: String? = nil
-    }
+    public typealias Refresh = DerivedFileRefresh
 
     /// Brings the graph file of `store` (the library's `variant` vectors) in step with its images.
     public static func refresh(catalogue: Catalogue, model: ModelInfo, store: VectorStore, variant: String,

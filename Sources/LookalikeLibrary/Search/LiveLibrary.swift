@@ -127,7 +127,7 @@ public final class LiveLibrary: Sendable {
     public func answerLists(over store: VectorStore, neighbours: Int, identity: String) -> AnswerLists? {
         // One reading of the generation: the key and the counter the file must have been made at.
         let at = generation.value.counter
-        let key = "\(ObjectIdentifier(store).hashValue)@\(at)/\(store.count):\(neighbours)|\(identity)"
+        let key = graphKey(neighbours: neighbours, over: store, at: at) + "|" + identity
         let now = Date()
         let (found, load) = answers.withLock { s -> (AnswerLists?, Bool) in
             if s.key == key, let lists = s.lists { return (lists, false) }
@@ -163,8 +163,9 @@ public final class LiveLibrary: Sendable {
     }
 
     /// Names the graph over `store`'s images as they are now.
-    private func graphKey(neighbours: Int, over store: VectorStore) -> String {
-        "\(ObjectIdentifier(store).hashValue)@\(counter)/\(store.count):\(neighbours)"
+    /// `at`: the catalogue counter to name (default: the current generation's).
+    private func graphKey(neighbours: Int, over store: VectorStore, at: Int64? = nil) -> String {
+        "\(ObjectIdentifier(store).hashValue)@\(at ?? counter)/\(store.count):\(neighbours)"
     }
 
     /// Whether `graph` (from `diffusionGraph(neighbours:over:)`) is over the library's current
