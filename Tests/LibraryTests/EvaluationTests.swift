@@ -206,7 +206,7 @@ import Testing
     }
 
     /// The writer keeps the graph beside the snapshots; searches load it instead of rebuilding it,
-    /// a corrupt one is rebuilt (and rewritten), and one over other images is used while it is rebuilt.
+    /// a corrupt one is rebuilt in memory by a reader and rewritten by the next `index`, and one over other images is used while it is rebuilt.
     @Test func diffusionGraphFileFollowsTheLibrary() throws {
         let dir = try Fixture.tempDir()
         let folder = dir.appendingPathComponent("photos")
@@ -219,7 +219,7 @@ import Testing
         let library = try LiveLibrary(catalogue: catalogue)
         let augmented = try #require(library.augmented)
         let checksum = library.model.checksum
-        let (stored, fingerprint) = try #require(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k))
+        let (stored, fingerprint) = try #require(DiffusionGraph.read(url, catalogue: catalogue.identity, model: checksum, variant: variant, neighbours: k))
         #expect(fingerprint == DiffusionGraph.fingerprint(augmented) && stored.count == 18)
         let fresh = try #require(try DiffusionGraph.build(store: augmented, neighbours: k))
         #expect(stored.ids == fresh.ids && stored.rowStart == fresh.rowStart && stored.columns == fresh.columns && stored.values == fresh.values)
@@ -230,16 +230,20 @@ import Testing
         var bytes = try [UInt8](Data(contentsOf: url))
         bytes[bytes.count / 2] ^= 0xFF
         try Data(bytes).write(to: url)
-        #expect(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k)?.graph == nil)
+        #expect(DiffusionGraph.read(url, catalogue: catalogue.identity, model: checksum, variant: variant, neighbours: k)?.graph == nil)
         let reopened = try LiveLibrary(catalogue: catalogue)
         let reopenedAugmented = try #require(reopened.augmented)
         let rebuilt = try #require(try reopened.diffusionGraph(neighbours: k, over: reopenedAugmented))
-        #expect(rebuilt.values == fresh.values && DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k)?.graph != nil)
+        // Readers never write: the search built it in memory, the file stays refused until `index`.
+        #expect(rebuilt.values == fresh.values && DiffusionGraph.read(url, catalogue: catalogue.identity, model: checksum, variant: variant, neighbours: k)?.graph == nil)
+        let repaired = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        #expect(repaired.maintenance?.diffusion?.rebuilt == true)
+        #expect(DiffusionGraph.read(url, catalogue: catalogue.identity, model: checksum, variant: variant, neighbours: k)?.graph != nil)
 
         // More images: the next index run rewrites it over all of them.
         try Fixture.copySamples(to: folder, classes: ["airplanes"])
         _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
-        let (grown, _) = try #require(DiffusionGraph.read(url, model: checksum, variant: variant, neighbours: k))
+        let (grown, _) = try #require(DiffusionGraph.read(url, catalogue: catalogue.identity, model: checksum, variant: variant, neighbours: k))
         #expect(grown.count == 24)
     }
 

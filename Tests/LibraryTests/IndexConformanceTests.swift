@@ -98,7 +98,7 @@ import Testing
         // Persistence: readIndex dispatches on the tag and answers the same.
         let dir = try Fixture.tempDir()
         let file = dir.appendingPathComponent("index.lkix")
-        try index.write(to: file, catalogueCounter: 42)
+        try index.write(to: file, origin: FileOrigin(catalogue: nil, counter: 42))
         let restored = try readIndex(url: file, store: store)
         #expect(restored.descriptor == index.descriptor)
         #expect(restored.count == index.count)
@@ -109,7 +109,7 @@ import Testing
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: file)
         #expect(throws: IndexError.self) { _ = try readIndex(url: file, store: store) }
-        try index.write(to: file, catalogueCounter: 42)
+        try index.write(to: file, origin: FileOrigin(catalogue: nil, counter: 42))
         let whole = try Data(contentsOf: file)
         try whole.prefix(whole.count - 100).write(to: file)
         #expect(throws: IndexError.self) { _ = try readIndex(url: file, store: store) }

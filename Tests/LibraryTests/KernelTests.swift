@@ -27,7 +27,7 @@ import Testing
         try memory.add(ids: ids, vectors: rows)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("kernel-rows-\(UUID().uuidString).lkix")
         defer { try? FileManager.default.removeItem(at: url) }
-        try memory.write(to: url, tag: "vectors", catalogueCounter: 0)
+        try memory.write(to: url, tag: "vectors", origin: .detached)
         let file = try VectorStore.load(try IndexFile.read(url))
         _ = memory.remove(ids: [ids[5]])
         _ = file.remove(ids: [ids[5]])
@@ -88,9 +88,8 @@ import Testing
         }
     }
 
-    @Test func bf16KernelStaysWithinItsErrorBound() throws {
-        // Skipped on CPUs without AVX512-BF16 (the store then never screens).
-        guard VectorStore.screeningAvailable else { return }
+    @Test(.enabled(if: VectorStore.screeningAvailable, "this CPU has no AVX512-BF16 (the store then never screens)"))
+    func bf16KernelStaysWithinItsErrorBound() throws {
         var rng = SplitMix64(seed: 9)
         for dim in [32, 96, 1280] {
             for (rows, m) in [(1, 1), (5, 3), (9, 6), (4, 4)] {

@@ -59,11 +59,11 @@ import Testing
         #expect(live.opening.source == "catalogue" && live.count == 12)
         // Written for another model.
         let store = live.store
-        try store.write(to: url, tag: "exact", catalogueCounter: live.counter, model: "another-model", variant: EmbeddingVariant.raw)
+        try store.write(to: url, tag: "exact", origin: FileOrigin(catalogue: catalogue.identity, counter: live.counter), model: "another-model", variant: EmbeddingVariant.raw)
         live = try LiveLibrary(catalogue: catalogue)
         #expect(live.opening.source == "catalogue")
         // Older than the journal reaches: counter 0 while the journal was pruned past it.
-        try store.write(to: url, tag: "exact", catalogueCounter: 0, model: model.checksum, variant: EmbeddingVariant.raw)
+        try store.write(to: url, tag: "exact", origin: FileOrigin(catalogue: catalogue.identity, counter: 0), model: model.checksum, variant: EmbeddingVariant.raw)
         live = try LiveLibrary(catalogue: catalogue)
         #expect(live.opening.source == "catalogue")
         #expect(live.opening.snapshotProblem?.contains("older") == true)

@@ -109,10 +109,10 @@ import Testing
 
         // The file: a round trip keeps every image's words; a damaged one is refused and left unused.
         let url = VisualWordIndex.url(for: catalogue)
-        let file = VisualWordsFile(url: url)
+        let file = VisualWordsFile(url: url, catalogue: catalogue.identity)
         #expect(file.index() == nil && file.problem == nil)
-        try index.write(to: url)
-        let read = try #require(try VisualWordIndex.read(url))
+        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: try catalogue.changeCounter()))
+        let read = try #require(try VisualWordIndex.read(url, catalogue: catalogue.identity))
         #expect(read.entries == index.entries && read.vocabulary.count == index.vocabulary.count)
         #expect(file.index()?.count == 36)
 
@@ -136,21 +136,21 @@ import Testing
         var bytesOnDisk = try [UInt8](Data(contentsOf: url))
         bytesOnDisk[bytesOnDisk.count / 2] ^= 0xFF
         try Data(bytesOnDisk).write(to: url)
-        #expect(throws: IndexError.self) { _ = try VisualWordIndex.read(url) }
+        #expect(throws: IndexError.self) { _ = try VisualWordIndex.read(url, catalogue: catalogue.identity) }
         #expect(file.index() == nil && (file.problem ?? "").contains("checksum"))
 
         // `index` keeps a file that exists current: a damaged one is rebuilt, then new and removed
         // images are followed without recomputing the others.
         let rebuilt = try #require(try VisualWordIndex.refresh(catalogue: catalogue, liveIds: library.store.liveIds))
         #expect(rebuilt.trained && rebuilt.images == 36)
-        let vocabulary = try #require(try VisualWordIndex.read(url)).vocabulary.centres
+        let vocabulary = try #require(try VisualWordIndex.read(url, catalogue: catalogue.identity)).vocabulary.centres
         let added1 = folder.appendingPathComponent("airplanes/turned.jpg")
         try Data(bytes).write(to: added1)
         try FileManager.default.removeItem(atPath: folder.appendingPathComponent("pizza/image_0001.jpg").path)
         let run = try indexer.run(roots: [folder.path], prune: true)
         let words = try #require(run.visualWords)
         #expect(words.added == 1 && words.removed == 1 && words.kept == 35 && words.images == 36 && !words.trained)
-        let after = try #require(try VisualWordIndex.read(url))
+        let after = try #require(try VisualWordIndex.read(url, catalogue: catalogue.identity))
         #expect(after.vocabulary.centres == vocabulary)
         let turnedId = try #require(try catalogue.imageId(path: added1.path))
         #expect(after.entries[turnedId] != nil && after.entries[originalId] != nil)

@@ -100,7 +100,12 @@ public struct LibraryInfo: Sendable, Codable {
 
 public final class Catalogue: Sendable {
     public let path: String
+    /// The catalogue's identity: a random id given when it was created. Files derived from it
+    /// (snapshots, indexes, graphs, answer lists, visual words) record it and are rebuilt, never
+    /// trusted, when it differs (see DerivedFiles).
+    public let identity: String
     let pool: DatabasePool
+    static let identityKey = "catalogue.identity"
 
     /// Opens (creating and migrating if needed) the library at `path`.
     /// `mustExist` makes a missing file an error instead of creating an empty library.
@@ -119,6 +124,7 @@ public final class Catalogue: Sendable {
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try CatalogueMigrations.migrator.migrate(pool)
+            identity = try pool.read { db in try MetaRecord.fetchOne(db, key: Self.identityKey)?.value } ?? ""
         } catch let error as DatabaseError {
             throw CatalogueError("cannot open library \(path): \(error.message ?? error.description)")
         }

@@ -1,5 +1,6 @@
 // Schema migrations of the catalogue. Each migration is append-only: a released migration is never
 // edited, a change is a new migration, so any older database upgrades in place when opened.
+import Foundation
 import GRDB
 
 
@@ -78,6 +79,12 @@ enum CatalogueMigrations {
                 t.column("sentAt", .datetime).notNull()
                 t.primaryKey(["store", "contentHash"])
             }
+        }
+        migrator.registerMigration("v5: the catalogue's identity") { db in
+            // A random id given once, when the catalogue is created (or first opened by this
+            // version): every derived file beside it records it, so a library deleted and made again
+            // at the same path never trusts the files of the old one.
+            try MetaRecord(key: Catalogue.identityKey, value: UUID().uuidString.lowercased()).insert(db)
         }
         return migrator
     }

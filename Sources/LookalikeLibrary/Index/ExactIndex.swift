@@ -66,8 +66,8 @@ public final class ExactIndex: VectorIndex {
         IndexStatistics(count: store.count, structureBytes: 0, vectorBytes: store.vectorBytes, buildSeconds: built.value)
     }
 
-    public func write(to url: URL, catalogueCounter: Int64) throws {
-        try store.write(to: url, tag: descriptor.description, catalogueCounter: catalogueCounter)
+    public func write(to url: URL, origin: FileOrigin) throws {
+        try store.write(to: url, tag: descriptor.description, origin: origin)
     }
 
     static func read(_ contents: IndexFile.Contents) throws -> ExactIndex {

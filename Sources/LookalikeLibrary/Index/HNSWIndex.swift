@@ -174,7 +174,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: file: the serialised graph (hnswlib's layout), tombstones included
 
-    public func write(to url: URL, catalogueCounter: Int64) throws {
+    public func write(to url: URL, origin: FileOrigin) throws {
         try lock.read {
             let size = lk_hnsw_serialized_size(handle)
             var bytes = [UInt8](repeating: 0, count: size)
@@ -182,7 +182,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             guard lk_hnsw_serialize(handle, &bytes, size, &error, error.count) == 0 else {
                 throw IndexError("hnsw index: \(String(cString: error))")
             }
-            let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
+            let header = IndexFileHeader(dimension: dimension, count: live.count, origin: origin,
                                          payloadBytes: size,
                                          fields: ["M": String(m), "efConstruction": String(efConstruction)])
             try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in

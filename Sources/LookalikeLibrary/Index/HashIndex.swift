@@ -276,7 +276,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: file: encoder, ids, codes
 
-    public func write(to url: URL, catalogueCounter: Int64) throws {
+    public func write(to url: URL, origin: FileOrigin) throws {
         try lock.read {
             guard let encoder else { throw IndexError("hash index \(descriptor.name): nothing to write before training") }
             let live = table.livePositions
@@ -289,7 +289,7 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
             payload.u64(liveCodes)
             var fields = ["bits": String(bits), "encoderBytes": String(encoder.serialized().count)]
             if let modelStamp { fields["trainedModel"] = modelStamp }
-            let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
+            let header = IndexFileHeader(dimension: dimension, count: live.count, origin: origin,
                                          payloadBytes: payload.data.count, fields: fields)
             try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in
                 try writer.append(payload.data)

@@ -72,7 +72,7 @@ public enum IndexFactory {
 /// Reads any index file written by `VectorIndex.write`, verifying its checksum; coarse methods
 /// re-rank against `store`.
 public func readIndex(url: URL, store: VectorStore? = nil) throws -> any VectorIndex {
-    let contents = try IndexFile.read(url)
+    let contents = try IndexFile.read(url, catalogue: nil)
     let descriptor = try contents.descriptor
     guard let method = IndexFactory.methods[descriptor.method] else {
         throw IndexError("\(url.path): index of unknown method '\(descriptor.method)'")

@@ -8,17 +8,47 @@
 import Crypto
 import Foundation
 
+/// What a file was made from, for files tied to a library: the catalogue's identity (a random id
+/// given when the catalogue was created) and the change counter the contents reflect. A file made
+/// for another catalogue (one deleted and made again at the same path) is never trusted.
+public struct FileOrigin: Sendable, Equatable {
+    public var catalogue: String?
+    public var counter: Int64
+    public init(catalogue: String?, counter: Int64) {
+        self.catalogue = catalogue
+        self.counter = counter
+    }
+    /// A file not tied to a library (a test's, a benchmark's).
+    public static let detached = FileOrigin(catalogue: nil, counter: 0)
+}
+
 struct IndexFileHeader: Codable, Sendable {
     var dimension: Int
     var count: Int
+    /// The catalogue's identity the file was made for (nil when not tied to a catalogue).
+    var catalogue: String?
     /// The catalogue's change counter the file reflects (0 when not tied to a catalogue).
     var catalogueCounter: Int64
     /// Model checksum and vector variant the rows came from (snapshots), when tied to a catalogue.
     var model: String?
     var variant: String?
     var payloadBytes: Int
-    /// Method-specific settings (precision, bits, seeds...).
+    /// Method-specific settings (precision, bits, seeds...), and what the file was built from.
     var fields: [String: String] = [:]
+
+    init(dimension: Int, count: Int, origin: FileOrigin, model: String? = nil, variant: String? = nil,
+         payloadBytes: Int, fields: [String: String] = [:]) {
+        self.dimension = dimension
+        self.count = count
+        catalogue = origin.catalogue
+        catalogueCounter = origin.counter
+        self.model = model
+        self.variant = variant
+        self.payloadBytes = payloadBytes
+        self.fields = fields
+    }
+
+    var origin: FileOrigin { FileOrigin(catalogue: catalogue, counter: catalogueCounter) }
 }
 
 enum IndexFile {
@@ -125,8 +155,9 @@ enum IndexFile {
         }
     }
 
-    /// Maps `url`, checks preamble, sizes and checksum.
-    static func read(_ url: URL, verifyChecksum: Bool = true) throws -> Contents {
+    /// Maps `url`, checks preamble, sizes and checksum, and, when `catalogue` is given, that the
+    /// file was made for that catalogue (a library re-created at the same path has another one).
+    static func read(_ url: URL, catalogue: String?, verifyChecksum: Bool = true) throws -> Contents {
         let path = url.path
         let mapping = try MappedFile(path: path)
         let bytes = mapping.bytes
@@ -145,6 +176,9 @@ enum IndexFile {
             header = try JSONDecoder().decode(IndexFileHeader.self, from: Data(bytes[headerAt + 4..<headerAt + 4 + headerLength]))
         } catch {
             throw corrupt("unreadable header")
+        }
+        if let catalogue, header.catalogue != catalogue {
+            throw IndexError("\(path): made for another catalogue (\(header.catalogue.map { "library \($0.prefix(8))" } ?? "no identity recorded"), this library is \(catalogue.prefix(8)))")
         }
         let preambleEnd = headerAt + 4 + headerLength
         let payloadAt = (preambleEnd + alignment - 1) / alignment * alignment

@@ -213,7 +213,7 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
 
     // MARK: file: ids and signatures (the hyperplanes come back from the seed)
 
-    public func write(to url: URL, catalogueCounter: Int64) throws {
+    public func write(to url: URL, origin: FileOrigin) throws {
         try lock.read {
             let live = table.livePositions
             var payload = PayloadWriter()
@@ -222,7 +222,7 @@ public final class LSHIndex: VectorIndex, @unchecked Sendable {
             kept.reserveCapacity(live.count * tables)
             for p in live { kept.append(contentsOf: signatures[(p * tables)..<((p + 1) * tables)]) }
             payload.u64(kept)
-            let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
+            let header = IndexFileHeader(dimension: dimension, count: live.count, origin: origin,
                                          payloadBytes: payload.data.count,
                                          fields: ["bits": String(bitsPerTable), "tables": String(tables), "seed": String(seed)])
             try IndexFile.write(to: url, tag: descriptor.description, header: header) { writer in

@@ -129,7 +129,7 @@ public protocol VectorIndex: AnyObject, Sendable {
     func reconstruct(_ id: Int64) -> [Float]?
     var statistics: IndexStatistics { get }
     /// Writes the index to `url` (atomically), in the `IndexFile` format with this method's tag.
-    func write(to url: URL, catalogueCounter: Int64) throws
+    func write(to url: URL, origin: FileOrigin) throws
 }
 
 extension VectorIndex {
@@ -146,7 +146,7 @@ extension VectorIndex {
         try search(query, k: k, parameters: SearchParameters(metric: metric, excluding: excluding))
     }
 
-    public func write(to url: URL) throws { try write(to: url, catalogueCounter: 0) }
+    public func write(to url: URL) throws { try write(to: url, origin: .detached) }
 
     /// Checks a batch of queries' shape.
     func queryCount(_ queries: [Float]) throws -> Int {

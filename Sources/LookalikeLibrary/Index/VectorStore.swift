@@ -650,14 +650,14 @@ public final class VectorStore: @unchecked Sendable {
     // MARK: persistence
 
     /// Writes the live rows: ids, then rows in the store's precision (payload of an `IndexFile`).
-    func write(to url: URL, tag: String, catalogueCounter: Int64, model: String? = nil, variant: String? = nil,
+    func write(to url: URL, tag: String, origin: FileOrigin, model: String? = nil, variant: String? = nil,
                fields: [String: String] = [:]) throws {
         try lock.read {
             let live = ids.indices.filter { !dead[$0] }
             let idBytes = (live.count * 8 + IndexFile.alignment - 1) / IndexFile.alignment * IndexFile.alignment
             var allFields = fields
             allFields["precision"] = precision.rawValue
-            let header = IndexFileHeader(dimension: dimension, count: live.count, catalogueCounter: catalogueCounter,
+            let header = IndexFileHeader(dimension: dimension, count: live.count, origin: origin,
                                          model: model, variant: variant,
                                          payloadBytes: idBytes + live.count * dimension * precision.bytesPerValue,
                                          fields: allFields)

@@ -73,11 +73,12 @@ public final class AnswerLists: Sendable {
     }
 
     public static func url(for catalogue: Catalogue, variant: String) -> URL {
-        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("answers-\(variant).lkix")
+        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("answers-\(DerivedFiles.fileName(variant)).lkix")
     }
 
-    func write(to url: URL, model: String, variant: String) throws {
-        let header = IndexFileHeader(dimension: 0, count: ids.count, catalogueCounter: counter, model: model, variant: variant,
+    func write(to url: URL, catalogue: String, model: String, variant: String) throws {
+        let header = IndexFileHeader(dimension: 0, count: ids.count, origin: FileOrigin(catalogue: catalogue, counter: counter),
+                                     model: model, variant: variant,
                                      payloadBytes: ids.count * 8 + lists.count * 4,
                                      fields: ["reranking": reranking, "fingerprint": fingerprint, "length": String(Self.length)])
         try IndexFile.write(to: url, tag: Self.fileTag, header: header) { writer in
@@ -86,10 +87,10 @@ public final class AnswerLists: Sendable {
         }
     }
 
-    /// The lists in `url` when they were made for this model, variant and re-ranking (any images:
-    /// the fingerprint and counter say which); nil when absent, damaged or made otherwise.
-    static func read(_ url: URL, model: String, variant: String, reranking: String) -> AnswerLists? {
-        guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url) else { return nil }
+    /// The lists in `url` when they were made for this catalogue, model, variant and re-ranking (any
+    /// images: the fingerprint and counter say which); nil when absent, damaged or made otherwise.
+    static func read(_ url: URL, catalogue: String, model: String, variant: String, reranking: String) -> AnswerLists? {
+        guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url, catalogue: catalogue) else { return nil }
         let h = contents.header
         guard contents.tag == fileTag, h.model == model, h.variant == variant, h.fields["reranking"] == reranking,
               h.fields["length"] == String(length), let fingerprint = h.fields["fingerprint"] else { return nil }
@@ -131,13 +132,13 @@ extension AnswerLists {
         }
         let identity = identity(reranker.options, alpha: reranker.alpha)
         let fingerprint = DiffusionGraph.fingerprint(reranker.ranked)
-        if let file = read(url, model: library.model.checksum, variant: variant, reranking: identity), file.fingerprint == fingerprint,
+        if let file = read(url, catalogue: catalogue.identity, model: library.model.checksum, variant: variant, reranking: identity), file.fingerprint == fingerprint,
            file.counter == library.counter {
             return Refresh(file: url.lastPathComponent, images: file.count, rebuilt: false, seconds: Date().timeIntervalSince(started))
         }
         let lists = try reranker.answers(nodes: graph.ids, length: length)
         try AnswerLists(reranking: identity, fingerprint: fingerprint, counter: library.counter, ids: graph.ids, lists: lists)
-            .write(to: url, model: library.model.checksum, variant: variant)
+            .write(to: url, catalogue: catalogue.identity, model: library.model.checksum, variant: variant)
         return Refresh(file: url.lastPathComponent, images: graph.ids.count, rebuilt: true, seconds: Date().timeIntervalSince(started))
     }
 }

@@ -18,7 +18,7 @@
 // builds it after the augmented vectors and keeps it beside the snapshots
 // (`<db>.indexes/diffusion-<variant>-k<k>.lkix`, tied to the set of images it was built over), so
 // searches load it in milliseconds; a search that finds it out of date uses it meanwhile and
-// rebuilds it (LiveLibrary.diffusionGraph). Above `maximumGraph` images it is not built (searches
+// rebuilds it in memory (LiveLibrary.diffusionGraph; readers never write). Above `maximumGraph` images it is not built (searches
 // then skip diffusion and say so) until the neighbours come from an approximate index.
 import CKernels
 import Foundation
@@ -344,13 +344,14 @@ extension DiffusionGraph {
     }
 
     public static func url(for catalogue: Catalogue, variant: String, neighbours: Int) -> URL {
-        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("diffusion-\(variant)-k\(neighbours).lkix")
+        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("diffusion-\(DerivedFiles.fileName(variant))-k\(neighbours).lkix")
     }
 
-    func write(to url: URL, model: String, variant: String, fingerprint: String) throws {
+    func write(to url: URL, origin: FileOrigin, model: String, variant: String, fingerprint: String) throws {
         let bytes = ids.count * 8 + rowStart.count * 8 + columns.count * 4 + values.count * 4
             + listPositions.count * 4 + listSimilarities.count * 4
-        let header = IndexFileHeader(dimension: 0, count: ids.count, catalogueCounter: 0, model: model, variant: variant,
+        let header = IndexFileHeader(dimension: 0, count: ids.count, origin: origin,
+                                     model: model, variant: variant,
                                      payloadBytes: bytes,
                                      fields: ["neighbours": String(neighbours), "edges": String(columns.count),
                                               "fingerprint": fingerprint, "gamma": String(Self.gamma),
@@ -367,8 +368,9 @@ extension DiffusionGraph {
 
     /// The graph in `url` when it was made for this model, variant and k (any images: the
     /// fingerprint says which); nil when absent or unreadable (it is then rebuilt).
-    static func read(_ url: URL, model: String, variant: String, neighbours k: Int) -> (graph: DiffusionGraph, fingerprint: String)? {
-        guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url) else { return nil }
+    static func read(_ url: URL, catalogue: String, model: String, variant: String,
+                     neighbours k: Int) -> (graph: DiffusionGraph, fingerprint: String)? {
+        guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url, catalogue: catalogue) else { return nil }
         let h = contents.header
         guard contents.tag == fileTag, h.model == model, h.variant == variant, h.fields["neighbours"] == String(k),
               h.fields["gamma"] == String(Self.gamma), let fingerprint = h.fields["fingerprint"],
@@ -421,10 +423,16 @@ extension DiffusionGraph {
                            skipped: "\(store.count) images: the graph's exact neighbours are O(n^2); skipped above \(maximumGraph)")
         }
         let fingerprint = fingerprint(store)
-        if let (_, made) = read(url, model: model.checksum, variant: variant, neighbours: neighbours), made == fingerprint {
+        let counter = try catalogue.changeCounter()
+        // The manifest's rule (this catalogue, nothing changed since) and the file's own checks.
+        if let header = try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header,
+           try DerivedFiles.staleness(header, catalogue: catalogue, model: model, replayed: false) == nil,
+           let (_, made) = read(url, catalogue: catalogue.identity, model: model.checksum, variant: variant, neighbours: neighbours),
+           made == fingerprint {
             return Refresh(file: url.lastPathComponent, images: store.count, rebuilt: false, seconds: Date().timeIntervalSince(started))
         }
-        try build(store: store, neighbours: neighbours)?.write(to: url, model: model.checksum, variant: variant, fingerprint: fingerprint)
+        try build(store: store, neighbours: neighbours)?.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter),
+                                                                 model: model.checksum, variant: variant, fingerprint: fingerprint)
         return Refresh(file: url.lastPathComponent, images: store.count, rebuilt: true, seconds: Date().timeIntervalSince(started))
     }
 }

@@ -42,6 +42,10 @@ public final class Reranker: Sendable {
         if options.augmentation > 0, let stored, index.descriptor.method == ExactIndex.methodName {
             self.index = ExactIndex(store: stored, descriptor: index.descriptor)
             ranked = stored
+        } else if options.augmentation > 0, let stored {
+            // Any other method finds the candidates, the stored augmented vectors rank them.
+            self.index = RefinedIndex(base: index, refinement: stored)
+            ranked = stored
         } else if options.augmentation > 0 && computeMissing {
             let augmented = try Self.augment(raw, using: index, neighbours: options.augmentation, alpha: alpha, filter: filter)
             let over = try IndexFactory.make(index.descriptor, dimension: raw.dimension, store: augmented)

@@ -17,18 +17,14 @@ public enum LibraryIndexes {
     /// File of the index `descriptor` (its metric is not part of it: structures are metric-free).
     public static func url(for catalogue: Catalogue, descriptor: IndexDescriptor) -> URL {
         LibrarySnapshot.folder(for: catalogue)
-            .appendingPathComponent(descriptor.name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "/", with: "_") + ".lkix")
+            .appendingPathComponent(DerivedFiles.fileName(descriptor.name) + ".lkix")
     }
 
-    /// The other files beside the indexes: snapshots, the diffusion graph, the visual words, the
-    /// answer lists (and temporary files being written).
-    static let otherFilePrefixes = ["vectors-", "diffusion-", "visual-words", "answers-", "."]
-
-    /// Index files present (not the other files beside them).
+    /// Index files present (the manifest's approximate indexes, not the other derived files).
     public static func existingFiles(_ catalogue: Catalogue) -> [URL] {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { name in name.hasSuffix(".lkix") && !otherFilePrefixes.contains { name.hasPrefix($0) } }.sorted()
+        return names.filter { DerivedFiles.kind(of: $0)?.prefix.isEmpty == true }.sorted()
             .map { folder.appendingPathComponent($0) }
     }
 
@@ -75,7 +71,7 @@ public enum LibraryIndexes {
     static func load(_ url: URL, descriptor: IndexDescriptor, store: VectorStore, catalogue: Catalogue,
                      model: ModelInfo) throws -> (index: any VectorIndex, changes: CatalogueChanges) {
         guard FileManager.default.fileExists(atPath: url.path) else { throw IndexError("no index file yet") }
-        let contents = try IndexFile.read(url)
+        let contents = try IndexFile.read(url, catalogue: catalogue.identity)
         guard try contents.descriptor.name == descriptor.name else {
             throw IndexError("\(url.path): holds \(contents.tag), expected \(descriptor.name)")
         }
@@ -147,7 +143,7 @@ public enum LibraryIndexes {
         let store = try opened ?? LibrarySnapshot.openStore(catalogue: catalogue, model: model, precision: .float32).0
         return try files.map { url in
             let descriptor: IndexDescriptor
-            if let contents = try? IndexFile.read(url, verifyChecksum: false), let d = try? contents.descriptor {
+            if let contents = try? IndexFile.read(url, catalogue: nil, verifyChecksum: false), let d = try? contents.descriptor {
                 descriptor = d
             } else {
                 descriptor = try self.descriptor(fileName: url.lastPathComponent)
@@ -176,7 +172,7 @@ public enum LibraryIndexes {
                 if let graph = index as? HNSWIndex, graph.needsCompaction {
                     reason = "\(graph.tombstones) tombstones: graph rebuilt"
                 } else {
-                    if !changes.isEmpty { try index.write(to: url, catalogueCounter: changes.counter) }
+                    if !changes.isEmpty { try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: changes.counter)) }
                     return Update(file: url.lastPathComponent, descriptor: descriptor.name, action: changes.isEmpty ? "current" : "updated",
                                   reason: changes.isEmpty ? "no changes" : "+\(changes.added.count) -\(changes.removed.count) from the journal",
                                   count: index.count, seconds: Date().timeIntervalSince(started))
@@ -204,7 +200,7 @@ public enum LibraryIndexes {
             }
         }
         let index = try build(descriptor, store: store, catalogue: catalogue, model: model, trainedModel: trained)
-        try index.write(to: url, catalogueCounter: counter)
+        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter))
         return Update(file: url.lastPathComponent, descriptor: descriptor.name, action: rebuild ? "built" : "rebuilt",
                       reason: reason, count: index.count, seconds: Date().timeIntervalSince(started))
     }

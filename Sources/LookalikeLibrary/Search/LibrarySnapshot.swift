@@ -19,7 +19,7 @@ public enum LibrarySnapshot {
     }
 
     public static func url(for catalogue: Catalogue, variant: String = EmbeddingVariant.raw) -> URL {
-        folder(for: catalogue).appendingPathComponent("vectors-\(variant).lkix")
+        folder(for: catalogue).appendingPathComponent("vectors-\(DerivedFiles.fileName(variant)).lkix")
     }
 
     static let tag = "exact"
@@ -45,7 +45,7 @@ public enum LibrarySnapshot {
         var problem: String?
         if FileManager.default.fileExists(atPath: url.path) {
             do {
-                let contents = try IndexFile.read(url)
+                let contents = try IndexFile.read(url, catalogue: catalogue.identity)
                 let header = contents.header
                 guard header.model == model.checksum, header.variant == variant, header.dimension == model.dimension else {
                     throw IndexError("snapshot was written for other vectors (model \(header.model?.prefix(12) ?? "?"), variant \(header.variant ?? "?"))")
@@ -122,7 +122,7 @@ public enum LibrarySnapshot {
                                  counter: opening.counter, seconds: 0)
             } else if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
                 // The snapshot stays at its own counter: the journal after it must be kept.
-                let snapshotCounter = (try? IndexFile.read(url, verifyChecksum: false).header.catalogueCounter) ?? 0
+                let snapshotCounter = (try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter) ?? 0
                 result = Refresh(action: "deferred", reason: "\(changed) changes since the snapshot are replayed from the journal",
                                  count: store.count, counter: snapshotCounter, seconds: 0)
             } else {
@@ -130,7 +130,8 @@ public enum LibrarySnapshot {
             }
         }
         if result == nil {
-            try store.write(to: url, tag: tag, catalogueCounter: opening.counter, model: model.checksum, variant: variant)
+            try store.write(to: url, tag: tag, origin: FileOrigin(catalogue: catalogue.identity, counter: opening.counter),
+                            model: model.checksum, variant: variant)
             result = Refresh(action: "written", reason: reason, count: store.count, counter: opening.counter, seconds: 0)
         }
         guard var done = result else { throw IndexError("snapshot refresh produced no result") }

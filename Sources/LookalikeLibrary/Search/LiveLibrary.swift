@@ -79,7 +79,8 @@ public final class LiveLibrary: Sendable {
 
     /// The mutual `neighbours`-NN diffusion graph over `store` (this library's raw or augmented
     /// vectors), nil above `DiffusionGraph.maximumGraph` images: from memory, else from the file the
-    /// writer keeps beside the snapshots, else built now (seconds at 10k images) and written there.
+    /// writer keeps beside the snapshots, else built now in memory (seconds at 10k images; readers
+    /// never write: `index` writes the file).
     /// A graph over other images than the current ones (the library changed since) is used while
     /// one rebuild runs in the background, so no search waits for it: images added since are then
     /// ranked by cosine alone, deleted ones are never shown.
@@ -90,24 +91,23 @@ public final class LiveLibrary: Sendable {
         let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
         let url = DiffusionGraph.url(for: catalogue, variant: variant, neighbours: neighbours)
         let model = self.model.checksum
-        // The file when it is over these images, else a graph built now and written there.
+        let identity = catalogue.identity
+        // The file when it is over these images, else a graph built now (in memory only).
         @Sendable func upToDate(fingerprint: String, file: (graph: DiffusionGraph, fingerprint: String)?) throws -> DiffusionGraph? {
             if let file, file.fingerprint == fingerprint { return file.graph }
-            let graph = try DiffusionGraph.build(store: store, neighbours: neighbours)
-            try? graph?.write(to: url, model: model, variant: variant, fingerprint: fingerprint)
-            return graph
+            return try DiffusionGraph.build(store: store, neighbours: neighbours)
         }
         // The library changed since the graph in memory: searches keep it (the fingerprint, a sort
         // of every id, is not taken on their path) while one background task brings it up to date.
         if let current, let stale = current.graph, current.key.hasSuffix(":\(neighbours)") {
             refreshInBackground(key) {
                 try upToDate(fingerprint: DiffusionGraph.fingerprint(store),
-                             file: DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours))
+                             file: DiffusionGraph.read(url, catalogue: identity, model: model, variant: variant, neighbours: neighbours))
             }
             return stale
         }
         let fingerprint = DiffusionGraph.fingerprint(store)
-        let file = DiffusionGraph.read(url, model: model, variant: variant, neighbours: neighbours)
+        let file = DiffusionGraph.read(url, catalogue: identity, model: model, variant: variant, neighbours: neighbours)
         if let file, file.fingerprint != fingerprint {
             // Kept in memory as the stale graph, so the next searches neither read the file again
             // nor take the fingerprint while the rebuild runs.
@@ -124,10 +124,10 @@ public final class LiveLibrary: Sendable {
     /// AnswerLists), nil until they are read: the file is read off the caller's path the first time
     /// a key (these images, this re-ranking) is asked for, and looked at again every 2 s while it
     /// is missing or over other images (the writer makes it after the vectors a search sees).
-    public func answerLists(over store: VectorStore, neighbours: Int, identity: String) -> AnswerLists? {
+    public func answerLists(over store: VectorStore, neighbours: Int, identity rerankingIdentity: String) -> AnswerLists? {
         // One reading of the generation: the key and the counter the file must have been made at.
         let at = generation.value.counter
-        let key = graphKey(neighbours: neighbours, over: store, at: at) + "|" + identity
+        let key = graphKey(neighbours: neighbours, over: store, at: at) + "|" + rerankingIdentity
         let now = Date()
         let (found, load) = answers.withLock { s -> (AnswerLists?, Bool) in
             if s.key == key, let lists = s.lists { return (lists, false) }
@@ -141,6 +141,7 @@ public final class LiveLibrary: Sendable {
         let variant = store === generation.value.augmented ? (augmentedVariant ?? EmbeddingVariant.raw) : EmbeddingVariant.raw
         let url = AnswerLists.url(for: catalogue, variant: variant)
         let model = self.model.checksum
+        let identity = catalogue.identity
         Task.detached(priority: .utility) { [weak self] in
             guard let self else { return }
             let stamp = (try? FileManager.default.attributesOfItem(atPath: url.path)).map {
@@ -148,7 +149,7 @@ public final class LiveLibrary: Sendable {
             }
             let seen = answers.withLock { $0.key == key ? $0.file : nil }
             var lists: AnswerLists?
-            if let stamp, stamp != seen, let file = AnswerLists.read(url, model: model, variant: variant, reranking: identity),
+            if let stamp, stamp != seen, let file = AnswerLists.read(url, catalogue: identity, model: model, variant: variant, reranking: rerankingIdentity),
                file.counter == at, file.fingerprint == DiffusionGraph.fingerprint(store) {
                 lists = file
             }

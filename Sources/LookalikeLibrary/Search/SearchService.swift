@@ -110,7 +110,7 @@ public final class SearchService: Sendable {
         self.resolver = resolver
         self.batcher = batcher
         summaries = SummaryCache(library: library)
-        visualWords = VisualWordsFile(url: VisualWordIndex.url(for: library.catalogue))
+        visualWords = VisualWordsFile(url: VisualWordIndex.url(for: library.catalogue), catalogue: library.catalogue.identity)
     }
 
     /// A library with a resolver that loads the default engine on first need.

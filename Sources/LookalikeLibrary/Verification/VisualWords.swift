@@ -205,21 +205,29 @@ extension VisualWordIndex {
     public static func refresh(catalogue: Catalogue, liveIds: [Int64]) throws -> BuildSummary? {
         let url = url(for: catalogue)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let previous = try? read(url)
-        if let previous, Set(previous.entries.keys) == Set(liveIds) { return nil }
+        let counter = try catalogue.changeCounter()
+        let previous = try? read(url, catalogue: catalogue.identity)
+        if let previous, Set(previous.entries.keys) == Set(liveIds) {
+            // Same images: the words stand; the file is stamped with the counter it is current at.
+            if let header = try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header,
+               header.catalogueCounter != counter {
+                try previous.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter))
+            }
+            return nil
+        }
         let (index, summary) = try build(images: try libraryImages(catalogue: catalogue, liveIds: liveIds), previous: previous,
                                          words: previous?.vocabulary.count ?? defaultWords)
-        try index.write(to: url)
+        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter))
         return summary
     }
 
     /// Payload: centres (K x 128 Float32), ids (Int64), word counts (UInt32), words (UInt32).
-    public func write(to url: URL) throws {
+    public func write(to url: URL, origin: FileOrigin) throws {
         let ids = entries.keys.sorted()
         let counts = ids.map { UInt32(entries[$0]?.count ?? 0) }
         let words = ids.flatMap { entries[$0] ?? [] }
         let bytes = vocabulary.centres.count * 4 + ids.count * 8 + counts.count * 4 + words.count * 4
-        let header = IndexFileHeader(dimension: LocalFeatures.dimension, count: ids.count, catalogueCounter: 0,
+        let header = IndexFileHeader(dimension: LocalFeatures.dimension, count: ids.count, origin: origin,
                                      payloadBytes: bytes, fields: ["words": String(vocabulary.count),
                                                                    "maximumSide": String(LocalFeatures.maximumSide)])
         try IndexFile.write(to: url, tag: Self.tag, header: header) { w in
@@ -232,9 +240,9 @@ extension VisualWordIndex {
 
     /// The index in `url`; nil when there is none. A damaged file, or one made with features of
     /// another size, is refused with the reason (rebuild it with `prepare-verify`).
-    public static func read(_ url: URL) throws -> VisualWordIndex? {
+    public static func read(_ url: URL, catalogue: String?) throws -> VisualWordIndex? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let contents = try IndexFile.read(url)
+        let contents = try IndexFile.read(url, catalogue: catalogue)
         let h = contents.header
         func refuse(_ why: String) -> IndexError { IndexError("\(url.path): \(why); rebuild it with `lookalike prepare-verify`") }
         guard contents.tag == tag, h.dimension == LocalFeatures.dimension, let k = h.fields["words"].flatMap(Int.init), k > 0 else {
@@ -280,8 +288,12 @@ public final class VisualWordsFile: Sendable {
     }
     private let state = Locked(State())
 
-    public init(url: URL) {
+    /// The catalogue identity the file must have been made for.
+    let catalogue: String?
+
+    public init(url: URL, catalogue: String?) {
         self.url = url
+        self.catalogue = catalogue
     }
 
     public func index() -> VisualWordIndex? {
@@ -294,7 +306,7 @@ public final class VisualWordsFile: Sendable {
             s.size = size
             s.problem = nil
             do {
-                s.index = try VisualWordIndex.read(url)
+                s.index = try VisualWordIndex.read(url, catalogue: catalogue)
             } catch {
                 s.index = nil
                 s.problem = "\(error)"

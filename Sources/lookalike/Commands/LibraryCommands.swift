@@ -64,11 +64,14 @@ struct ExportCommand: ParsableCommand {
     }
 }
 
-struct InfoCommand: ParsableCommand {
+struct InfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Show what the library holds.")
+        commandName: "info", abstract: "Show what the library holds and whether its derived files are current.")
 
     @OptionGroup var database: DatabaseOption
+
+    @Option(help: "Describe a vector store instead of the local library: milvus://HOST:PORT/COLLECTION.")
+    var store: String?
 
     @Option(help: "Show one image of the library instead: its paths, size, label, tags and photo facts.")
     var path: String?
@@ -90,7 +93,38 @@ struct InfoCommand: ParsableCommand {
         let gps_longitude: Double?
     }
 
-    func run() throws {
+    /// `info --json`: the catalogue's facts and its derived files.
+    struct LibraryOutput: Encodable {
+        let info: LibraryInfo
+        let identity: String
+        let derived: [DerivedFiles.Status]
+
+        enum Keys: String, CodingKey { case identity, derived }
+        func encode(to encoder: Encoder) throws {
+            try info.encode(to: encoder)
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(identity, forKey: .identity)
+            try container.encode(derived, forKey: .derived)
+        }
+    }
+
+    /// `info --store --json`.
+    struct StoreOutput: Encodable {
+        let store: String
+        let images: Int
+        let model: String?
+        let modelChecksum: String?
+        let dimension: Int?
+        /// The re-ranking companion (`prepare-rerank --store`): what it was built for and whether it covers the store now.
+        let reranking: String?
+        let rerankingCurrent: Bool
+    }
+
+    func run() async throws {
+        if let store {
+            try await describeStore(store)
+            return
+        }
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         if let path {
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
@@ -115,8 +149,9 @@ struct InfoCommand: ParsableCommand {
             return
         }
         let info = try catalogue.info()
+        let derived = try DerivedFiles.status(catalogue: catalogue)
         if json {
-            print(try Console.json(info))
+            print(try Console.json(LibraryOutput(info: info, identity: catalogue.identity, derived: derived)))
             return
         }
         print("library:   \(info.databasePath) (\(format(Double(info.databaseBytes) / 1_048_576)) MB)")
@@ -127,6 +162,51 @@ struct InfoCommand: ParsableCommand {
             let when = ISO8601DateFormatter().string(from: run.finishedAt ?? run.startedAt)
             print("last run:  \(when)\(run.finishedAt == nil ? " (interrupted)" : ""): indexed \(run.indexed), "
                   + "unchanged \(run.unchanged), updated \(run.updated), removed \(run.removed), failed \(run.failed)")
+        }
+        printDerived(derived)
+    }
+
+    /// The derived files in words: each one's state, and the command that brings stale ones up to date.
+    func printDerived(_ derived: [DerivedFiles.Status]) {
+        guard !derived.isEmpty else {
+            print("derived:   none yet (`lookalike index` makes the snapshot and re-ranking files)")
+            return
+        }
+        let stale = derived.filter { !$0.current }
+        print("derived:   \(derived.count) files beside the library, \(stale.isEmpty ? "all current" : "\(stale.count) stale")")
+        for file in derived {
+            let size = format(Double(file.bytes) / 1_048_576)
+            var state = file.current ? "current" : "stale: \(file.reason ?? "?")"
+            if file.current, let replayed = file.replayed_changes, replayed > 0 { state += " (\(replayed) changes replayed when opened)" }
+            print("  \(file.name) (\(file.kind), \(size) MB): \(state)")
+        }
+        if !stale.isEmpty {
+            let commands = Set(stale.map { $0.built_by.components(separatedBy: " (").first ?? $0.built_by }).sorted()
+            print("           searches do not use stale files (they build what they need in memory); "
+                  + "\(commands.joined(separator: " or ")) --db \(database.db) brings them up to date")
+        }
+    }
+
+    func describeStore(_ text: String) async throws {
+        let address = try MilvusAddress(parsing: text)
+        let library = try await StoreLibrary.open(address) { _ in
+            throw Failure(message: "info does not embed images")
+        }
+        let images = try await library.store.count()
+        let companion = try await library.reranking()
+        let facts = library.modelFacts
+        let out = StoreOutput(store: address.description, images: images, model: facts["model"], modelChecksum: facts["checksum"],
+                              dimension: facts["dimension"].flatMap(Int.init), reranking: companion.map { $0.built.description },
+                              rerankingCurrent: companion != nil)
+        if json { print(try Console.json(out)); return }
+        print("store:     \(out.store)")
+        print("images:    \(out.images)")
+        print("model:     \(out.model ?? "unknown") \(out.modelChecksum.map { "(weights \($0.prefix(12)))" } ?? "")")
+        if let reranking = out.reranking {
+            print("re-ranking companion: \(reranking), current (covers every image of the store)")
+        } else {
+            print("re-ranking companion: none current (searches re-rank with query expansion only); "
+                  + "`lookalike prepare-rerank --store \(address)` builds it")
         }
     }
 }

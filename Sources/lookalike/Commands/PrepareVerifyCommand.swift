@@ -37,7 +37,7 @@ struct PrepareVerifyCommand: ParsableCommand {
         var previous: VisualWordIndex?
         if !rebuild {
             do {
-                previous = try VisualWordIndex.read(url)
+                previous = try VisualWordIndex.read(url, catalogue: catalogue.identity)
             } catch {
                 Console.error("note: \(error); rebuilding it")
             }
@@ -52,7 +52,7 @@ struct PrepareVerifyCommand: ParsableCommand {
             }
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-        try index.write(to: url)
+        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: library.counter))
         if json {
             print(try Console.json(summary))
             return
