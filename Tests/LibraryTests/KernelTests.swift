@@ -28,7 +28,7 @@ import Testing
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("kernel-rows-\(UUID().uuidString).lkix")
         defer { try? FileManager.default.removeItem(at: url) }
         try memory.write(to: url, tag: "vectors", origin: .detached)
-        let file = try VectorStore.load(try IndexFile.read(url))
+        let file = try VectorStore.load(try IndexFile.read(url, catalogue: nil))
         _ = memory.remove(ids: [ids[5]])
         _ = file.remove(ids: [ids[5]])
         for trial in 0..<20 {

@@ -48,7 +48,7 @@ import Testing
         #expect(before.images == 18)
         let kinds = Set(before.derived.map { String($0.name.prefix(while: { $0 != "-" && $0 != "." })) })
         #expect(kinds.isSuperset(of: ["vectors", "diffusion", "answers", "hnsw", "visual"]), "\(before.derived.map(\.name))")
-        #expect(before.derived.allSatisfy(\.current), "\(before.derived)")
+        #expect(before.derived.allSatisfy { $0.current }, "\(before.derived)")
         // No file name holds ':' or ','.
         #expect(before.derived.allSatisfy { !$0.name.contains(":") && !$0.name.contains(",") }, "\(before.derived.map(\.name))")
 
@@ -63,7 +63,7 @@ import Testing
         let after = try info(db)
         #expect(after.images == 18)
         #expect(after.identity != before.identity)
-        #expect(after.derived.allSatisfy(\.current), "\(after.derived)")
+        #expect(after.derived.allSatisfy { $0.current }, "\(after.derived)")
 
         // Every image of the new library, through each method and re-ranking.
         let photos = try FileManager.default.subpathsOfDirectory(atPath: new.path).filter { $0.hasSuffix(".jpg") }.sorted()

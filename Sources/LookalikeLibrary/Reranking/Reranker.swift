@@ -255,9 +255,26 @@ public final class Reranker: Sendable {
     }
 
     /// The final order: the scan's (`found`, over `pool(k)`), re-scored by diffusion when it applies.
+    /// The scan's candidates with the library image itself when the search includes it (the
+    /// expanded query of a tight group can rank its own image below the `k` it returns).
+    func withSelf(_ found: [Neighbor], libraryId: Int64?, parameters: SearchParameters) -> [Neighbor] {
+        guard let libraryId, !parameters.excluding.contains(libraryId), parameters.filter?(libraryId) ?? true,
+              !found.contains(where: { $0.id == libraryId }) else { return found }
+        return [Neighbor(id: libraryId, distance: 0)] + found
+    }
+
+    /// A search that includes the library image itself answers it first: it is identical to the
+    /// query, whatever the expanded query or diffusion say of its neighbours.
     func finished(_ found: [Neighbor], libraryId: Int64?, k: Int) -> [Neighbor] {
-        guard let graph, let libraryId, diffuses(libraryId: libraryId) else { return Array(found.prefix(k)) }
-        return graph.rescore(found, query: libraryId, limit: k)
+        var others = found
+        let own = libraryId.flatMap { id in others.firstIndex { $0.id == id } }.map { others.remove(at: $0) }
+        let ranked: [Neighbor]
+        if let graph, let libraryId, diffuses(libraryId: libraryId) {
+            ranked = graph.rescore(others, query: libraryId, limit: k)
+        } else {
+            ranked = Array(others.prefix(k))
+        }
+        return Array(((own.map { [$0] } ?? []) + ranked).prefix(k))
     }
 
     /// Whether an outside query's raw nearest images are merged into its re-ranked answer.
@@ -313,7 +330,8 @@ public final class Reranker: Sendable {
     /// `parameters.excluding`.
     public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
         let query = try prepared(start(vector, libraryId: libraryId), libraryId: libraryId)
-        let found = try index.search(query, k: pool(k, libraryId: libraryId), parameters: parameters)
+        let found = withSelf(try index.search(query, k: pool(k, libraryId: libraryId), parameters: parameters),
+                             libraryId: libraryId, parameters: parameters)
         let plain = mergesNearCopies(libraryId: libraryId) ? try rawIndex.search(vector, k: k, parameters: parameters) : nil
         return answer(found, vector: vector, expanded: query, libraryId: libraryId, k: k, plain: plain)
     }
@@ -333,7 +351,8 @@ public final class Reranker: Sendable {
             }
             query = expanded(query, with: first)
         }
-        let found = try await batcher.search(query, k: pool(k, libraryId: libraryId), in: index, parameters: parameters)
+        let found = withSelf(try await batcher.search(query, k: pool(k, libraryId: libraryId), in: index, parameters: parameters),
+                             libraryId: libraryId, parameters: parameters)
         let plain = mergesNearCopies(libraryId: libraryId)
             ? try await batcher.search(vector, k: k, in: rawIndex, parameters: parameters) : nil
         return answer(found, vector: vector, expanded: query, libraryId: libraryId, k: k, plain: plain)

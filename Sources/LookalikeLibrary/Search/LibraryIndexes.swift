@@ -28,6 +28,12 @@ public enum LibraryIndexes {
             .map { folder.appendingPathComponent($0) }
     }
 
+    /// The smallest change counter of this catalogue's index files (nil: none), which the journal
+    /// must still reach for readers to replay the changes since.
+    static func oldestCounter(_ catalogue: Catalogue) -> Int64? {
+        existingFiles(catalogue).compactMap { try? IndexFile.read($0, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter }.min()
+    }
+
     /// The descriptor a file name stands for (`hnsw-32.lkix` -> hnsw:32), for files too damaged to read.
     static func descriptor(fileName: String) throws -> IndexDescriptor {
         try IndexDescriptor(parsing: String(fileName.dropLast(".lkix".count)).replacingOccurrences(of: "-", with: ":"))

@@ -171,7 +171,10 @@ public enum LibrarySnapshot {
         if let variant = augmentation?.variant, augmentation?.skipped == nil {
             augmentedSnapshot = try refresh(catalogue: catalogue, model: model, variant: variant, prune: false)
         }
-        try catalogue.pruneJournal(through: min(snapshot.counter, augmentedSnapshot?.counter ?? snapshot.counter))
+        // Not past an index file's counter either: the writer stamped them before the augmented
+        // vectors' changes of this run, and a file the journal no longer reaches is not used.
+        try catalogue.pruneJournal(through: min(snapshot.counter, augmentedSnapshot?.counter ?? snapshot.counter,
+                                                LibraryIndexes.oldestCounter(catalogue) ?? snapshot.counter))
         // The diffusion graph over what searches rank: the augmented vectors when stored, else the raw.
         var diffusion: DiffusionGraph.Refresh?
         if reranking.diffusion > 0 {
