@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 // Lookalike: reverse image search. The targets follow the pipeline:
 // C shims (libvips, XNNPACK, BLAS, VLFeat) -> LookalikeEngine (decode, preprocess, network, embedding)
-// -> LookalikeLibrary (catalogue, index, ranking, dedupe, export) -> LookalikeServer (HTTP API and
-// web page on Hummingbird) -> `lookalike` CLI.
+// -> LookalikeIndex (vector stores and indexes) and LookalikeCatalogue (the SQLite library) -> LookalikeSearch
+// (the query pipeline: live library, re-ranking, verification, indexing) -> LookalikeMilvus -> LookalikeEvaluation;
+// LookalikeServer (HTTP API and web page on Hummingbird) and the `lookalike` CLI are thin callers.
 import PackageDescription
 
 let package = Package(
@@ -11,8 +12,12 @@ let package = Package(
     // CKernels is compiled per x86-64 level; no Apple platform is built or tested.
     products: [
         .executable(name: "lookalike", targets: ["lookalike"]),
+        .executable(name: "lookalike-bench", targets: ["lookalike-bench"]),
         .library(name: "LookalikeEngine", targets: ["LookalikeEngine"]),
-        .library(name: "LookalikeLibrary", targets: ["LookalikeLibrary"]),
+        .library(name: "LookalikeIndex", targets: ["LookalikeIndex"]),
+        .library(name: "LookalikeSearch", targets: ["LookalikeSearch"]),
+        .library(name: "LookalikeMilvus", targets: ["LookalikeMilvus"]),
+        .library(name: "LookalikeEvaluation", targets: ["LookalikeEvaluation"]),
         .library(name: "LookalikeServer", targets: ["LookalikeServer"]),
     ],
     dependencies: [
@@ -48,22 +53,49 @@ let package = Package(
             name: "LookalikeEngine",
             dependencies: ["CVipsShim", "CXNNPACK", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The library, in layers that depend one way (like faiss's): vector indexes and stores know
+        // nothing of the catalogue; the catalogue knows nothing of vectors' search; the search
+        // pipeline (live library, re-ranking, verification, indexing) joins them; the Milvus backend
+        // and evaluation sit on the pipeline.
         .target(
-            name: "LookalikeLibrary",
+            name: "LookalikeIndex",
             dependencies: [
-                "LookalikeEngine", "CBLAS", "CKernels", "CHNSW", "CVLFeat",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "LookalikeEngine", "CBLAS", "CKernels", "CHNSW",
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "LookalikeCatalogue",
+            dependencies: ["LookalikeEngine", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "LookalikeSearch",
+            dependencies: [
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "CBLAS", "CKernels", "CVLFeat",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
+        ),
+        .target(
+            name: "LookalikeMilvus",
+            dependencies: [
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .target(
+            name: "LookalikeEvaluation",
+            dependencies: ["LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "CVipsShim"]
         ),
         // The HTTP server: routes, request context, middleware, and the web page's assets
         // (Assets/, embedded in the binary at build time: no Node step, nothing to install beside it).
         .target(
             name: "LookalikeServer",
             dependencies: [
-                "LookalikeEngine", "LookalikeLibrary",
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
@@ -77,25 +109,37 @@ let package = Package(
                 .embedInCode("Assets/openapi.json"),
             ]
         ),
+        // What the two command-line programs share (options, console output, tables).
+        .target(name: "LookalikeCommandLine", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "LookalikeEngine", "LookalikeLibrary", "LookalikeServer", "COpenBLASCore",
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation",
+                "LookalikeServer", "LookalikeCommandLine", "COpenBLASCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // The benchmark and research commands, apart from the product (`make bench` runs them).
+        .executableTarget(
+            name: "lookalike-bench",
+            dependencies: [
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeEvaluation",
+                "LookalikeCommandLine", "COpenBLASCore", "CVipsShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "EngineTests", dependencies: ["LookalikeEngine"], resources: [.copy("Fixtures")]),
         // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
         // AsyncHTTPClient: the Milvus tests talk to `lookalike serve --store` over HTTP.
         .testTarget(name: "LibraryTests", dependencies: [
-            "LookalikeLibrary", "LookalikeEngine", "lookalike",
+            "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], resources: [.copy("Fixtures")]),
         // API tests through HummingbirdTesting, plus the browser test (it runs the executable).
         .testTarget(name: "ServerTests", dependencies: [
-            "LookalikeServer", "LookalikeLibrary", "LookalikeEngine", "lookalike",
+            "LookalikeServer", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

@@ -5,7 +5,7 @@
    (default ../shared/datasets/caltech101 when present, else samples/), same thread count, vs
    `peer.py embed` (ONNX Runtime + Pillow): its "inference only" and "end-to-end" figures.
 2. Exact search: single-query top-10 over N synthetic 1280-d vectors (default 1M) vs `peer.py
-   bench-search` (numpy/BLAS), plus Float16 storage: memory and recall@10 against Float32.
+   search` (numpy/BLAS), plus Float16 storage: memory and recall@10 against Float32.
 
 Prints each figure with the peer's and the ratio (>1 means Lookalike is faster). The peer needs
 the Python packages in ../shared/reference/requirements.txt; without it only our figures print.
@@ -22,6 +22,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release", "lookalike")
+BENCH = os.path.join(ROOT, ".build", "release", "lookalike-bench")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
 PEER = os.path.join(SHARED, "reference", "peer.py")
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}  # what the peer embeds
@@ -64,7 +65,7 @@ def bench_engine(a, have_peer):
     with open(abs_list, "w") as f:
         f.write("\n".join(os.path.join(folder, r) for r in rels) + "\n")
     print(f"engine: {len(rels)} images from {folder}, {a.threads} threads", flush=True)
-    ours = json.loads(run([BIN, "bench-engine", "--list", abs_list, "--threads", str(a.threads)]).strip().splitlines()[-1])
+    ours = json.loads(run([BENCH, "engine", "--list", abs_list, "--threads", str(a.threads)]).strip().splitlines()[-1])
     peer_net = peer_e2e = None
     if have_peer:
         out = run([sys.executable, PEER, "embed", folder, "--list", rel_list, "--out", os.path.join(tmp, "peer.npy"),
@@ -83,7 +84,7 @@ def bench_engine(a, have_peer):
 
 def bench_search(a, have_peer):
     print(f"search: exact top-10, {a.n} x 1280 synthetic unit vectors, {a.queries} single queries", flush=True)
-    ours = json.loads(run([BIN, "bench-search", "--n", str(a.n), "--queries", str(a.queries)]).strip().splitlines()[-1])
+    ours = json.loads(run([BENCH, "search", "--n", str(a.n), "--queries", str(a.queries)]).strip().splitlines()[-1])
     peer_ms = None
     if have_peer:
         out = run([sys.executable, PEER, "bench-search", "--n", str(a.n), "--queries", str(a.queries)])
@@ -108,8 +109,8 @@ def main():
     p.add_argument("--skip-engine", action="store_true")
     p.add_argument("--skip-search", action="store_true")
     a = p.parse_args()
-    if not os.path.exists(BIN):
-        raise SystemExit("bench: build first (make release)")
+    if not os.path.exists(BENCH):
+        raise SystemExit("bench: build first (make release-bench)")
     have_peer = peer_available()
     if not have_peer:
         print("bench: reference peer unavailable (../shared/reference and its requirements); our figures only")

@@ -4,8 +4,8 @@
 Steps (each figure printed as a JSON line, then a summary table):
 1. Caltech-101 (needs a library indexed with `lookalike index`, default out/caltech.db): every
    method's recall@10 vs exact, P@20, time, the thesis protocol, supervised codes trained on
-   train.txt and judged on test.txt (`lookalike bench-ann caltech`).
-2. N vectors tiled from real embeddings + noise (`bench-ann prepare`), then for each method a
+   train.txt and judged on test.txt (`lookalike-bench ann caltech`).
+2. N vectors tiled from real embeddings + noise (`lookalike-bench ann prepare`), then for each method a
    build process and a search process (RSS per image measured in the searching process).
 3. faiss-cpu on the same files: IndexBinaryFlat (the popcount scan, same N, bits, k) and
    IndexHNSWFlat (same M, efConstruction, efSearch, inner product) — qps at the same recall@10.
@@ -23,6 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release", "lookalike")
+BENCH = os.path.join(ROOT, ".build", "release", "lookalike-bench")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
 
 
@@ -125,25 +126,25 @@ def main():
     if not a.skip_caltech and os.path.exists(a.db):
         extra = ["--train-list", os.path.join(lists, "train.txt"), "--test-list", os.path.join(lists, "test.txt")] \
             if os.path.exists(os.path.join(lists, "train.txt")) else []
-        run([BIN, "bench-ann", "caltech", "--db", a.db] + extra)
+        run([BENCH, "ann", "caltech", "--db", a.db] + extra)
     if not os.path.exists(a.feats) and os.path.exists(a.db):
         run([BIN, "export", "--db", a.db, "--format", "npy", "--out", os.path.dirname(a.feats)])
     # Popcount scan vs faiss IndexBinaryFlat: same N, bits and k, one thread, one query at a time.
     for bits in (64, 256) if not a.hnsw_only else ():
-        run([BIN, "bench-ann", "hamming", "--n", str(a.n), "--bits", str(bits), "--k", "1000", "--queries", "200"])
+        run([BENCH, "ann", "hamming", "--n", str(a.n), "--bits", str(bits), "--k", "1000", "--queries", "200"])
         if not a.skip_faiss:
             faiss_binary(a.n, bits, 1000, 200)
     if not a.skip_large:
         big = os.path.join(ROOT, "out", "ann-large")
-        run([BIN, "bench-ann", "prepare", "--dir", big, "--feats", a.feats, "--n", str(a.n), "--queries", str(a.queries)])
-        run([BIN, "bench-ann", "run", "--dir", big, "--method", "exact", "--batch", "false"])
+        run([BENCH, "ann", "prepare", "--dir", big, "--feats", a.feats, "--n", str(a.n), "--queries", str(a.queries)])
+        run([BENCH, "ann", "run", "--dir", big, "--method", "exact", "--batch", "false"])
         for method, settings in (("hash:256", ["--candidates", "100,200,500,1000"]), ("hash:64", ["--candidates", "500,1000,2000"]),
                                  ("lsh:16:8", ["--probes", "0,8,32"])):
-            run([BIN, "bench-ann", "build", "--dir", big, "--method", method])
-            run([BIN, "bench-ann", "run", "--dir", big, "--method", method] + settings)
+            run([BENCH, "ann", "build", "--dir", big, "--method", method])
+            run([BENCH, "ann", "run", "--dir", big, "--method", method] + settings)
     # HNSW vs faiss HNSW: same data, M, efConstruction, efSearch; batch qps on both cores.
     small = os.path.join(ROOT, "out", "ann-hnsw")
-    run([BIN, "bench-ann", "prepare", "--dir", small, "--feats", a.feats, "--n", str(a.hnsw_n), "--queries", str(a.queries)])
+    run([BENCH, "ann", "prepare", "--dir", small, "--feats", a.feats, "--n", str(a.hnsw_n), "--queries", str(a.queries)])
     method, efs = f"hnsw:32:ef={a.ef_construction}", [int(e) for e in a.ef.split(",")]
     # A graph's recall at a small efSearch depends on the draw of its levels: faiss's default seed
     # gives 0.9996 at efSearch 10 on these vectors, seeds 7 and 99 gave 0.9950 and 0.9967, and our
@@ -151,8 +152,8 @@ def main():
     # the figures compared are the means over --builds graphs on each side.
     ours_builds, theirs_builds = [], []
     for b in range(a.builds):
-        run([BIN, "bench-ann", "build", "--dir", small, "--method", method])
-        ours_builds.append(run([BIN, "bench-ann", "run", "--dir", small, "--method", method, "--ef", a.ef]))
+        run([BENCH, "ann", "build", "--dir", small, "--method", method])
+        ours_builds.append(run([BENCH, "ann", "run", "--dir", small, "--method", method, "--ef", a.ef]))
         if not a.skip_faiss:
             theirs_builds.append(faiss_hnsw(small, 32, a.ef_construction, efs, seed=None if b == 0 else b))
     if theirs_builds:

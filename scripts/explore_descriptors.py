@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Label-free changes to the vectors themselves, measured with rerank_explore.py's protocol
-(README "Retrieval quality", the rows under "What else was tried" and the descriptor table):
+(docs/retrieval-quality.md: the last four rows of the re-rankings not kept under "Re-ranking", and
+the table under "Descriptor"):
 
   views       other views and poolings of the same network (needs the reference toolkit:
               ../shared/reference/requirements.txt and peer.py, i.e. onnx + onnxruntime + Pillow):

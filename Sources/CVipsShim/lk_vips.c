@@ -931,7 +931,8 @@ static int lk_decode(const lk_input *in, const unsigned char *head, size_t headL
     /* HEVC and AV1 have no shrink-on-load: a big enough stored thumbnail replaces the image. Big
      * enough means the network's input (the centre crop, or the region asked for) gets at least
      * one thumbnail pixel per input pixel, up to the 256/224 margin: a phone's 320x240 thumbnail
-     * qualifies (measured against the full decode: scripts/bench_formats.py, README). */
+     * qualifies (measured against the full decode: scripts/bench_formats.py, docs/performance.md,
+     * "Photo formats: HEIC and AVIF"). */
     int thumbMinSide = crop;
     if (cropped) {
         double fraction = region->w < region->h ? region->w : region->h;

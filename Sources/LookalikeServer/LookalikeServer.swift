@@ -11,7 +11,10 @@ import Foundation
 import Hummingbird
 import Logging
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 public enum LookalikeServer {
     /// The router with every route and middleware; tests drive it through HummingbirdTesting.

@@ -5,7 +5,10 @@
 import Foundation
 import Logging
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 public final class ServerServices: Sendable {
     public let configuration: ServerConfiguration

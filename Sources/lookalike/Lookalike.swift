@@ -2,6 +2,8 @@
 // and calling the library. Errors print as one clear line on stderr with a non-zero exit status.
 import ArgumentParser
 import COpenBLASCore
+import LookalikeCommandLine
+import LookalikeEngine
 
 @main
 struct Lookalike: AsyncParsableCommand {
@@ -15,10 +17,11 @@ struct Lookalike: AsyncParsableCommand {
               lookalike search --path ~/Pictures/a.jpg
               lookalike serve                       # web app + API at http://127.0.0.1:8080/
             """,
+        version: LookalikeVersion.string,
         subcommands: [
             EmbedCommand.self, IndexCommand.self, SearchCommand.self, DedupeCommand.self,
-            ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, BuildIndexCommand.self,
-            TrainHashCommand.self, PrepareRerankCommand.self, PrepareVerifyCommand.self, BenchCommand.self, BenchSearchCommand.self, BenchEngineCommand.self, BenchANNCommand.self,
+            ExportCommand.self, InfoCommand.self, EvalCommand.self, ServeCommand.self, PrepareCommand.self,
+            BuildIndexAlias.self, TrainHashAlias.self, PrepareVerifyAlias.self, PrepareRerankAlias.self,
         ]
     )
 

@@ -5,7 +5,11 @@
 import CKernels
 import Foundation
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 /// Clustered unit vectors (like embeddings: many images per object): `clusters` random centres,
 /// each member = centre + Gaussian noise of `spread`, normalised.

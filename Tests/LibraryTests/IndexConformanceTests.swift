@@ -5,7 +5,11 @@
 // by registering its examples.
 import Foundation
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 @Suite struct IndexConformanceTests {
     static let d = 48, n = 3000

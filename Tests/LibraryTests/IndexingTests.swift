@@ -4,7 +4,11 @@ import Foundation
 import GRDB
 import LookalikeEngine
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 @Suite(.serialized) struct IndexingTests {
     @Test func indexesGoodFilesAndReportsBrokenOnes() throws {

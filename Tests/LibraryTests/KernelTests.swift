@@ -5,7 +5,11 @@
 import CKernels
 import Foundation
 import LookalikeEngine
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 import Testing
 
 @Suite struct KernelTests {

@@ -10,7 +10,11 @@ import Glibc
 import LookalikeEngine
 import NIOCore
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 /// The suite's Milvus server, started on first use and stopped when the test process exits.
 final class MilvusTestServer: Sendable {

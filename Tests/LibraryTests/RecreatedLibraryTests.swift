@@ -39,8 +39,8 @@ import Testing
         let db = dir.appendingPathComponent("x.db").path
 
         // The old library with every kind of derived file.
-        for arguments in [["index", old.path, "--db", db], ["build-index", "--method", "hnsw:32", "--db", db],
-                          ["prepare-verify", "--db", db, "--words", "64"]] {
+        for arguments in [["index", old.path, "--db", db], ["prepare", "index", "--method", "hnsw:32", "--db", db],
+                          ["prepare", "verify", "--db", db, "--words", "64"]] {
             let run = try cli.lookalike(arguments)
             #expect(run.status == 0, "\(arguments): \(run.stderr)")
         }

@@ -3,7 +3,11 @@
 import Foundation
 import LookalikeEngine
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 @Suite(.serialized) struct SearchTests {
     static func sampleLibrary() throws -> Catalogue {

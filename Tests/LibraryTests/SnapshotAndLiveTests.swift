@@ -6,7 +6,11 @@
 import Foundation
 import LookalikeEngine
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 @Suite(.serialized) struct SnapshotAndLiveTests {
     /// A library of the sample photos of `classes`, indexed (which writes the snapshot).

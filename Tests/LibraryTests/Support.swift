@@ -6,7 +6,11 @@ import Foundation
 import Glibc
 #endif
 import LookalikeEngine
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 enum Fixture {
     static let packageRoot = URL(fileURLWithPath: #filePath)

@@ -4,7 +4,11 @@
 import Foundation
 import LookalikeEngine
 import Testing
-@testable import LookalikeLibrary
+@testable import LookalikeCatalogue
+@testable import LookalikeEvaluation
+@testable import LookalikeIndex
+@testable import LookalikeMilvus
+@testable import LookalikeSearch
 
 @Suite struct VerificationTests {
     static func edited(_ photo: String, _ name: String) throws -> [UInt8] {

@@ -5,7 +5,11 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 @testable import LookalikeServer
 import Testing
 
@@ -398,7 +402,8 @@ import Testing
         }
         for note in [nil, "no close match: \"x\""] as [String?] {
             let answer = SearchResponse(query: query, k: 20, metric: "cosine", method: "exact", reranking: "dba:15+qe:10",
-                                        precomputed: note == nil, minScore: note == nil ? nil : 0.25, ms: 12.3456789, searchMs: 1e-3, embedMs: 0,
+                                        precomputed: note == nil, requested: "dba:15+qe:10+diff:30",
+                                        notes: note == nil ? [] : ["diff:30 not applied: \"why\"\n"], minScore: note == nil ? nil : 0.25, ms: 12.3456789, searchMs: 1e-3, embedMs: 0,
                                         count: results.count, results: note == nil ? results : [], note: note)
             let written = try JSONSerialization.jsonObject(with: Data(answer.json)) as? NSDictionary
             let encoded = try JSONSerialization.jsonObject(with: try SearchResponse.encoder.encode(answer)) as? NSDictionary

@@ -4,7 +4,11 @@
 // when Chromium is not installed. Also checks the server stops cleanly on SIGTERM.
 import Foundation
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 import Testing
 #if canImport(Glibc)
 import Glibc

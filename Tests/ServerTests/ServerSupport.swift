@@ -6,7 +6,11 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 @testable import LookalikeServer
 import NIOCore
 #if canImport(Glibc)

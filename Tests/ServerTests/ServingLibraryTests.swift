@@ -4,7 +4,11 @@
 // relative to the library's folders with folder restrictions mapped back safely.
 import Foundation
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 import Testing
 
 @Suite struct ServingLibraryTests {

@@ -115,7 +115,8 @@ public enum ImageDecoder {
     /// `storedThumbnail`: a HEIC/AVIF that stores a thumbnail of the photo at least
     /// `resizeShortSide` pixels on its shorter side, with the photo's shape, is decoded from it
     /// (HEVC/AV1 cannot shrink on load, and the full image is then resized to that size anyway:
-    /// 10x less work, same embedding within cosine 0.98, see the README). Pass false for the
+    /// 10x less work, same embedding within cosine 0.98, see docs/performance.md, "Photo formats:
+    /// HEIC and AVIF"). Pass false for the
     /// full image. Other formats ignore it.
     /// `geometry`: the reference's centre crop (default) or the whole image stretched to the square.
     public static func decode(path: String, storedThumbnail: Bool = true,

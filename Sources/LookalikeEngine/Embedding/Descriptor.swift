@@ -6,7 +6,7 @@
 //   - `whole+rmac` (the default for new libraries): the whole image resized to 224 x 224 (nothing cut
 //     off), and the vector is the sum of the unit average pool and the unit R-MAC vector (Tolias et
 //     al. 2016: max-pools of 14 overlapping regions of the 7x7 map at 3 scales, each unit-normalised,
-//     summed), normalised. Same network run. Measured (README "Retrieval quality", `lookalike eval`):
+//     summed), normalised. Same network run. Measured (docs/retrieval-quality.md, `lookalike eval`):
 //     Caltech-101 P@20 0.8275 -> 0.8433 plain, 0.8744 -> 0.8808 with the default re-ranking (alpha 5,
 //     see Descriptor.rerankingAlpha); Corel-1K 0.9790 -> 0.9793.
 // A library records its descriptor in its model id, so queries are always embedded like the library.

@@ -1,6 +1,7 @@
 // ModelLocator owns finding the converted weights file: $LOOKALIKE_MODEL, then
 // ./models/efficientnet-lite0.lkw, then models/efficientnet-lite0.lkw in the executable's directory
-// and each of its parents, then in each parent of the current directory.
+// and each of its parents, then in each parent of the current directory, then where the Debian
+// package installs them (/usr/share/lookalike/models/efficientnet-lite0.lkw).
 import Foundation
 
 public struct ModelNotFoundError: Error, CustomStringConvertible, Sendable {
@@ -14,6 +15,8 @@ public struct ModelNotFoundError: Error, CustomStringConvertible, Sendable {
 public enum ModelLocator {
     public static let fileName = "efficientnet-lite0.lkw"
     public static let environmentVariable = "LOOKALIKE_MODEL"
+    /// Where the Debian package installs the weights (as models/\(fileName) under it): the last place looked.
+    public static let installedDirectory = "/usr/share/lookalike"
 
     public static func defaultWeightsURL() throws -> URL {
         let fm = FileManager.default
@@ -44,6 +47,7 @@ public enum ModelLocator {
         if let found = walkUp(from: exe.deletingLastPathComponent()) { return found }
         if let found = walkUp(from: Bundle.main.bundleURL) { return found }
         if let found = walkUp(from: cwd) { return found }
+        if let found = probe(URL(fileURLWithPath: installedDirectory, isDirectory: true)) { return found }
         throw ModelNotFoundError(searched: searched)
     }
 }

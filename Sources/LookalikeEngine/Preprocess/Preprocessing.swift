@@ -12,7 +12,7 @@
 // decoders/resamplers differ by a few levels per pixel, which moves features only slightly.
 // `InputGeometry.whole` replaces steps 2-3 by one resize of the whole image to 224 x 224 (aspect
 // ratio not kept): the network then sees the edges the centre crop cuts off, which retrieves better
-// (README "Retrieval quality"); the reference geometry stays for the reference's descriptor.
+// (docs/retrieval-quality.md); the reference geometry stays for the reference's descriptor.
 public enum Preprocessing {
     public static let inputSize = 224, resizeShortSide = 256
     public static let mean: Float = 127, scale: Float = 128

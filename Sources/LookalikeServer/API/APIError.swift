@@ -5,7 +5,10 @@
 import Foundation
 import Hummingbird
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Sendable {
     public let status: HTTPResponse.Status

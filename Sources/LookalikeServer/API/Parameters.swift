@@ -2,7 +2,10 @@
 import Foundation
 import Hummingbird
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct QueryParameters {
     let values: [String: String]

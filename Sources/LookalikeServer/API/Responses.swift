@@ -4,7 +4,10 @@
 import Foundation
 import Hummingbird
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct Tag: Codable, Sendable {
     let name: String
@@ -130,6 +133,9 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     let reranking: String
     /// Read from the library's answer lists (see AnswerLists) instead of computed: the same answer.
     let precomputed: Bool
+    /// The re-ranking (and verification) asked for, and why what ran differs, one line a step.
+    let requested: String
+    let notes: [String]
     let minScore: Float?
     /// Milliseconds from the request's arrival to the answer (excluding reading an upload).
     let ms: Double
@@ -144,7 +150,7 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     // encoder. These keys are what JSONEncoder would write (the test compares the two); the
     // nested types' keys are single words.
     enum CodingKeys: String, CodingKey {
-        case query, k, metric, method, reranking, precomputed, ms, count, results, note
+        case query, k, metric, method, reranking, precomputed, requested, notes, ms, count, results, note
         case minScore = "min_score", searchMs = "search_ms", embedMs = "embed_ms"
     }
 
@@ -170,6 +176,11 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
             w.member("method", method)
             w.member("reranking", reranking)
             w.member("precomputed", precomputed)
+            w.member("requested", requested)
+            w.key("notes")
+            w.array { w in
+                for line in notes { w.string(line) }
+            }
             w.member("min_score", minScore)
             w.member("ms", ms)
             w.member("search_ms", searchMs)
@@ -238,6 +249,8 @@ struct MetricInfo: Codable, Sendable {
 }
 
 struct StatsResponse: ResponseEncodable, Sendable {
+    /// The server's version (LookalikeVersion).
+    var version = LookalikeVersion.string
     let images: Int
     let files: Int
     let searchable: Int

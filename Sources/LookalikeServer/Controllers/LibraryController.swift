@@ -5,7 +5,10 @@
 import Foundation
 import Hummingbird
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct LibraryController {
     let services: ServerServices

@@ -5,7 +5,10 @@
 import Crypto
 import Foundation
 import Hummingbird
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct PageController {
     let services: ServerServices
@@ -40,7 +43,7 @@ struct PageController {
         }
         // The last `lookalike eval --html` report of this library (a copy is kept beside the catalogue).
         router.get("/report") { _, _ -> Response in
-            let url = EvaluationHTML.libraryCopy(for: try services.localLibrary(for: "the evaluation report").catalogue)
+            let url = DerivedFiles.evaluationReport(for: try services.localLibrary(for: "the evaluation report").catalogue)
             guard let bytes = try? Data(contentsOf: url) else {
                 throw APIError(.notFound, "no evaluation report yet: run `lookalike eval --html report.html` on this library")
             }

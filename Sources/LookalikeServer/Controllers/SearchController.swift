@@ -7,7 +7,10 @@
 import Foundation
 import Hummingbird
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct SearchController {
     let services: ServerServices
@@ -93,7 +96,8 @@ struct SearchController {
             note = request.minScore.map { "no close match: no image scored at least \($0)" } ?? "no match: nothing to compare with"
         }
         return SearchResponse(query: query, k: request.k, metric: answer.metric, method: answer.method,
-                              reranking: answer.reranking, precomputed: answer.precomputed, minScore: request.minScore,
+                              reranking: answer.reranking, precomputed: answer.precomputed, requested: answer.requested,
+                              notes: answer.notes, minScore: request.minScore,
                               ms: ms, searchMs: answer.searchMilliseconds, embedMs: answer.embedMilliseconds,
                               count: results.count, results: results, note: note)
     }

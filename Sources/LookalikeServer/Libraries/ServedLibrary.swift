@@ -6,7 +6,10 @@
 // `ServerServices.local` and refused over a store with the reason.
 import Foundation
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 /// What a served library says about itself for /api/stats.
 struct LibraryFacts: Sendable {

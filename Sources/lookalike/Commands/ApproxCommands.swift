@@ -1,23 +1,28 @@
-// `lookalike build-index` and `lookalike train-hash`: the writer's commands for the approximate
-// indexes. build-index builds (or rebuilds) index files beside the catalogue, which every later
+// `lookalike prepare index` and `lookalike prepare hash`: the writer's commands for the approximate
+// indexes. `prepare index` builds (or rebuilds) index files beside the catalogue, which every later
 // search loads instead of building in memory, and `lookalike index` then keeps up to date.
-// train-hash learns the `hash` method's binary codes and stores them in the catalogue.
+// `prepare hash` learns the `hash` method's binary codes and stores them in the catalogue.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 extension HashTraining.Mode: ExpressibleByArgument {}
 
 struct BuildIndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "build-index",
+        commandName: "index",
         abstract: "Build approximate index files beside the library (searches then load them).",
         discussion: """
             Methods (--method, repeatable):
               \(IndexFactory.summaries.joined(separator: "\n  "))
             Files go to <db>.indexes/ (e.g. hnsw-32.lkix); `lookalike index` keeps existing ones up to \
-            date. A hash index without a trained model trains PCA+ITQ first and stores it (see train-hash).
+            date. A hash index without a trained model trains PCA+ITQ first and stores it (see `prepare hash`).
             """)
 
     @OptionGroup var database: DatabaseOption
@@ -60,7 +65,7 @@ struct BuildIndexCommand: ParsableCommand {
 
 struct TrainHashCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train-hash",
+        commandName: "hash",
         abstract: "Learn binary hash codes for the `hash` index (supervised with folder labels, else PCA+ITQ).",
         discussion: """
             Supervised (the latent hash layer of Lin et al. 2015): B sigmoid units and a softmax over \

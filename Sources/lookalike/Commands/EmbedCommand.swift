@@ -3,8 +3,13 @@
 // every core, in order). Failures go to stderr; the exit status is 1 if any failed.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct EmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

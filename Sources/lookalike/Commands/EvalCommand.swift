@@ -3,8 +3,13 @@
 // (worst first), time per query against exact; JSON with --json, a visual report with --html.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 extension EvaluationOptions.Clutter: ExpressibleByArgument {}
 
@@ -38,13 +43,13 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Index method descriptor (known: \(IndexFactory.names.joined(separator: ", "))).")
     var method: String = ExactIndex.methodName
 
-    @Option(help: "Re-ranking: none, dba:N, qe:N or dba:N+qe:M (alpha 3; ',alpha=A' to change).")
+    @Option(help: "Re-ranking: default, none, or steps like dba:15+qe:10+diff:30 (alpha: the library descriptor's, 5 for whole+rmac; ',alpha=A' to change).")
     var rerank: String = Reranking.libraryDefault.description
 
     @Option(help: "Clutter images (BACKGROUND_Google): distractor (searched against) or exclude.")
     var clutter: EvaluationOptions.Clutter = .distractor
 
-    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation and diffusion too once `prepare-rerank` has run).")
+    @Option(help: "Evaluate a vector store instead of the local library: milvus://HOST:PORT/COLLECTION (labels, paths and vectors from the collection; its own index ranks; query expansion applies, augmentation and diffusion too once `prepare rerank` has run).")
     var store: String?
 
     @Flag(help: "Rank each query as an upload of the same photo would be ranked (its raw vector, no diffusion from its own node, itself left out).")

@@ -2,8 +2,13 @@
 // (plain periodic lines otherwise), then prints the run's summary and the failures with reasons.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct IndexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

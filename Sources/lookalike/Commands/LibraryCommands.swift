@@ -2,7 +2,12 @@
 // exporter and catalogue summary.
 import ArgumentParser
 import Foundation
-import LookalikeLibrary
+import LookalikeCatalogue
+import LookalikeCommandLine
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct DedupeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +17,7 @@ struct DedupeCommand: ParsableCommand {
             A pair of images is a near-duplicate when the cosine distance of their embeddings is under \
             the threshold. The default \(Deduplicator.defaultThreshold) was measured on transformed \
             copies of real photos (re-encode, resize, crop, brightness) mixed with unrelated photos; \
-            see README "Duplicates" for precision and recall. Lower it for stricter groups.
+            see docs/retrieval-quality.md "Duplicates" for precision and recall. Lower it for stricter groups.
             """)
 
     @OptionGroup var database: DatabaseOption
@@ -115,7 +120,7 @@ struct InfoCommand: AsyncParsableCommand {
         let model: String?
         let modelChecksum: String?
         let dimension: Int?
-        /// The re-ranking companion (`prepare-rerank --store`): what it was built for and whether it covers the store now.
+        /// The re-ranking companion (`prepare rerank --store`): what it was built for and whether it covers the store now.
         let reranking: String?
         let rerankingCurrent: Bool
     }
@@ -206,7 +211,7 @@ struct InfoCommand: AsyncParsableCommand {
             print("re-ranking companion: \(reranking), current (covers every image of the store)")
         } else {
             print("re-ranking companion: none current (searches re-rank with query expansion only); "
-                  + "`lookalike prepare-rerank --store \(address)` builds it")
+                  + "`lookalike prepare rerank --store \(address)` builds it")
         }
     }
 }

@@ -1,15 +1,20 @@
-// `lookalike prepare-rerank --store`: builds the re-ranking companion of a Milvus collection
+// `lookalike prepare rerank --store`: builds the re-ranking companion of a Milvus collection
 // (StoreReranking), so searches over the store re-rank as the local library does. Run once the
 // indexing workers have pushed (and again after later pushes: until then searches fall back to
 // query expansion and say so).
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct PrepareRerankCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "prepare-rerank",
+        commandName: "rerank",
         abstract: "Prepare a store's re-ranking (augmented vectors, diffusion graph facts) for searches over it.",
         discussion: """
             Reads every vector of the collection once, finds each image's exact neighbours in memory \

@@ -1,15 +1,20 @@
-// `lookalike prepare-verify`: builds (or brings up to date) the library's visual-word index, the
+// `lookalike prepare verify`: builds (or brings up to date) the library's visual-word index, the
 // second source of candidates for verified searches (`search --verify`, `verify=` in the API,
 // `bench robustness --verify`): originals the global descriptor ranks low but whose local
 // features survive the edit. Once it exists, `index` keeps it current.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 struct PrepareVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "prepare-verify",
+        commandName: "verify",
         abstract: "Build the library's visual-word index, so that verified searches also find originals by their local features.",
         discussion: """
             Computes every library image's SIFT keypoints (decode and SIFT at up to \(LocalFeatures.maximumSide) px, \

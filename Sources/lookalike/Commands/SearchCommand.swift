@@ -4,8 +4,13 @@
 // library and the network once.
 import ArgumentParser
 import Foundation
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 
 extension Metric: ExpressibleByArgument {}
 extension StoragePrecision: ExpressibleByArgument {}
@@ -24,13 +29,15 @@ struct SearchCommand: AsyncParsableCommand {
             Batch (--batch FILE, or - for stdin): one query per line, a file path, an http(s) URL, \
             or id:N for a library image; one JSON line per query (an "error" field when it failed).
             Re-ranking (--rerank, cosine only): the library's default is \(Reranking.libraryDefault) \
-            (database-side augmentation with 15 neighbours, then query expansion with 10); "none" ranks \
-            by plain cosine. Scores stay the raw cosine similarity to the query.
+            (database-side augmentation with 15 neighbours, query expansion with 10, and diffusion over \
+            the 30-NN graph for library images); "none" ranks by plain cosine. Every method composes \
+            with it: an approximate method finds the candidates, the stored re-ranking vectors rank \
+            them. Scores stay the raw cosine similarity to the query.
             Store (--store milvus://HOST:PORT/COLLECTION): the collection filled by `index --store` \
             answers (cosine = inner product of the unit vectors, in Milvus's own index; --db is not \
             read). The query is an image (a file or URL, embedded here), or a store image by --path \
             or by --id (the key search answers give). Query expansion applies; augmentation and \
-            diffusion apply once `lookalike prepare-rerank --store` has built their data (and while it \
+            diffusion apply once `lookalike prepare rerank --store` has built their data (and while it \
             covers the collection), and the answer says what was applied.
             """)
 
@@ -81,7 +88,7 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Re-ranking of cosine searches: default, none, or steps like dba:15+qe:10.")
     var rerank = "default"
 
-    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off); with `prepare-verify`'s visual words, also the 100 images sharing the most local features.")
+    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off); with `prepare verify`'s visual words, also the 100 images sharing the most local features.")
     var verify = 0
 
     @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
@@ -92,6 +99,9 @@ struct SearchCommand: AsyncParsableCommand {
         let metric: String
         let method: String
         let reranking: String
+        /// What was asked, and why what ran differs (one line a step).
+        let requested: String
+        let notes: [String]
         let elapsed_ms: Double
         let embed_ms: Double
         let load_ms: Double
@@ -101,6 +111,8 @@ struct SearchCommand: AsyncParsableCommand {
     struct BatchLine: Encodable {
         let query: String
         var method: String?
+        var reranking: String?
+        var notes: [String]?
         var elapsed_ms: Double?
         var embed_ms: Double?
         var results: [SearchResult]?
@@ -143,7 +155,8 @@ struct SearchCommand: AsyncParsableCommand {
         let answer = try await library.search(source, request)
         if json {
             print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
-                                          reranking: answer.reranking, elapsed_ms: answer.searchMilliseconds,
+                                          reranking: answer.reranking, requested: answer.requested, notes: answer.notes,
+                                          elapsed_ms: answer.searchMilliseconds,
                                           embed_ms: answer.embedMilliseconds, load_ms: loadMs, results: answer.results)))
             return
         }
@@ -153,6 +166,12 @@ struct SearchCommand: AsyncParsableCommand {
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
         print(timing)
+        printNotes(answer)
+    }
+
+    /// Why what ran differs from what was asked, on stderr (the table stays what scripts read).
+    func printNotes(_ answer: SearchAnswer) {
+        for note in answer.notes { Console.error("note: \(note)") }
     }
 
     func run() async throws {
@@ -181,7 +200,7 @@ struct SearchCommand: AsyncParsableCommand {
         let answer = try await service.search(source, request)
         if json {
             print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
-                                          reranking: answer.reranking,
+                                          reranking: answer.reranking, requested: answer.requested, notes: answer.notes,
                                           elapsed_ms: answer.searchMilliseconds, embed_ms: answer.embedMilliseconds,
                                           load_ms: loadMs, results: answer.results)))
             return
@@ -201,6 +220,7 @@ struct SearchCommand: AsyncParsableCommand {
             if let problem = opening.fileProblem, opening.source == "memory" { timing += " (\(problem))" }
         }
         print(timing)
+        printNotes(answer)
     }
 
     /// One JSON line per query; a failed query is a line with its error, and the batch goes on.
@@ -232,6 +252,8 @@ struct SearchCommand: AsyncParsableCommand {
             do {
                 let answer = try await service.search(source, request)
                 out.method = answer.method
+                out.reranking = answer.reranking
+                out.notes = answer.notes.isEmpty ? nil : answer.notes
                 out.elapsed_ms = answer.searchMilliseconds
                 out.embed_ms = answer.embedMilliseconds
                 out.results = answer.results

@@ -5,8 +5,13 @@ import ArgumentParser
 import COpenBLASCore
 import Foundation
 import Logging
+import LookalikeCatalogue
+import LookalikeCommandLine
 import LookalikeEngine
-import LookalikeLibrary
+import LookalikeEvaluation
+import LookalikeIndex
+import LookalikeMilvus
+import LookalikeSearch
 import LookalikeServer
 
 struct ServeCommand: AsyncParsableCommand {

@@ -1,0 +1,316 @@
+// StoreReranking brings the library's re-ranking (DBA, query expansion, diffusion: Reranking/) to a
+// Milvus collection without the serving process holding any vectors. A companion collection,
+// `<collection>_rerank`, holds each image's augmented vector (DBA) with its content hash, its label
+// (so label filters still apply) and what diffusion needs of it (`DiffusionGraph.NodeFacts`: its
+// k nearest images with their cosines, and its degree in the mutual k-NN graph). `lookalike
+// prepare rerank --store` builds it once the workers have pushed, as the local `index` builds the
+// augmented variant and the graph: it reads every vector once, finds exact neighbours in memory (so,
+// like the local library, DBA stops at DatabaseAugmentation.maximumFullBuild images and diffusion
+// at DiffusionGraph.maximumGraph), and replaces the companion. A search then runs the local
+// algorithm against it: the expansion search and the final scan are Milvus searches of the
+// companion; truncated diffusion runs on the subgraph of the query and its 300 candidates, rebuilt
+// from their neighbour lists and degrees (the principal submatrix of the whole graph: the numbers
+// the local library uses, with no vectors to fetch); the raw cosines and the rows shown come from
+// the library's own collection. A companion that does not cover the collection as it is now (a
+// worker pushed or pruned since, or a rebuild is running) is not used: answers then fall back to
+// query expansion over the raw vectors and say so.
+import Foundation
+import LookalikeCatalogue
+import LookalikeEngine
+import LookalikeIndex
+import LookalikeSearch
+
+public struct StoreReranking: Sendable {
+    /// What the companion was built for (augmentation, diffusion, alpha; expansion is per query).
+    public let built: Reranking
+    /// Images it covers (the library's rows when it was built).
+    public let rows: Int
+    let companion: MilvusStore
+    /// The descriptor of the library collection's vectors (whose alpha a re-ranking naming none uses).
+    let descriptor: Descriptor
+
+    public static func companionAddress(of address: MilvusAddress) -> MilvusAddress {
+        MilvusAddress(host: address.host, port: address.port, collection: address.collection + "_rerank")
+    }
+
+    static let descriptionPrefix = "lookalike-rerank"
+
+    /// "lookalike-rerank model=… checksum=… dimension=… dba=15 alpha=3.0 diff=30 rows=9144": the
+    /// library collection's model facts, what was built, and how many images it covers.
+    static func description(library: String, built: Reranking, rows: Int) -> String {
+        let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
+        let alpha = built.alpha(for: StoreLibrary.descriptor(ofDescription: library))
+        return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(alpha) diff=\(built.diffusion) rows=\(rows)"
+    }
+
+    /// The companion's description read back, when it was made for a collection with `library`'s description.
+    static func parse(_ description: String, library: String) -> (built: Reranking, rows: Int)? {
+        let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
+        guard description.hasPrefix("\(descriptionPrefix) \(facts) ") else { return nil }
+        let values = StoreLibrary.facts(description)
+        guard let dba = values["dba"].flatMap(Int.init), let alpha = values["alpha"].flatMap(Double.init),
+              let diff = values["diff"].flatMap(Int.init), let rows = values["rows"].flatMap(Int.init) else { return nil }
+        return (Reranking(augmentation: dba, diffusion: diff, alpha: alpha), rows)
+    }
+
+    // MARK: building
+
+    public struct Summary: Sendable, Codable {
+        public let store: String
+        public let companion: String
+        public let images: Int
+        /// What was built (`dba:15+diff:30`); less than asked when the library is too large.
+        public let reranking: String
+        public let readSeconds: Double
+        public let neighbourSeconds: Double
+        public let writeSeconds: Double
+        public let notes: [String]
+    }
+
+    /// One row of the companion.
+    struct Row: Encodable {
+        let hash: String
+        let label: String
+        /// The node's k nearest: "key:cosine" (key in hex, cosine with 7 decimals), comma-separated.
+        let neighbours: String
+        let degree: Float
+    }
+
+    /// Builds (or rebuilds) the companion of the collection at `address` for `options`' DBA and
+    /// diffusion. Reads every vector, so it runs on a machine with memory for two copies of them.
+    public static func prepare(library address: MilvusAddress, options: Reranking, batchSize: Int = 512,
+                               progress: (@Sendable (String) -> Void)? = nil) async throws -> Summary {
+        let store = MilvusStore(address: address)
+        guard let described = try await store.describe() else {
+            throw StoreError(store: address.description, "no collection \(address.collection): fill it with `lookalike index FOLDER --store \(address)`")
+        }
+        guard described.description.hasPrefix(MilvusStore.descriptionPrefix + " "), let dimension = described.dimension else {
+            throw StoreError(store: address.description, "collection \(address.collection) was not made by lookalike (description \"\(described.description)\")")
+        }
+        _ = try await store.loaded(described)
+        var started = Date()
+        progress?("reading the vectors of \(address)")
+        var chosen: [Int64: (row: Int64, hash: String, label: String, vector: [Float])] = [:]
+        for row in try await store.allRows(fields: ["hash", "label", "vector"]) {
+            guard let hash = row["hash"] as? String, let key = StoreLibrary.key(hash: hash),
+                  let id = row["id"].flatMap(MilvusStore.int64), let vector = MilvusStore.floats(row["vector"]),
+                  vector.count == dimension else { continue }
+            // Duplicate rows of one image (a race two workers can leave): the smallest id, as searches do.
+            if let known = chosen[key], known.row < id { continue }
+            chosen[key] = (id, hash, row["label"] as? String ?? "", vector)
+        }
+        let images = chosen.sorted { $0.key < $1.key }
+        let raw = VectorStore(dimension: dimension)
+        try raw.add(ids: images.map(\.key), vectors: images.flatMap(\.value.vector))
+        let readSeconds = Date().timeIntervalSince(started)
+
+        started = Date()
+        let descriptor = StoreLibrary.descriptor(ofDescription: described.description)
+        var built = Reranking(augmentation: options.augmentation, diffusion: options.diffusion, alpha: options.alpha)
+        var notes: [String] = []
+        if built.augmentation > 0 && images.count > DatabaseAugmentation.maximumFullBuild {
+            notes.append("augmentation skipped: \(images.count) images is more than the \(DatabaseAugmentation.maximumFullBuild) whose exact neighbours this builds in reasonable time")
+            built.augmentation = 0
+        }
+        progress?("\(images.count) images: finding neighbours for \(built)")
+        let ranked = built.augmentation > 0
+            ? try Reranker.augment(raw, using: ExactIndex(store: raw, descriptor: IndexDescriptor(method: ExactIndex.methodName)),
+                                   neighbours: built.augmentation, alpha: built.alpha(for: descriptor), filter: nil)
+            : raw
+        var facts: [Int64: DiffusionGraph.NodeFacts] = [:]
+        if built.diffusion > 0 {
+            if let found = try DiffusionGraph.nodeFacts(store: ranked, neighbours: built.diffusion) {
+                facts = found
+            } else {
+                notes.append("diffusion skipped: \(images.count) images is more than the \(DiffusionGraph.maximumGraph) whose graph this builds")
+                built.diffusion = 0
+            }
+        }
+        guard built.augmentation > 0 || built.diffusion > 0 else {
+            throw StoreError(store: address.description, "nothing to prepare for re-ranking \(options): \(notes.joined(separator: "; "))")
+        }
+        let neighbourSeconds = Date().timeIntervalSince(started)
+
+        started = Date()
+        let companion = MilvusStore(address: companionAddress(of: address), client: store.client, timeout: store.timeout)
+        progress?("writing \(companion.address)")
+        try await companion.drop()
+        _ = try await companion.create(description: description(library: described.description, built: built, rows: images.count),
+                                       dimension: dimension)
+        for chunk in images.chunked(max(1, batchSize)) {
+            var vectors: [[Float]] = []
+            var rows: [Row] = []
+            for (key, image) in chunk {
+                guard let vector = ranked.reconstruct(key) else { continue }
+                let node = facts[key]
+                vectors.append(vector)
+                rows.append(Row(hash: image.hash, label: image.label, neighbours: node.map(Self.encode) ?? "",
+                                degree: node?.degree ?? 0))
+            }
+            try await companion.insert(vectors: vectors, fields: rows)
+        }
+        // Searches use the companion once every row shows (Milvus shows writes after its staleness bound).
+        let deadline = Date().addingTimeInterval(120)
+        while try await companion.count() < images.count {
+            guard Date() < deadline else {
+                throw StoreError(store: companion.address.description, "the \(images.count) rows written did not all become visible within 120 s")
+            }
+            try await Task.sleep(nanoseconds: 250_000_000)
+        }
+        return Summary(store: address.description, companion: companion.address.description, images: images.count,
+                       reranking: built.description, readSeconds: readSeconds, neighbourSeconds: neighbourSeconds,
+                       writeSeconds: Date().timeIntervalSince(started), notes: notes)
+    }
+
+    // MARK: searching
+
+    /// The companion of `store` when it exists, was made for its collection's model, and covers the
+    /// collection as it is now (as many rows on both sides); nil otherwise.
+    package static func open(library store: MilvusStore, collection: MilvusStore.Collection) async throws -> StoreReranking? {
+        let companion = MilvusStore(address: companionAddress(of: store.address), client: store.client, timeout: store.timeout)
+        guard let described = try await companion.describe(),
+              let (built, rows) = parse(described.description, library: collection.description),
+              described.load == "LoadStateLoaded" else { return nil }
+        guard try await companion.count() == rows, try await store.count() == rows else { return nil }
+        return StoreReranking(built: built, rows: rows, companion: companion,
+                              descriptor: StoreLibrary.descriptor(ofDescription: collection.description))
+    }
+
+    /// Whether a request for `wanted` is served from the companion: its augmentation is the one
+    /// built (with the same alpha), and it asks for augmentation or for the diffusion built.
+    package func serves(_ wanted: Reranking) -> Bool {
+        guard wanted.augmentation == built.augmentation else { return false }
+        if wanted.augmentation > 0 { return wanted.alpha(for: descriptor) == built.alpha(for: descriptor) }
+        return wanted.diffusion > 0 && wanted.diffusion == built.diffusion
+    }
+
+    /// A query's re-ranked order: content hashes, best first (at most `k`), and what applied.
+    /// `libraryHash`: the query is that store image (its augmented vector and its node start it);
+    /// `excluding`: a hash left out of the answer (the query image itself); `filter`: a Milvus
+    /// expression on the label. An outside query's raw nearest images (from `library`) are merged
+    /// in as the local library merges near-copies (`Reranker.nearCopyOrder`).
+    package func rank(vector: [Float], libraryHash: String?, excluding: String?, k: Int, wanted: Reranking, filter: String?,
+              library: MilvusStore) async throws -> (hashes: [String], applied: Reranking) {
+        var start = vector
+        var node: DiffusionGraph.NodeFacts?
+        if let libraryHash {
+            let rows = try await companion.query(filter: "hash == \(MilvusStore.literal(libraryHash))",
+                                                 fields: ["vector", "neighbours", "degree"], limit: 16)
+            if let row = rows.min(by: { ($0["id"].flatMap(MilvusStore.int64) ?? 0) < ($1["id"].flatMap(MilvusStore.int64) ?? 0) }),
+               let augmented = MilvusStore.floats(row["vector"]), augmented.count == vector.count {
+                start = augmented
+                node = Self.facts(row)
+            }
+        }
+        let outside = libraryHash == nil
+        var applied = Reranking(augmentation: built.augmentation, alpha: wanted.alpha)
+        var expanded = start
+        if wanted.expansion > 0 {
+            // A library image is not its own neighbour (it already has weight 1).
+            let first = try await companion.searchRows(vector: start, k: wanted.expansion + 1, fields: ["hash", "vector"], filter: filter)
+                .filter { libraryHash == nil || $0["hash"] as? String != libraryHash }
+                .prefix(wanted.expansion)
+            expanded = Reranking.expand(start, neighbours: first.compactMap { row in
+                MilvusStore.floats(row["vector"]).map { (Self.similarity(row), $0) }
+            }, alpha: wanted.alpha(for: descriptor))
+            applied.expansion = wanted.expansion
+        }
+        let diffuses = node != nil && wanted.diffusion > 0 && wanted.diffusion == built.diffusion
+        let pool = diffuses ? max(k, DiffusionGraph.candidates) : k
+        let spare = excluding == nil ? 0 : 1
+        let kept = { (row: [String: Any]) in excluding == nil || row["hash"] as? String != excluding }
+        // Diffusion reads the facts of its candidates only; a longer answer (an evaluation's)
+        // continues with the scan's order, read without them.
+        let head = diffuses ? DiffusionGraph.candidates : pool
+        var fields = ["hash"]
+        if diffuses { fields += ["neighbours", "degree"] }
+        if outside { fields.append("vector") }
+        let found = try await companion.searchRows(vector: expanded, k: min(head + spare, MilvusStore.queryWindow), fields: fields, filter: filter)
+            .filter(kept).prefix(head)
+        var tail: ArraySlice<[String: Any]> = []
+        if pool > head {
+            tail = try await companion.searchRows(vector: expanded, k: min(pool + spare, MilvusStore.queryWindow), fields: ["hash"], filter: filter)
+                .filter(kept).prefix(pool).dropFirst(found.count)
+        }
+        var hashes = (found + tail).compactMap { $0["hash"] as? String }
+
+        if diffuses, let node, let libraryHash, let queryKey = StoreLibrary.key(hash: libraryHash) {
+            var keys: [Int64] = [queryKey]
+            var facts: [DiffusionGraph.NodeFacts] = [node]
+            var hashOf: [Int64: String] = [:]
+            var order: [Neighbor] = []
+            for row in found {
+                guard let hash = row["hash"] as? String, let key = StoreLibrary.key(hash: hash), hashOf[key] == nil else { continue }
+                if key == queryKey {
+                    // The query itself (asked for with includeSelf): already the seed node.
+                    hashOf[key] = hash
+                    order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
+                    continue
+                }
+                guard let f = Self.facts(row) else { continue }
+                hashOf[key] = hash
+                keys.append(key)
+                facts.append(f)
+                order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
+            }
+            for row in tail {
+                guard let hash = row["hash"] as? String, let key = StoreLibrary.key(hash: hash), hashOf[key] == nil else { continue }
+                hashOf[key] = hash
+                order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
+            }
+            let graph = DiffusionGraph.subgraph(ids: keys, facts: facts, neighbours: built.diffusion)
+            hashes = graph.rescore(order, query: queryKey, limit: k).compactMap { hashOf[$0.id] }
+            applied.diffusion = wanted.diffusion
+        } else {
+            hashes = Array(hashes.prefix(k))
+        }
+
+        if outside {
+            // The union of the re-ranked and the raw top k, in the blended order: each needs its raw
+            // vector (the library's) and its augmented one (the companion's).
+            let plain = try await library.searchRows(vector: vector, k: k, fields: ["hash", "vector"], filter: filter)
+            var rawVectors: [String: [Float]] = [:]
+            var augmentedVectors: [String: [Float]] = [:]
+            for row in plain { if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { rawVectors[h] = v } }
+            for row in found.prefix(k) { if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { augmentedVectors[h] = v } }
+            let candidates = hashes + plain.compactMap { $0["hash"] as? String }
+            let needRaw = candidates.filter { rawVectors[$0] == nil }
+            let needAugmented = candidates.filter { augmentedVectors[$0] == nil }
+            for row in try await library.rows(hashes: needRaw, fields: ["hash", "vector"]) {
+                if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { rawVectors[h] = v }
+            }
+            for row in try await companion.rows(hashes: needAugmented, fields: ["hash", "vector"]) {
+                if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { augmentedVectors[h] = v }
+            }
+            hashes = Reranker.nearCopyOrder(candidates, k: k, key: { $0 }, id: { StoreLibrary.key(hash: $0) ?? 0 }) { hash in
+                guard let x = rawVectors[hash], let y = augmentedVectors[hash] else { return nil }
+                return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
+            }.map(\.item)
+        }
+        return (hashes, applied)
+    }
+
+    static func similarity(_ row: [String: Any]) -> Float {
+        Float((row["distance"] as? NSNumber)?.doubleValue ?? -1)
+    }
+
+    static func facts(_ row: [String: Any]) -> DiffusionGraph.NodeFacts? {
+        guard let text = row["neighbours"] as? String, let degree = (row["degree"] as? NSNumber)?.floatValue else { return nil }
+        var neighbours: [DiffusionGraph.NodeFacts.Neighbour] = []
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: ":")
+            guard parts.count == 2, let key = Int64(parts[0], radix: 16), let similarity = Float(parts[1]) else { return nil }
+            neighbours.append(.init(id: key, similarity: similarity))
+        }
+        return DiffusionGraph.NodeFacts(neighbours: neighbours, degree: degree)
+    }
+
+    /// A node's neighbours as the companion row keeps them ("key:cosine,…").
+    static func encode(_ facts: DiffusionGraph.NodeFacts) -> String {
+        facts.neighbours.map { nb in
+            var text: [UInt8] = []
+            MilvusStore.appendFixed7(nb.similarity, to: &text)
+            return String(nb.id, radix: 16) + ":" + String(decoding: text, as: UTF8.self)
+        }.joined(separator: ",")
+    }
+}
