@@ -1,5 +1,5 @@
 // Milvus as the vector store, against a real server: scripts/milvus_server.py runs PyPI
-// milvus==2.3.5 from .venv-milvus/ (made by `make setup`) on free loopback ports with a temporary
+// milvus==2.3.5 from .venv-milvus/ (made by `make setup-test`) on free loopback ports with a temporary
 // data folder, once for the suite. Without that server the tests fail with the reason, unless
 // LOOKALIKE_SKIP_MILVUS=1 (then they are skipped, saying so).
 import AsyncHTTPClient
@@ -38,7 +38,7 @@ final class MilvusTestServer: Sendable {
     init(data: URL, port: Int = 0) throws {
         let python = Fixture.packageRoot.appendingPathComponent(".venv-milvus/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw CatalogueError("Milvus tests: \(python.path) is missing: run `make setup` (it installs milvus==2.3.5 there), or set LOOKALIKE_SKIP_MILVUS=1 to skip them")
+            throw CatalogueError("Milvus tests: \(python.path) is missing: run `make setup-test` (it installs milvus==2.3.5 there), or set LOOKALIKE_SKIP_MILVUS=1 to skip them")
         }
         let process = Process()
         process.executableURL = python

@@ -1,6 +1,6 @@
 // Candidates from any method, ranked exactly over other vectors: faiss's IndexRefine. It is how an
-// approximate method (hnsw, lsh, hash) or a lower-precision exact scan (exact:f16) composes with
-// the library's re-ranking: the method finds the query's neighbourhood over the raw vectors it was
+// approximate method (hnsw, lsh, hash) composes with the library's re-ranking (an exact scan,
+// exact:f16 included, scans the stored augmented vectors directly): the method finds the query's neighbourhood over the raw vectors it was
 // built on (the augmented vectors are a weighted mean of each image and its nearest, so an image
 // near the query after augmentation is near it before), then the `refinement` vectors (the stored
 // augmented ones) rank `factor` times as many candidates as asked exactly. Without it, a search

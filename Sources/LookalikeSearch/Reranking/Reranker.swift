@@ -257,7 +257,7 @@ public final class Reranker: Sendable {
 
     /// Diffusion applies to library images only (their own node seeds it). Seeded from the nearest
     /// images instead, as Iscen et al. do for new queries, it spread relevance over the whole
-    /// cluster and buried the photo an edited copy was made from: `bench robustness` on
+    /// cluster and buried the photo an edited copy was made from: `lookalike-bench robustness` on
     /// Caltech-101, centre crop recall@1 0.625 -> 0.160 (and every other edit alike), so uploads,
     /// URLs and files are ranked by augmentation and query expansion.
     func diffuses(libraryId: Int64?) -> Bool {
@@ -317,12 +317,12 @@ public final class Reranker: Sendable {
     /// expanded query. Re-ranking moves a query towards its category and replaces each library
     /// vector by a mean with its neighbours, which ranks a category better, but an edited copy of
     /// a library photo (a crop, a re-encode, a caption) then no longer meets its original: on
-    /// Caltech-101's `bench robustness`, recall@1 of the original fell from 0.815 plain to 0.625
+    /// Caltech-101's `lookalike-bench robustness`, recall@1 of the original fell from 0.815 plain to 0.625
     /// (centre crop) with DBA and QE. A near-copy is what a person uploading a photo wants first,
     /// and its raw similarity is what says so.
     ///
     /// Weight 0.5, measured with `eval --as-outside` (every library image searched as an upload of
-    /// itself) and `bench robustness` on Caltech-101 (P@20 / mAP; centre-crop recall@1):
+    /// itself) and `lookalike-bench robustness` on Caltech-101 (P@20 / mAP; centre-crop recall@1):
     /// weight 0 (re-ranked only) 0.869 / 0.820, 0.625; 0.5: 0.864 / 0.803, 0.825; 0.75: 0.854, 0.830;
     /// 1 (plain) 0.828 / 0.729, 0.815. Corel-1K: 0.977 / 0.965, 0.974 / 0.955, plain 0.962 / 0.902.
     static let nearCopyWeight: Float = 0.5

@@ -1,6 +1,6 @@
 // `lookalike prepare verify`: builds (or brings up to date) the library's visual-word index, the
 // second source of candidates for verified searches (`search --verify`, `verify=` in the API,
-// `bench robustness --verify`): originals the global descriptor ranks low but whose local
+// `lookalike-bench robustness --verify`): originals the global descriptor ranks low but whose local
 // features survive the edit. Once it exists, `index` keeps it current.
 import ArgumentParser
 import Foundation
