@@ -223,6 +223,25 @@ struct MilvusTests {
         _ = try await StoreReranking.prepare(library: address, options: .libraryDefault)
         remote.recheckReranking()
         #expect(try await remote.search(query, request).reranking == "dba:15+qe:10")
+
+        // As many rows, other images (one pruned, one pushed): the row count cannot tell, the
+        // content key does: the companion is retired, and the answer says why.
+        let rowsBefore = try await store.count()
+        let gone = try #require(try catalogue.allSummaries().values.first { $0.path.hasSuffix("sunflower/image_0001.jpg") })
+        let goneHash = try #require(try catalogue.image(id: gone.imageId)?.contentHash)
+        try await store.delete(hashes: [goneHash])
+        let third = try library(dir, classes: ["butterfly"], name: "third")
+        let another = dir.appendingPathComponent("another")
+        try FileManager.default.createDirectory(at: another, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Fixture.queries.appendingPathComponent("butterfly_0010.jpg"),
+                                         to: another.appendingPathComponent("butterfly_0010.jpg"))
+        _ = try Indexer(catalogue: third, embedder: Fixture.embedder()).run(roots: [another.path])
+        _ = try await MilvusSync(catalogue: third, store: store, model: embedder.model).push(prune: false)
+        #expect(try await store.count() == rowsBefore)
+        remote.recheckReranking()
+        let retired = try await remote.search(query, request)
+        #expect(retired.reranking == "qe:10" && retired.notes.contains { $0.hasPrefix("dba:15 not applied: the store has no current re-ranking companion") },
+                "\(retired.reranking) \(retired.notes)")
     }
 
     @Test func rerunAddsNothingAndAnInterruptedPushResumesWithoutDuplicates() async throws {
@@ -414,6 +433,13 @@ struct MilvusTests {
             #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "default re-ranking, \(arguments)")
             #expect(r.reranking == applied && local.reranking == applied, "\(r.reranking) / \(local.reranking)")
         }
+        // `info --store` describes the collection: its images, model and re-ranking companion.
+        struct StoreInfo: Decodable { let images: Int; let model: String?; let reranking: String?; let rerankingCurrent: Bool }
+        let info = try lookalike(["info", "--store", store, "--json"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let described = try JSONDecoder().decode(StoreInfo.self, from: Data(info.stdout.utf8))
+        #expect(described.images == 18 && described.model == "efficientnet-lite0/whole+rmac", "\(info.stdout)")
+        #expect(described.rerankingCurrent && described.reranking?.hasPrefix("dba:15+diff:30") == true, "\(info.stdout)")
         let bad = try lookalike(["search", query, "--store", "milvus://127.0.0.1:1/nothing"])
         #expect(bad.status != 0 && bad.stderr.contains("milvus://127.0.0.1:1/nothing"), "\(bad.stderr)")
     }

@@ -11,8 +11,9 @@
 // companion; truncated diffusion runs on the subgraph of the query and its 300 candidates, rebuilt
 // from their neighbour lists and degrees (the principal submatrix of the whole graph: the numbers
 // the local library uses, with no vectors to fetch); the raw cosines and the rows shown come from
-// the library's own collection. A companion that does not cover the collection as it is now (a
-// worker pushed or pruned since, or a rebuild is running) is not used: answers then fall back to
+// the library's own collection. A companion that does not cover the collection as it is now (its
+// content key, the images it was built over, differs from the collection's: a worker pushed or
+// pruned since, or a rebuild is running) is not used: answers then fall back to
 // query expansion over the raw vectors and say so.
 import Foundation
 import LookalikeCatalogue
@@ -37,20 +38,35 @@ public struct StoreReranking: Sendable {
 
     /// "lookalike-rerank model=… checksum=… dimension=… dba=15 alpha=3.0 diff=30 rows=9144": the
     /// library collection's model facts, what was built, and how many images it covers.
-    static func description(library: String, built: Reranking, rows: Int) -> String {
+    static func description(library: String, built: Reranking, rows: Int, content: String) -> String {
         let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
         let alpha = built.alpha(for: StoreLibrary.descriptor(ofDescription: library))
-        return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(alpha) diff=\(built.diffusion) rows=\(rows)"
+        return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(alpha) diff=\(built.diffusion) rows=\(rows) content=\(content)"
+    }
+
+    /// The key of a collection's content: its distinct images (content hashes), order-free. Two
+    /// collections with as many rows but other images (a worker added one and pruned another) get
+    /// other keys, where a row count could not tell them apart. FNV-1a of each hash, summed, with
+    /// the count.
+    package static func contentKey<S: Sequence>(hashes: S) -> String where S.Element == String {
+        var seen = Set<String>()
+        var sum: UInt64 = 0
+        for hash in hashes where seen.insert(hash).inserted {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in hash.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            sum = sum &+ h
+        }
+        return "\(seen.count)-\(String(sum, radix: 16))"
     }
 
     /// The companion's description read back, when it was made for a collection with `library`'s description.
-    static func parse(_ description: String, library: String) -> (built: Reranking, rows: Int)? {
+    static func parse(_ description: String, library: String) -> (built: Reranking, rows: Int, content: String?)? {
         let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
         guard description.hasPrefix("\(descriptionPrefix) \(facts) ") else { return nil }
         let values = StoreLibrary.facts(description)
         guard let dba = values["dba"].flatMap(Int.init), let alpha = values["alpha"].flatMap(Double.init),
               let diff = values["diff"].flatMap(Int.init), let rows = values["rows"].flatMap(Int.init) else { return nil }
-        return (Reranking(augmentation: dba, diffusion: diff, alpha: alpha), rows)
+        return (Reranking(augmentation: dba, diffusion: diff, alpha: alpha), rows, values["content"])
     }
 
     // MARK: building
@@ -135,7 +151,8 @@ public struct StoreReranking: Sendable {
         let companion = MilvusStore(address: companionAddress(of: address), client: store.client, timeout: store.timeout)
         progress?("writing \(companion.address)")
         try await companion.drop()
-        _ = try await companion.create(description: description(library: described.description, built: built, rows: images.count),
+        _ = try await companion.create(description: description(library: described.description, built: built, rows: images.count,
+                                                                   content: contentKey(hashes: images.map(\.value.hash))),
                                        dimension: dimension)
         for chunk in images.chunked(max(1, batchSize)) {
             var vectors: [[Float]] = []
@@ -165,13 +182,18 @@ public struct StoreReranking: Sendable {
     // MARK: searching
 
     /// The companion of `store` when it exists, was made for its collection's model, and covers the
-    /// collection as it is now (as many rows on both sides); nil otherwise.
+    /// collection as it is now: its content key (the images it was built over) is the key of the
+    /// collection's images now; nil otherwise. Cost: the collection's hashes are read (one query a
+    /// hash prefix) each time the caller checks; the counts are compared first, so a collection that
+    /// grew or shrank is told apart without reading them.
     package static func open(library store: MilvusStore, collection: MilvusStore.Collection) async throws -> StoreReranking? {
         let companion = MilvusStore(address: companionAddress(of: store.address), client: store.client, timeout: store.timeout)
         guard let described = try await companion.describe(),
-              let (built, rows) = parse(described.description, library: collection.description),
-              described.load == "LoadStateLoaded" else { return nil }
-        guard try await companion.count() == rows, try await store.count() == rows else { return nil }
+              let (built, rows, content) = parse(described.description, library: collection.description),
+              let content, described.load == "LoadStateLoaded" else { return nil }
+        guard try await companion.count() == rows, try await store.count() >= rows else { return nil }
+        let hashes = try await store.allRows(fields: ["hash"]).compactMap { $0["hash"] as? String }
+        guard contentKey(hashes: hashes) == content else { return nil }
         return StoreReranking(built: built, rows: rows, companion: companion,
                               descriptor: StoreLibrary.descriptor(ofDescription: collection.description))
     }
