@@ -1,6 +1,7 @@
-// Top-K selection: the k smallest distances out of n, in O(n log k) with a bounded max-heap (the
-// seeds sorted everything with a bubble sort). Most candidates are rejected by one comparison with
-// the current k-th best, so a scan over a million scores costs about as much as reading them.
+// Top-K selection, the one every scan and re-rank uses: the k smallest distances out of n in
+// O(n log k) with a bounded max-heap (the seeds sorted everything with a bubble sort). Most
+// candidates are rejected by one comparison with the current k-th best, so a scan over a million
+// scores costs about as much as reading them.
 import HeapModule
 
 struct HeapEntry: Comparable {
@@ -12,24 +13,33 @@ struct HeapEntry: Comparable {
     }
 }
 
-enum TopK {
-    /// Indices and values of the `k` smallest entries of `values`, ascending; entries for which
-    /// `skip` returns true are ignored.
-    static func smallest(_ values: UnsafeBufferPointer<Float>, k: Int, skip: ((Int) -> Bool)? = nil) -> [(index: Int, value: Float)] {
-        guard k > 0 else { return [] }
-        var heap = Heap<HeapEntry>()
+/// The k smallest (value, position) pairs seen so far; ties broken by position.
+struct BoundedHeap {
+    let k: Int
+    private var heap = Heap<HeapEntry>()
+
+    init(k: Int) {
+        self.k = k
         heap.reserveCapacity(k + 1)
-        for i in 0..<values.count {
-            let v = values[i]
-            if v.isNaN { continue }
-            if heap.count == k, let worst = heap.max, !(HeapEntry(distance: v, index: i) < worst) { continue }
-            if let skip, skip(i) { continue }
-            heap.insert(HeapEntry(distance: v, index: i))
-            if heap.count > k { _ = heap.popMax() }
-        }
-        var out: [(index: Int, value: Float)] = []
-        out.reserveCapacity(heap.count)
-        while let e = heap.popMin() { out.append((e.index, e.distance)) }
+    }
+
+    /// Offers a candidate; `skip` is asked only for candidates that would enter the heap.
+    @inline(__always)
+    mutating func offer(_ value: Float, _ index: Int, skip: (Int) -> Bool) {
+        if value.isNaN || k <= 0 { return }
+        let entry = HeapEntry(distance: value, index: index)
+        if heap.count == k, let worst = heap.max, !(entry < worst) { return }
+        if skip(index) { return }
+        heap.insert(entry)
+        if heap.count > k { _ = heap.popMax() }
+    }
+
+    /// The entries, nearest first.
+    func sorted() -> [HeapEntry] {
+        var copy = heap
+        var out: [HeapEntry] = []
+        out.reserveCapacity(copy.count)
+        while let e = copy.popMin() { out.append(e) }
         return out
     }
 }
