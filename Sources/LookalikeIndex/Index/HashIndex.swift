@@ -83,7 +83,6 @@ public final class HashIndex: VectorIndex, @unchecked Sendable {
     public var count: Int { lock.read { table.count } }
     public var nativeMetrics: Set<Metric> { [.cosine, .euclidean] }
     public var isTrained: Bool { lock.read { encoder != nil } }
-    public var encoderInUse: LinearHashEncoder? { lock.read { encoder } }
 
     /// Unsupervised training (PCA + ITQ) on sample vectors.
     public func train(_ vectors: [Float]) throws {

@@ -28,10 +28,4 @@ extension Catalogue {
                                    summary: hashModel.summary, trainedAt: hashModel.trainedAt).save(db)
         }
     }
-
-    /// Names of the trained models.
-    public func trainedModelNames() throws -> [String] {
-        try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM trainedModel ORDER BY name") }
-    }
-
 }
