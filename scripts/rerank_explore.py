@@ -13,13 +13,16 @@ Second round (label-free, one fixed setting for every set; see `--report`):
 
 Methods (`--method`, steps joined with '+', applied in this order: DBA, QE, diffusion, csls, raw):
   plain         cosine of the raw vectors
-  dbaN[aA][r]   database-side augmentation over N neighbours, weights max(0,cos)^A (A=3); 'r': times
-                the linear rank weight (N-i)/N
-  qeN[aA]       alpha-QE over the N nearest augmented vectors (A=3), cosine of the normalised
-                expanded query
-  diffK[gG][lL][sX]  diffusion (Iscen et al. 2017) on the mutual K-NN graph of the (augmented)
+  dbaN[aA][r][fF]  database-side augmentation over N neighbours, weights max(0,cos)^A (A=3); 'r': times
+                the linear rank weight (N-i)/N; 'fF': times exp(-((best - cos) / F)^2), the neighbour's
+                fade below the image's best neighbour (the product's default: F = 0.1)
+  qeN[aA][fF]   alpha-QE over the N nearest augmented vectors (A=3), cosine of the normalised
+                expanded query; 'fF' as for dba
+  diffK[gG][lL][sX][fF]  diffusion (Iscen et al. 2017) on the mutual K-NN graph of the (augmented)
                 library, edge weights max(0,cos)^G (G=3), alpha X (0.99); the query's row, divided by
-                its max over the other images, is added with weight L (1) to the previous score
+                its max over the other images, is added with weight L (1) to the previous score; 'fF':
+                each end's fade as for dba, the smaller kept (the product: F = 0.15)
+The product's default is dba15a5f0.1+qe10a5f0.1+diff30g10f0.15 (alpha 5: whole+rmac vectors).
   cslsK[bB]     minus B (0.25) times each image's mean similarity to its K nearest (hub penalty)
   rawB          plus B times the plain cosine of the raw vectors
 Samples-sized sets (< 100 images) report P@5 instead of P@20.
@@ -171,33 +174,35 @@ def sparse_rows(nb, w, n):
     return sp.csr_matrix((w.ravel().astype(np.float32), (rows, nb.ravel())), shape=(nb.shape[0], n))
 
 
-def neighbour_weights(sims, alpha, rank_weighted=False):
+def neighbour_weights(sims, alpha, rank_weighted=False, fade=None):
     w = np.maximum(0, sims) ** alpha
+    if fade:
+        w = w * np.exp(-((sims[:, :1] - sims) / fade) ** 2)
     if rank_weighted:
         k = sims.shape[1]
         w = w * ((k - np.arange(k)) / k)
     return w.astype(np.float32)
 
 
-def dba_vectors(x, S, n, alpha=3.0, rank_weighted=False):
+def dba_vectors(x, S, n, alpha=3.0, rank_weighted=False, fade=None):
     """DBA: x_i -> normalise(x_i + sum_{j in NN_n(i)} w_ij x_j), w_ij = max(0, cos_ij)^alpha."""
     nb, sims = top_neighbours(S, n)
-    xa = x + sparse_rows(nb, neighbour_weights(sims, alpha, rank_weighted), len(x)) @ x
+    xa = x + sparse_rows(nb, neighbour_weights(sims, alpha, rank_weighted, fade), len(x)) @ x
     return (xa / np.linalg.norm(xa, axis=1, keepdims=True)).astype(np.float32)
 
 
-def qe_cosines(Sa, n, alpha=3.0):
+def qe_cosines(Sa, n, alpha=3.0, fade=None):
     """alpha-QE for every library image as the query (its own augmented vector, itself not a neighbour):
     q' = xa_q + sum_{i in NN_n(q)} w_i xa_i, w_i = max(0, cos(xa_q, xa_i))^alpha; returns cos(q', xa_j),
     computed in similarity space: q'.xa_j = Sa[q,j] + sum w_i Sa[i,j], |q'|^2 from Sa too."""
     nb, sims = top_neighbours(Sa, n)
-    w = neighbour_weights(sims, alpha)
+    w = neighbour_weights(sims, alpha, fade=fade)
     S = Sa + sparse_rows(nb, w, len(Sa)) @ Sa
     norm2 = 1 + 2 * (w * sims).sum(1) + np.einsum("ni,nij,nj->n", w, Sa[nb[:, :, None], nb[:, None, :]], w)
     return S / np.sqrt(norm2)[:, None]
 
 
-def diffusion_rows(Sg, k, gamma=3.0, alpha=0.99):
+def diffusion_rows(Sg, k, gamma=3.0, alpha=0.99, fade=None):
     """Diffusion (Iscen et al. 2017) with the query being a library image q: f = (I - alpha A)^-1 e_q,
     A = D^-1/2 W D^-1/2, W_ij = max(0, s_ij)^gamma when i, j are each among the other's k nearest
     (mutual kNN graph, sparse, symmetric), D = diag(row sums of W). Returns F with F[q, j] = f_j / max_{j != q} f_j
@@ -206,7 +211,7 @@ def diffusion_rows(Sg, k, gamma=3.0, alpha=0.99):
     import scipy.sparse as sp
     n = len(Sg)
     nb, sims = top_neighbours(Sg, k)
-    W = sparse_rows(nb, np.maximum(0, sims) ** gamma, n)
+    W = sparse_rows(nb, neighbour_weights(sims, gamma, fade=fade), n)
     W = W.minimum(W.T)
     d = np.asarray(W.sum(1)).ravel()
     d[d == 0] = 1
@@ -222,7 +227,7 @@ def hub_scores(S, k):
     return top_neighbours(S, k)[1].mean(1)
 
 
-STEP = re.compile(r"^(dba|qe|diff|csls|raw)(\d*\.?\d*)((?:[agrlsb][\d.]*)*)$")
+STEP = re.compile(r"^(dba|qe|diff|csls|raw)(\d*\.?\d*)((?:[agrlsbf][\d.]*)*)$")
 
 
 def parse_method(text):
@@ -231,7 +236,7 @@ def parse_method(text):
         m = STEP.match(part)
         if not m:
             raise SystemExit(f"unknown step '{part}' in '{text}'")
-        opts = {o[0]: (float(o[1:]) if o[1:] else True) for o in re.findall(r"[agrlsb][\d.]*", m.group(3))}
+        opts = {o[0]: (float(o[1:]) if o[1:] else True) for o in re.findall(r"[agrlsbf][\d.]*", m.group(3))}
         steps[m.group(1)] = (float(m.group(2)) if m.group(2) else 1.0, opts)
     return steps
 
@@ -244,14 +249,14 @@ def method_scores(lib, text):
     x, S0 = lib.x, lib.S0
     if "dba" in steps:
         n, o = steps["dba"]
-        xa = dba_vectors(x, S0, int(n), o.get("a", 3.0), bool(o.get("r", False)))
+        xa = dba_vectors(x, S0, int(n), o.get("a", 3.0), bool(o.get("r", False)), o.get("f"))
         Sa = xa @ xa.T
     else:
         Sa = S0
-    S = qe_cosines(Sa, int(steps["qe"][0]), steps["qe"][1].get("a", 3.0)) if "qe" in steps else Sa
+    S = qe_cosines(Sa, int(steps["qe"][0]), steps["qe"][1].get("a", 3.0), steps["qe"][1].get("f")) if "qe" in steps else Sa
     if "diff" in steps:
         k, o = steps["diff"]
-        S = S + o.get("l", 1.0) * diffusion_rows(Sa, int(k), o.get("g", 3.0), o.get("s", 0.99))
+        S = S + o.get("l", 1.0) * diffusion_rows(Sa, int(k), o.get("g", 3.0), o.get("s", 0.99), o.get("f"))
     if "csls" in steps:
         k, o = steps["csls"]
         S = S - o.get("b", 0.25) * hub_scores(Sa, int(k))[None, :]
@@ -260,20 +265,20 @@ def method_scores(lib, text):
     return S
 
 
-def run_methods(libs, methods, out=None):
+def run_methods(libs, methods, out=None, k=None):
     lines = []
 
     def emit(line):
         print(line, flush=True)
         lines.append(line)
 
-    emit("| method | " + " | ".join(f"{lib.name}{'' if lib.name != 'samples-export' else ' (P@5)'} P@20/mAP".replace("samples-export (P@5) P@20", "samples-export P@5") for lib in libs) + " | seconds |")
+    emit("| method | " + " | ".join(f"{lib.name} P@{k or (5 if lib.n < 100 else 20)}/mAP" for lib in libs) + " | seconds |")
     emit("| --- |" + " --- |" * (len(libs) + 1))
     for m in methods:
         t = time.time()
         cells = []
         for lib in libs:
-            p, ap = evaluate_fast(lib, method_scores(lib, m), k=5 if lib.n < 100 else 20)
+            p, ap = evaluate_fast(lib, method_scores(lib, m), k=k or (5 if lib.n < 100 else 20))
             cells.append(f"{p:.4f} / {ap:.4f}")
         emit(f"| {m} | " + " | ".join(cells) + f" | {time.time() - t:.0f} |")
     if out:
@@ -307,6 +312,7 @@ def main():
     ap.add_argument("--clutter", choices=["keep", "exclude", "both"], default="keep",
                     help="BACKGROUND_Google as distractors (keep), left out of the library (exclude), or both")
     ap.add_argument("--report", metavar="FILE", help="run the second-round table (or --method ones) and append to FILE")
+    ap.add_argument("--k", type=int, help="P@k (default 20; 5 for sets under 100 images; 3 for ukbench's 4 photos an object)")
     args = ap.parse_args()
     if not args.method and not args.report:
         return legacy_sweep(args.dirs)
@@ -319,7 +325,7 @@ def main():
             if has_clutter:
                 lib.name += f" (clutter {'kept' if mode == 'keep' else 'excluded'})"
             libs.append(lib)
-    run_methods(libs, args.method or REPORT_METHODS, args.report)
+    run_methods(libs, args.method or REPORT_METHODS, args.report, args.k)
 
 
 if __name__ == "__main__":

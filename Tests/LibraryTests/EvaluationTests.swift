@@ -106,9 +106,13 @@ import Testing
         // The component of 1 is reached, 5 and 6 are not (6 -> 4 is one-way).
         #expect(Set(f.keys) == [1, 2, 3, 4])
 
+        // Edge weight cos^gamma times the smaller of its ends' fades below their best neighbours.
+        let best: [Double] = [0.9, 0.9, 0.8, 0.7, 0.95, 0.95]
+        let scale = Double(DiffusionGraph.neighbourhoodScale)
+        func fade(_ s: Double, _ node: Int) -> Double { exp(-pow((best[node] - s) / scale, 2)) }
         var w = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
         for (i, j, s) in [(0, 1, 0.9), (1, 2, 0.8), (2, 3, 0.7), (4, 5, 0.95)] {
-            w[i][j] = pow(s, Double(DiffusionGraph.gamma))
+            w[i][j] = pow(s, Double(DiffusionGraph.gamma)) * min(fade(s, i), fade(s, j))
             w[j][i] = w[i][j]
         }
         let degree = w.map { $0.reduce(0, +) }

@@ -174,6 +174,23 @@ extension Catalogue {
         }
     }
 
+    /// Forgets the derived vectors of every variant of `model` but `raw` and `keeping` (re-ranking
+    /// vectors of settings no longer used, e.g. made before a change of the re-ranking): their
+    /// vectors, neighbour lists and bookkeeping facts; returns the variants dropped.
+    @discardableResult
+    public func dropDerivedVariants(model: String, keeping: Set<String>) throws -> [String] {
+        try pool.write { db in
+            let variants = try String.fetchAll(db, sql: "SELECT DISTINCT variant FROM embedding WHERE model = ?", arguments: [model])
+            let dropped = variants.filter { $0 != "raw" && !keeping.contains($0) }
+            for variant in dropped {
+                try db.execute(sql: "DELETE FROM embedding WHERE model = ? AND variant = ?", arguments: [model, variant])
+                try db.execute(sql: "DELETE FROM neighbourEdge WHERE variant = ?", arguments: [variant])
+                try db.execute(sql: "DELETE FROM meta WHERE key LIKE ?", arguments: ["augmentation.\(variant).%"])
+            }
+            return dropped
+        }
+    }
+
     /// Images whose `variant` vector was computed from any of `ids`.
     public func imagesDerived(from ids: Set<Int64>, variant: String) throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }

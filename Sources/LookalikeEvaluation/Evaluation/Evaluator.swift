@@ -18,6 +18,9 @@ public struct EvaluationOptions: Sendable {
         case sample(Int)
         /// Library paths, absolute or relative to the library's folders (`saxophone/image_0016.jpg`).
         case paths([String])
+        /// The labelled images under a folder of the library (a group of a mixed library, e.g.
+        /// `ukbench500` beside `caltech101`: each group measured at its own k, against the whole library).
+        case under(String)
     }
     public enum Clutter: String, Sendable, Codable { case distractor, exclude }
 
@@ -212,6 +215,11 @@ public enum Evaluator {
             guard n < eligible.count else { return eligible }
             var rng = SplitMix64(seed: options.seed)
             return Array(eligible.shuffled(using: &rng).prefix(n)).sorted { $0.path < $1.path }
+        case .under(let folder):
+            let marker = "/" + folder.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/"
+            let chosen = eligible.filter { $0.path.contains(marker) }
+            guard !chosen.isEmpty else { throw IndexError("no labelled library images under a folder named \(folder)") }
+            return chosen
         case .paths(let paths):
             var chosen: [Item] = []
             for path in paths {

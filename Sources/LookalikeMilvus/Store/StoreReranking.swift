@@ -42,6 +42,7 @@ public struct StoreReranking: Sendable {
         let facts = library.split(separator: " ").dropFirst().joined(separator: " ")
         let alpha = built.alpha(for: StoreLibrary.descriptor(ofDescription: library))
         return "\(descriptionPrefix) \(facts) dba=\(built.augmentation) alpha=\(alpha) diff=\(built.diffusion) rows=\(rows) content=\(content)"
+            + " fade=\(Reranking.neighbourhoodScale)/\(DiffusionGraph.neighbourhoodScale)"
     }
 
     /// The key of a collection's content: its distinct images (content hashes), order-free. Two
@@ -66,6 +67,8 @@ public struct StoreReranking: Sendable {
         let values = StoreLibrary.facts(description)
         guard let dba = values["dba"].flatMap(Int.init), let alpha = values["alpha"].flatMap(Double.init),
               let diff = values["diff"].flatMap(Int.init), let rows = values["rows"].flatMap(Int.init) else { return nil }
+        // A companion made with other neighbourhood fades ranks otherwise: not current.
+        guard values["fade"] == "\(Reranking.neighbourhoodScale)/\(DiffusionGraph.neighbourhoodScale)" else { return nil }
         return (Reranking(augmentation: dba, diffusion: diff, alpha: alpha), rows, values["content"])
     }
 

@@ -58,6 +58,7 @@ public final class AnswerLists: Sendable {
         resolved.alpha = alpha
         return resolved.description + ";gamma=\(DiffusionGraph.gamma),alpha=\(DiffusionGraph.alpha),steps=\(DiffusionGraph.iterations)"
             + ",weight=\(DiffusionGraph.weight),candidates=\(DiffusionGraph.candidates)"
+            + ",fade=\(Reranking.neighbourhoodScale)/\(DiffusionGraph.neighbourhoodScale)"
     }
 
     /// The best `k` of image `id`'s answer (nil: not listed, or `k` beyond the lists).

@@ -17,7 +17,9 @@ import LookalikeIndex
 public enum DatabaseAugmentation {
     /// The embedding variant holding vectors augmented with `neighbours` neighbours and `alpha`.
     public static func variant(neighbours: Int, alpha: Double) -> String {
-        alpha == 3 ? "dba:\(neighbours)" : "dba:\(neighbours),alpha=\(alpha)"
+        // The fade (Reranking.neighbourhoodScale) is part of the name: vectors made before it, or
+        // with another, are a different variant, recomputed by the next `index`.
+        "dba:\(neighbours),alpha=\(alpha),fade=\(Reranking.neighbourhoodScale)"
     }
 
     static func counterKey(_ variant: String) -> String { "augmentation.\(variant).counter" }

@@ -28,6 +28,11 @@ import LookalikeIndex
 
 public final class DiffusionGraph: Sendable {
     public static let gamma: Float = 10
+    /// Each node's edges fade below its best neighbour as its re-ranking's neighbours do
+    /// (`Reranking.fade`), over this scale; an edge keeps the smaller of its two ends' shares, so
+    /// the graph stays symmetric. Four photos of one object then spread relevance among themselves,
+    /// not into a neighbouring object's photos.
+    public static let neighbourhoodScale: Float = 0.15
     public static let alpha: Float = 0.99
     public static let iterations = 10
     /// Weight of the scaled diffusion score added to the cosine.
@@ -201,11 +206,14 @@ public final class DiffusionGraph: Sendable {
     /// is the same both ways).
     static func mutualEdges(ids: [Int64], lists: [[(Int64, Float)]], positions: NodeIndex) -> [[(Int32, Float)]] {
         let inList = lists.map { Set($0.map(\.0)) }
+        let best = lists.map { $0.map(\.1).max() ?? 0 }
         var edges = [[(Int32, Float)]](repeating: [], count: ids.count)
         for (i, list) in lists.enumerated() {
             for (j, similarity) in list {
                 guard let pj = positions[j], inList[Int(pj)].contains(ids[i]) else { continue }
-                edges[i].append((pj, pow(max(0, similarity), Self.gamma)))
+                let share = min(Reranking.fade(similarity, best: best[i], scale: neighbourhoodScale),
+                                Reranking.fade(similarity, best: best[Int(pj)], scale: neighbourhoodScale))
+                edges[i].append((pj, pow(max(0, similarity), Self.gamma) * share))
             }
         }
         return edges
@@ -367,6 +375,7 @@ extension DiffusionGraph {
                                      payloadBytes: bytes,
                                      fields: ["neighbours": String(neighbours), "edges": String(columns.count),
                                               "fingerprint": fingerprint, "gamma": String(Self.gamma),
+                                              "fade": String(Self.neighbourhoodScale),
                                               "lists": String(listPositions.count)])
         try IndexFile.write(to: url, tag: Self.fileTag, header: header) { writer in
             try writer.append(array: ids)
@@ -385,7 +394,8 @@ extension DiffusionGraph {
         guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url, catalogue: catalogue) else { return nil }
         let h = contents.header
         guard contents.tag == fileTag, h.model == model, h.variant == variant, h.fields["neighbours"] == String(k),
-              h.fields["gamma"] == String(Self.gamma), let fingerprint = h.fields["fingerprint"],
+              h.fields["gamma"] == String(Self.gamma), h.fields["fade"] == String(Self.neighbourhoodScale),
+              let fingerprint = h.fields["fingerprint"],
               let edges = h.fields["edges"].flatMap(Int.init),
               // Files from before the lists were kept are rebuilt.
               let listed = h.fields["lists"].flatMap(Int.init) else { return nil }

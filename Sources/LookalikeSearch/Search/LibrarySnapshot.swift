@@ -150,6 +150,8 @@ public enum LibrarySnapshot {
         public var diffusion: DiffusionGraph.Refresh? = nil
         /// Every image's re-ranked answer (made from the graph and the augmented vectors).
         public var answers: AnswerLists.Refresh? = nil
+        /// Re-ranking variants and files no longer used, removed.
+        public var removed: [String] = []
     }
 
     /// The writer's step after indexing: derived vectors (re-ranking) brought in step, snapshots of
@@ -197,7 +199,29 @@ public enum LibrarySnapshot {
                 answers = AnswerLists.Refresh(file: "", images: 0, rebuilt: false, seconds: 0, skipped: "failed: \(error)")
             }
         }
+        // What this re-ranking no longer uses goes: vectors of other re-ranking settings (made
+        // before a change of the default, say) and the files made from them.
+        let augmentedVariant = augmentation.flatMap { $0.skipped == nil ? $0.variant : nil }
+        var removed = try catalogue.dropDerivedVariants(model: model.id, keeping: Set([augmentedVariant].compactMap { $0 }))
+        removed += removeUnplannedFiles(catalogue: catalogue, keeping: [
+            url(for: catalogue), augmentedVariant.map { url(for: catalogue, variant: $0) },
+            diffusion.map { _ in DiffusionGraph.url(for: catalogue, variant: augmentedVariant ?? EmbeddingVariant.raw, neighbours: reranking.diffusion) },
+            answers.map { _ in AnswerLists.url(for: catalogue, variant: augmentedVariant ?? EmbeddingVariant.raw) },
+        ].compactMap { $0 })
         return Maintenance(snapshot: snapshot, augmentation: augmentation, augmentedSnapshot: augmentedSnapshot, diffusion: diffusion,
-                           answers: answers)
+                           answers: answers, removed: removed)
+    }
+
+    /// Deletes the snapshots, graphs and answer lists beside the library that this run did not
+    /// plan (other variants); approximate indexes and visual words are the user's and stay.
+    static func removeUnplannedFiles(catalogue: Catalogue, keeping: [URL]) -> [String] {
+        let folder = folder(for: catalogue)
+        let kept = Set(keeping.map(\.lastPathComponent))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.sorted().filter { name in
+            guard let kind = DerivedFiles.kind(of: name), ["vectors-", "diffusion-", "answers-"].contains(kind.prefix),
+                  !kept.contains(name) else { return false }
+            return (try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))) != nil
+        }
     }
 }

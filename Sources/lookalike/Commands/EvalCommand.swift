@@ -37,6 +37,9 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "File listing query images, one library path per line (absolute or like saxophone/image_0016.jpg).")
     var queriesFrom: String?
 
+    @Option(help: "Only the labelled images under this folder of the library are queries (one group of a mixed library, e.g. ukbench500 with --k 3); the whole library is searched.")
+    var queriesUnder: String?
+
     @Option(help: "Seed for sampled queries.")
     var seed: UInt64 = 0
 
@@ -86,6 +89,8 @@ struct EvalCommand: AsyncParsableCommand {
             }
             options.queries = .paths(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") })
+        } else if let queriesUnder {
+            options.queries = .under(queriesUnder)
         } else if let n = Int(queries) {
             options.queries = .sample(n)
         }

@@ -179,6 +179,9 @@ struct IndexCommand: AsyncParsableCommand {
                     print("answer lists (\(a.file)): \(a.images) images in \(format(a.seconds, 1)) s")
                 }
             }
+            if let removed = summary.maintenance?.removed, !removed.isEmpty {
+                print("no longer used, removed: \(removed.joined(separator: ", "))")
+            }
             if let w = summary.visualWords {
                 print("visual words: \(w.added) images added, \(w.removed) removed (\(w.images) in all)"
                       + (w.unreadable.isEmpty ? "" : ", \(w.unreadable.count) without local features"))
