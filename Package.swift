@@ -110,7 +110,8 @@ let package = Package(
             ]
         ),
         // What the two command-line programs share (options, console output, tables).
-        .target(name: "LookalikeCommandLine", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "LookalikeCommandLine",
+                dependencies: ["COpenBLASCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "lookalike",
             dependencies: [

@@ -1,7 +1,26 @@
 // What the two command-line programs share (`lookalike` and `lookalike-bench`): the --db option,
 // stderr output, JSON encoding, and text tables.
 import ArgumentParser
+import COpenBLASCore
 import Foundation
+
+extension ParsableCommand {
+    /// The programs' entry: ArgumentParser's own, after making sure OpenBLAS runs the kernels this
+    /// CPU can (see COpenBLASCore: on a VM it may have chosen SSE3 kernels for an AVX-512 CPU).
+    public static func runAsRoot() async {
+        _ = lk_openblas_reexec_with_native_core(CommandLine.unsafeArgv)
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
 
 public struct DatabaseOption: ParsableArguments {
     @Option(name: .long, help: "The library database.")

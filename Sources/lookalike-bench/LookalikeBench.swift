@@ -2,7 +2,6 @@
 // runs them through scripts/bench*.py, which print each figure beside the reference peer's).
 // `robustness` measures retrieval quality under edits; `engine`, `search` and `ann` measure speed.
 import ArgumentParser
-import COpenBLASCore
 import LookalikeCommandLine
 import LookalikeEngine
 
@@ -15,18 +14,6 @@ struct LookalikeBench: AsyncParsableCommand {
         subcommands: [RobustnessCommand.self, BenchEngineCommand.self, BenchSearchCommand.self, BenchANNCommand.self]
     )
 
-    /// As `lookalike`: OpenBLAS told the kernels this CPU runs before anything is measured.
-    static func main() async {
-        _ = lk_openblas_reexec_with_native_core(CommandLine.unsafeArgv)
-        do {
-            var command = try parseAsRoot()
-            if var asynchronous = command as? AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
-    }
+    /// OpenBLAS told the kernels this CPU runs first (`runAsRoot`).
+    static func main() async { await runAsRoot() }
 }

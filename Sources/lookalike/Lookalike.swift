@@ -1,7 +1,6 @@
 // The `lookalike` command: one thin type per subcommand (in Commands/), each parsing its options
 // and calling the library. Errors print as one clear line on stderr with a non-zero exit status.
 import ArgumentParser
-import COpenBLASCore
 import LookalikeCommandLine
 import LookalikeEngine
 
@@ -25,19 +24,6 @@ struct Lookalike: AsyncParsableCommand {
         ]
     )
 
-    /// ArgumentParser's own entry, after making sure OpenBLAS runs the kernels this CPU can (see
-    /// COpenBLASCore: on a VM it may have chosen SSE3 kernels for an AVX-512 CPU).
-    static func main() async {
-        _ = lk_openblas_reexec_with_native_core(CommandLine.unsafeArgv)
-        do {
-            var command = try parseAsRoot()
-            if var asynchronous = command as? AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
-    }
+    /// OpenBLAS told the kernels this CPU runs first (`runAsRoot`).
+    static func main() async { await runAsRoot() }
 }
