@@ -110,7 +110,7 @@ public enum DerivedFiles {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
         let model = try catalogue.storedModel()
-        return try names.compactMap { name -> Status? in
+        return names.compactMap { name -> Status? in
             guard let kind = kind(of: name) else { return nil }
             let url = folder.appendingPathComponent(name)
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? 0
