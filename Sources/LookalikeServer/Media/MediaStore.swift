@@ -1,4 +1,4 @@
-// Media/ serves a library's images to people, by image id only (a client never names a path): JPEG
+// Media/ (part of the server: only its controllers read images for people) serves a library's images to people, by image id only (a client never names a path): JPEG
 // thumbnails made by libvips' shrink-on-load and cached on disk beside the catalogue
 // (`<db>.thumbs/<2 hex>/<content hash>-<size>.jpg`, written atomically, so any number of server
 // processes can share the cache), the original file with its real content type (sniffed from its
@@ -9,6 +9,7 @@ import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
+import LookalikeSearch
 
 public final class MediaStore: Sendable {
     public let cacheFolder: URL
