@@ -44,6 +44,19 @@ import Testing
         }
     }
 
+    /// A writer's step that recomputes only re-ranking vectors (another re-ranking, or a new
+    /// release's) keeps the raw snapshot usable: the journal is kept back to its counter.
+    @Test func reRankingVectorsMadeAgainLeaveTheRawSnapshotUsable() throws {
+        let (_, catalogue, _) = try Self.library(["pizza", "dalmatian"])
+        let model = try #require(try catalogue.storedModel())
+        let other = Reranking(augmentation: 5, expansion: 10, diffusion: 30)
+        let step = try LibrarySnapshot.maintain(catalogue: catalogue, model: model, reranking: other)
+        #expect(step.augmentation?.recomputed == 12 && step.removed.contains { $0.hasPrefix("dba:15") }, "\(step.removed)")
+        let live = try LiveLibrary(catalogue: catalogue)
+        #expect(live.opening.source == "snapshot", "\(live.opening.snapshotProblem ?? "")")
+        #expect(try DerivedFiles.status(catalogue: catalogue).allSatisfy(\.current))
+    }
+
     @Test func badSnapshotsAreNeverTrusted() throws {
         let (_, catalogue, _) = try Self.library(["pizza", "dalmatian"])
         let url = LibrarySnapshot.url(for: catalogue)

@@ -120,8 +120,12 @@ public enum LibrarySnapshot {
         var result: Refresh?
         if opening.source == "snapshot" {
             if changed == 0 {
+                // The file stays at its own counter: readers check that the journal reaches it, so
+                // the journal is kept from there (other variants' changes since may sit after it).
+                let fileCounter = (try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter)
+                    ?? opening.counter
                 result = Refresh(action: "current", reason: "no changes since the snapshot", count: store.count,
-                                 counter: opening.counter, seconds: 0)
+                                 counter: fileCounter, seconds: 0)
             } else if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
                 // The snapshot stays at its own counter: the journal after it must be kept.
                 let snapshotCounter = (try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter) ?? 0
