@@ -73,7 +73,6 @@ public enum DatabaseAugmentation {
             }
             affected = Set(raw.liveIds)
         }
-        let d = raw.dimension
         let ordered = affected.sorted()
         for chunk in ordered.chunked(512) {
             var queries: [Float] = []
@@ -84,15 +83,8 @@ public enum DatabaseAugmentation {
                 queries.append(contentsOf: v)
             }
             guard !ids.isEmpty else { continue }
-            let found = try index.search(batch: queries, k: n + 1, parameters: SearchParameters())
-            var rows: [(imageId: Int64, vector: [Float], neighbours: [Int64])] = []
-            for (i, id) in ids.enumerated() {
-                let others = found[i].filter { $0.id != id }.prefix(n)
-                let neighbours = others.compactMap { nb in raw.reconstruct(nb.id).map { (similarity: 1 - nb.distance, vector: $0) } }
-                let base = Array(queries[i * d..<(i + 1) * d])
-                rows.append((id, Reranking.expand(base, neighbours: neighbours, alpha: alpha), others.map(\.id)))
-            }
-            try catalogue.storeDerived(rows, model: model.id, variant: variant)
+            let rows = try Reranker.augmentedRows(ids: ids, vectors: queries, store: raw, index: index, neighbours: n, alpha: alpha)
+            try catalogue.storeDerived(rows.map { ($0.id, $0.vector, $0.neighbours) }, model: model.id, variant: variant)
         }
         // Our own writes moved the counter; the raw vectors did not change meanwhile (one writer),
         // so the augmentation is current as of the latest counter.

@@ -102,25 +102,34 @@ public final class Reranker: Sendable {
         preparationSeconds = Date().timeIntervalSince(started)
     }
 
-    /// DBA: every vector replaced by the weighted mean of itself and its nearest neighbours.
+    /// DBA: every vector replaced by the weighted mean of itself and its nearest neighbours (in
+    /// memory: evaluation, a store's companion).
     package static func augment(_ store: VectorStore, using index: any VectorIndex, neighbours n: Int, alpha: Double,
                         filter: (@Sendable (Int64) -> Bool)?) throws -> VectorStore {
         let out = VectorStore(dimension: store.dimension)
-        let d = store.dimension
         try store.forEachBatch(256) { ids, vectors in
-            let found = try index.search(batch: vectors, k: n + 1, parameters: SearchParameters(filter: filter))
-            var rows: [Float] = []
-            rows.reserveCapacity(vectors.count)
-            for (i, id) in ids.enumerated() {
-                let base = Array(vectors[i * d..<(i + 1) * d])
-                let others = found[i].filter { $0.id != id }.prefix(n).compactMap { nb -> (Float, [Float])? in
-                    store.reconstruct(nb.id).map { (1 - nb.distance, $0) }
-                }
-                rows.append(contentsOf: Reranking.expand(base, neighbours: others, alpha: alpha))
-            }
-            try out.add(ids: ids, vectors: rows)
+            let rows = try augmentedRows(ids: ids, vectors: vectors, store: store, index: index, neighbours: n, alpha: alpha,
+                                         filter: filter)
+            try out.add(ids: rows.map(\.id), vectors: rows.flatMap(\.vector))
         }
         return out
+    }
+
+    /// The one DBA step, for a batch of images (`vectors`: their rows of `store`): each image's
+    /// augmented vector from its `n` nearest others in `index`, and those neighbours' ids (what the
+    /// catalogue keeps to know whom a removal touches). The library's writer (DatabaseAugmentation),
+    /// evaluation and a store's companion all augment through this.
+    package static func augmentedRows(ids: [Int64], vectors: [Float], store: VectorStore, index: any VectorIndex,
+                                      neighbours n: Int, alpha: Double, filter: (@Sendable (Int64) -> Bool)? = nil) throws
+        -> [(id: Int64, vector: [Float], neighbours: [Int64])] {
+        let d = store.dimension
+        let found = try index.search(batch: vectors, k: n + 1, parameters: SearchParameters(filter: filter))
+        return ids.enumerated().map { i, id in
+            let others = found[i].filter { $0.id != id }.prefix(n)
+            let neighbours = others.compactMap { nb in store.reconstruct(nb.id).map { (similarity: 1 - nb.distance, vector: $0) } }
+            let base = Array(vectors[i * d..<(i + 1) * d])
+            return (id, Reranking.expand(base, neighbours: neighbours, alpha: alpha), others.map(\.id))
+        }
     }
 
     /// The query vector as ranked: a library image's augmented vector, expanded when QE is on.
