@@ -47,8 +47,6 @@ package struct IndexFileHeader: Codable, Sendable {
         self.payloadBytes = payloadBytes
         self.fields = fields
     }
-
-    package var origin: FileOrigin { FileOrigin(catalogue: catalogue, counter: catalogueCounter) }
 }
 
 package enum IndexFile {

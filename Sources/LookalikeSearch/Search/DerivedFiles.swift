@@ -90,19 +90,25 @@ public enum DerivedFiles {
     /// The one rule (see the file comment): nil when the file with `header` may be used for
     /// `catalogue`'s library as it is now, else why not.
     static func staleness(_ header: IndexFileHeader, catalogue: Catalogue, model: ModelInfo?, replayed: Bool) throws -> String? {
+        try verdict(header, catalogue: catalogue, model: model, replayed: replayed).reason
+    }
+
+    /// The rule's verdict, and the journal's changes since the file when it reaches them.
+    static func verdict(_ header: IndexFileHeader, catalogue: Catalogue, model: ModelInfo?,
+                        replayed: Bool) throws -> (reason: String?, changes: CatalogueChanges?) {
         guard header.catalogue == catalogue.identity else {
-            return header.catalogue == nil ? "made before catalogues had identities" : "made for another catalogue at this path"
+            return (header.catalogue == nil ? "made before catalogues had identities" : "made for another catalogue at this path", nil)
         }
-        if let made = header.model, let model, made != model.checksum { return "made with other weights" }
-        guard let model else { return "the library has no vectors" }
+        if let made = header.model, let model, made != model.checksum { return ("made with other weights", nil) }
+        guard let model else { return ("the library has no vectors", nil) }
         let variant = header.variant ?? EmbeddingVariant.raw
         guard let changes = try catalogue.changes(after: header.catalogueCounter, model: model.id, variant: variant) else {
-            return "older than the change journal reaches (change \(header.catalogueCounter))"
+            return ("older than the change journal reaches (change \(header.catalogueCounter))", nil)
         }
         if !replayed && !changes.isEmpty {
-            return "\(changes.added.count) images added or changed and \(changes.removed.count) removed since it was made"
+            return ("\(changes.added.count) images added or changed and \(changes.removed.count) removed since it was made", changes)
         }
-        return nil
+        return (nil, changes)
     }
 
     /// Every derived file of `catalogue` with the rule's verdict.
@@ -124,10 +130,10 @@ public enum DerivedFiles {
                 if let variant = header.variant { inputs["variant"] = variant }
                 if kind.prefix.isEmpty { inputs["method"] = contents.tag }
                 status.inputs = inputs
-                status.reason = try staleness(header, catalogue: catalogue, model: model, replayed: kind.replayed)
-                status.current = status.reason == nil
-                if status.current, kind.replayed, let model,
-                   let changes = try catalogue.changes(after: header.catalogueCounter, model: model.id, variant: header.variant ?? EmbeddingVariant.raw) {
+                let (reason, changes) = try verdict(header, catalogue: catalogue, model: model, replayed: kind.replayed)
+                status.reason = reason
+                status.current = reason == nil
+                if status.current, kind.replayed, let changes {
                     status.replayed_changes = changes.added.count + changes.removed.count
                 }
             } catch {

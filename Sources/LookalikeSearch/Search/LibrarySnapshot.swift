@@ -33,6 +33,9 @@ public enum LibrarySnapshot {
         /// Why the snapshot was not used (missing, corrupt, stale...), when it was not.
         public var snapshotProblem: String?
         public var counter: Int64
+        /// The change counter the snapshot file itself records (nil when streamed from the catalogue):
+        /// the journal must still reach it for readers to use the file.
+        public var fileCounter: Int64? = nil
         public var replayedAdds: Int
         public var replayedRemovals: Int
         public var seconds: Double
@@ -58,6 +61,7 @@ public enum LibrarySnapshot {
                 let store = try VectorStore.load(contents, precision: precision)
                 try apply(changes, to: store, catalogue: catalogue, model: model, variant: variant)
                 return (store, Opening(source: "snapshot", snapshotProblem: nil, counter: changes.counter,
+                                       fileCounter: header.catalogueCounter,
                                        replayedAdds: changes.added.count, replayedRemovals: changes.removed.count,
                                        seconds: Date().timeIntervalSince(started)))
             } catch {
@@ -119,18 +123,15 @@ public enum LibrarySnapshot {
         var reason = opening.snapshotProblem ?? ""
         var result: Refresh?
         if opening.source == "snapshot" {
+            // Kept, the file stays at its own counter: readers check that the journal reaches it, so
+            // the journal after it is kept (replayed changes, or other variants' changes since).
+            let fileCounter = opening.fileCounter ?? 0
             if changed == 0 {
-                // The file stays at its own counter: readers check that the journal reaches it, so
-                // the journal is kept from there (other variants' changes since may sit after it).
-                let fileCounter = (try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter)
-                    ?? opening.counter
                 result = Refresh(action: "current", reason: "no changes since the snapshot", count: store.count,
                                  counter: fileCounter, seconds: 0)
             } else if changed < max(minimumChanges, Int(rewriteFraction * Double(store.count))) {
-                // The snapshot stays at its own counter: the journal after it must be kept.
-                let snapshotCounter = (try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header.catalogueCounter) ?? 0
                 result = Refresh(action: "deferred", reason: "\(changed) changes since the snapshot are replayed from the journal",
-                                 count: store.count, counter: snapshotCounter, seconds: 0)
+                                 count: store.count, counter: fileCounter, seconds: 0)
             } else {
                 reason = "\(changed) changes since the snapshot"
             }
