@@ -58,9 +58,29 @@ lk_words_quantizer *lk_words_quantizer_new(const float *centres, size_t words, s
         return NULL;
     }
     memcpy(q->centres, centres, words * dimension * sizeof(float));
+    /* The forest's trees are randomised: seeded, every process builds the same ones, so a
+     * descriptor lands in the same word when the library is made and when it is searched (the
+     * bounded search is approximate, and different trees answer differently near borders). */
+    vl_rand_seed(vl_get_rand(), 0x5EED);
     vl_kdforest_build(q->forest, words, q->centres);
     vl_kdforest_set_max_num_comparisons(q->forest, LK_WORDS_COMPARISONS);
     return q;
+}
+
+void lk_words_quantize_nearest(lk_words_quantizer *q, const float *data, size_t count, size_t nearest, uint32_t *out) {
+    VlKDForestNeighbor found[8];
+    if (nearest > 8) nearest = 8;
+    pthread_mutex_lock(&q->searchers);
+    VlKDForestSearcher *searcher = vl_kdforest_new_searcher(q->forest);
+    pthread_mutex_unlock(&q->searchers);
+    for (size_t i = 0; i < count; i++) {
+        memset(found, 0, sizeof found);
+        vl_size n = vl_kdforestsearcher_query(searcher, found, nearest, data + i * q->dimension);
+        for (size_t k = 0; k < nearest; k++) out[i * nearest + k] = (uint32_t)found[k < n ? k : 0].index;
+    }
+    pthread_mutex_lock(&q->searchers);
+    vl_kdforestsearcher_delete(searcher);
+    pthread_mutex_unlock(&q->searchers);
 }
 
 void lk_words_quantize(lk_words_quantizer *q, const float *data, size_t count, uint32_t *out) {

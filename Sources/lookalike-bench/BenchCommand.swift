@@ -29,8 +29,8 @@ struct RobustnessCommand: ParsableCommand {
     @Option(help: "Images to sample.") var sample: Int = 200
     @Option(help: "Seed of the sample.") var seed: UInt64 = 0
     @Option(help: "Re-ranking: default, none, or steps like dba:15+qe:10+diff:30.") var rerank: String = Reranking.libraryDefault.description
-    @Option(help: "Spatial verification: check this many best candidates' local features against the copy's (0: off).")
-    var verify: Int = 0
+    @Option(help: "Spatial verification: check this many best candidates' local features against the copy's (0: off; default: as a search decides, per copy).")
+    var verify: Int?
     @Option(name: .customLong("edit"), help: "Only this edit (repeatable; default: all 14), e.g. --edit 'grey square 25%'.")
     var edits: [String] = []
     @Option(help: "Weights file (default: $LOOKALIKE_MODEL or models/efficientnet-lite0.lkw).") var model: String?
@@ -39,7 +39,7 @@ struct RobustnessCommand: ParsableCommand {
 
     func validate() throws {
         guard sample > 0 else { throw ValidationError("--sample must be at least 1") }
-        guard (0...SearchRequest.maximumVerify).contains(verify) else {
+        guard (0...SearchRequest.maximumVerify).contains(verify ?? 0) else {
             throw ValidationError("--verify must be 0 (off) to \(SearchRequest.maximumVerify)")
         }
         _ = try Reranking(parsing: rerank)

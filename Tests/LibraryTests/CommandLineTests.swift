@@ -53,10 +53,11 @@ final class TinyHTTPServer: @unchecked Sendable {
 @Suite(.serialized) struct CommandLineTests {
     struct Run { let status: Int32; let stdout: String; let stderr: String }
 
-    func lookalike(_ arguments: [String]) throws -> Run {
+    func lookalike(_ arguments: [String], background: Bool = false) throws -> Run {
         let process = Process()
         process.executableURL = try Fixture.executable()
         process.arguments = arguments
+        process.environment = Fixture.environment(background: background)
         process.currentDirectoryURL = Fixture.packageRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -141,6 +142,47 @@ final class TinyHTTPServer: @unchecked Sendable {
         #expect(info.stdout.contains("images:    36 (36 files, 6 labels)"))
         let noLibrary = try lookalike(["search", query.path, "--db", dir.appendingPathComponent("none.db").path])
         #expect(noLibrary.status != 0 && noLibrary.stderr.contains("no library"))
+    }
+
+    /// `index` starts the library's local features in the background and says so; `info` follows
+    /// the job until the file is current; then a plain `search` of an edited copy (no options)
+    /// puts its original first, verified.
+    @Test func indexMakesLocalFeaturesInTheBackgroundAndSearchUsesThem() throws {
+        let dir = try Fixture.tempDir()
+        let folder = dir.appendingPathComponent("photos")
+        try Fixture.copySamples(to: folder)
+        let db = dir.appendingPathComponent("lib.db").path
+        let index = try lookalike(["index", folder.path, "--db", db], background: true)
+        #expect(index.status == 0, "\(index.stderr)")
+        #expect(index.stdout.contains("local features of 36 images: being made in the background"), "\(index.stdout)")
+        struct Info: Decodable {
+            struct Derived: Decodable { let name: String; let kind: String; let current: Bool; let reason: String? }
+            let derived: [Derived]
+        }
+        var current = false
+        for _ in 0..<240 where !current {
+            let info = try JSONDecoder().decode(Info.self, from: Data(try lookalike(["info", "--db", db, "--json"]).stdout.utf8))
+            let features = try #require(info.derived.first { $0.kind == "local features" })
+            current = features.current
+            if !current {
+                #expect(features.reason?.contains("background") == true, "\(features.reason ?? "")")
+                usleep(500_000)
+            }
+        }
+        #expect(current, "the background job did not finish in two minutes")
+        let photo = folder.appendingPathComponent("airplanes/image_0004.jpg").path
+        let edited = dir.appendingPathComponent("edited.jpg")
+        try Data(VerificationTests.edited(photo, "grey square 25%")).write(to: edited)
+        struct Answer: Decodable {
+            struct Result: Decodable { let path: String; let inliers: Int? }
+            let reranking: String
+            let results: [Result]
+        }
+        let search = try lookalike(["search", edited.path, "--db", db, "--json"])
+        #expect(search.status == 0, "\(search.stderr)")
+        let answer = try JSONDecoder().decode(Answer.self, from: Data(search.stdout.utf8))
+        #expect(answer.results.first?.path == photo && answer.results.first?.inliers != nil, "\(answer.results.map(\.path))")
+        #expect(answer.reranking.contains("+verify:") && answer.reranking.contains("+words:"), "\(answer.reranking)")
     }
 
     @Test func embedPrintsJSONAndFailsOnBadFiles() throws {

@@ -444,8 +444,12 @@ import Testing
         // An image from outside the library is not diffused (it would bury the photo it copies):
         // the same ranking as the default without diffusion, and the answer says so.
         let photo = Fixture.queries.appendingPathComponent("pizza_0010.jpg").path
-        let outside = try await service.search(.file(photo), SearchRequest(k: 8))
-        let withoutDiffusion = try await service.search(.file(photo), SearchRequest(k: 8, reranking: Reranking(augmentation: 15, expansion: 10)))
+        // (Verification off: it is decided per query, and this compares the re-rankings alone.)
+        var unverified = SearchRequest(k: 8)
+        unverified.verify = 0
+        let outside = try await service.search(.file(photo), unverified)
+        unverified.reranking = Reranking(augmentation: 15, expansion: 10)
+        let withoutDiffusion = try await service.search(.file(photo), unverified)
         #expect(outside.reranking == "dba:15+qe:10" && withoutDiffusion.reranking == "dba:15+qe:10")
         #expect(outside.results.map(\.id) == withoutDiffusion.results.map(\.id))
     }

@@ -186,7 +186,10 @@ struct MilvusTests {
 
         let remote = try await StoreLibrary.open(address, makeEmbedder: { _ in try Fixture.embedder() })
         let service = try SearchService(catalogue: catalogue)
-        let request = SearchRequest(k: 10, reranking: .libraryDefault)
+        // A store answers without spatial verification (it reads no local features yet): the local
+        // library's is turned off to compare the rankings.
+        var request = SearchRequest(k: 10, reranking: .libraryDefault)
+        request.verify = 0
         var sources: [QuerySource] = try catalogue.allSummaries().values.map { .path($0.path) }
         sources += try FileManager.default.contentsOfDirectory(atPath: Fixture.queries.path).sorted()
             .map { .file(Fixture.queries.appendingPathComponent($0).path) }
@@ -428,7 +431,9 @@ struct MilvusTests {
         for (arguments, source, applied) in [([query], QuerySource.file(query), "dba:15+qe:10"),
                                              (["--path", libraryImage], QuerySource.path(libraryImage), "dba:15+qe:10+diff:30")] {
             let remote = try lookalike(["search"] + arguments + ["--store", store, "-k", "10", "--json"])
-            let local = try await service.search(source, SearchRequest(k: 10, reranking: .libraryDefault))
+            var unverified = SearchRequest(k: 10, reranking: .libraryDefault)
+            unverified.verify = 0  // a store does not verify (yet)
+            let local = try await service.search(source, unverified)
             let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
             #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "default re-ranking, \(arguments)")
             #expect(r.reranking == applied && local.reranking == applied, "\(r.reranking) / \(local.reranking)")
@@ -554,6 +559,7 @@ struct MilvusTests {
         let process = Process()
         process.executableURL = try Fixture.executable()
         process.arguments = arguments
+        process.environment = Fixture.environment()
         process.currentDirectoryURL = Fixture.packageRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

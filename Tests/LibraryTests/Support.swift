@@ -107,6 +107,14 @@ extension Fixture {
         return count
     }
 
+    /// The environment commands run in: `index` starts no background job of local features (a
+    /// test that wants one asks for it), so a fixture library does not change under a test.
+    static func environment(background: Bool = false) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOOKALIKE_BACKGROUND"] = background ? nil : "0"
+        return environment
+    }
+
     /// The built `lookalike` executable (next to the test bundle).
     static func executable() throws -> URL {
         let candidates = [
@@ -123,6 +131,7 @@ extension Fixture {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = ["index", folder.path, "--db", db.path]
+        process.environment = environment()
         process.currentDirectoryURL = packageRoot
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -24,6 +24,8 @@ typedef struct lk_words_quantizer lk_words_quantizer;
 lk_words_quantizer *lk_words_quantizer_new(const float *centres, size_t words, size_t dimension);
 /* The nearest word of each of `count` rows (approximate: a bounded kd-forest search). */
 void lk_words_quantize(lk_words_quantizer *q, const float *data, size_t count, uint32_t *out);
+/* The `nearest` nearest words of each row (out: count x nearest, nearest first). */
+void lk_words_quantize_nearest(lk_words_quantizer *q, const float *data, size_t count, size_t nearest, uint32_t *out);
 void lk_words_quantizer_free(lk_words_quantizer *q);
 
 #ifdef __cplusplus

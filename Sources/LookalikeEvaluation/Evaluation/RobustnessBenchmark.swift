@@ -121,7 +121,7 @@ public struct RobustnessReport: Sendable, Codable {
 public enum RobustnessBenchmark {
     public static func run(service: SearchService, embedder: Embedder, folder: String, sample: Int = 200, seed: UInt64 = 0,
                            transformations: [Transformation] = Transformation.standard, reranking: Reranking = .libraryDefault,
-                           verify: Int = 0, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> RobustnessReport {
+                           verify: Int? = nil, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> RobustnessReport {
         let started = Date()
         let root = URL(fileURLWithPath: folder).standardizedFileURL.path
         let prefix = root.hasSuffix("/") ? root : root + "/"
@@ -138,8 +138,14 @@ public enum RobustnessBenchmark {
         let tallies = Locked([Tally](repeating: Tally(), count: transformations.count))
         let done = Locked(0)
         let total = chosen.count * transformations.count
-        let request = SearchRequest(k: max(5, verify), reranking: reranking)
+        // The search's own stages: the same ranking, and verification as a search runs it (asked
+        // for a shortlist, or, with no `verify`, decided per copy).
+        let request = { var r = SearchRequest(k: 5, reranking: reranking); r.verify = verify; return r }()
+        let words = service.visualWords.index()
+        let ranked = SearchRequest(k: max(5, verify ?? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist)),
+                                   reranking: reranking)
         let usedWords = Locked(false)
+        let verifiedAny = Locked(0)
         let applied = Locked(Reranking.none)
         let misses = Locked([RobustnessMiss]())
         // Twin checks per (original, candidate), shared by the edits of one photo.
@@ -158,16 +164,15 @@ public enum RobustnessBenchmark {
                 let outcome: (hit1: Bool, hit5: Bool, strict1: Bool, strict5: Bool)? = try? {
                     let bytes = try transformation.apply(toFile: image.path)
                     let vector = try embedder.embed(embedder.decode(data: bytes, name: transformation.name)).vector
-                    let (searched, used) = try service.rankExplained(vector: vector, libraryId: nil, request: request)
+                    let (searched, used) = try service.rankExplained(vector: vector, libraryId: nil, request: ranked)
                     var results = searched
-                    if verify > 0 {
-                        let features = try QueryFeatures(data: bytes, name: transformation.name)
-                        // The whole shortlist re-ordered (not only the top 5), for the miss's account; the
-                        // library's visual words (where `prepare verify` made them) add candidates.
-                        let (verified, added) = try service.verify(searched, query: features, vector: vector, metric: .cosine,
-                                                                   k: searched.count + VisualWordIndex.candidates)
-                        results = verified
-                        if added != nil { usedWords.withLock { $0 = true } }
+                    // The whole shortlist re-ordered (not only the top 5), for the miss's account.
+                    if let outcome = try service.verificationStage(searched, image: .bytes(bytes, name: transformation.name), vector: vector,
+                                                                   request: request, parameters: SearchParameters(), words: words,
+                                                                   keep: searched.count + VisualWordIndex.candidates) {
+                        results = outcome.results
+                        verifiedAny.withLock { $0 = max($0, outcome.checked) }
+                        if outcome.added != nil { usedWords.withLock { $0 = true } }
                     }
                     applied.withLock { $0 = used }
                     let strict1 = results.first?.id == image.imageId
@@ -180,7 +185,7 @@ public enum RobustnessBenchmark {
                             $0.append(RobustnessMiss(
                                 transformation: transformation.name, path: image.path,
                                 search_rank: searched.firstIndex { $0.id == image.imageId }.map { $0 + 1 },
-                                verified_rank: verify > 0 ? original?.rank : nil,
+                                verified_rank: results.contains { $0.inliers != nil } ? original?.rank : nil,
                                 first: results.first?.path, first_inliers: results.first?.inliers,
                                 original_inliers: original?.inliers, twin: hit1))
                         }
@@ -210,8 +215,9 @@ public enum RobustnessBenchmark {
                                  failures: tally.failures)
         }
         return RobustnessReport(library: service.catalogue.path, images: live.count, sample: chosen.count,
-                                method: "exact", reranking: verify == 0 ? applied.value.description
-                                    : applied.value.description(verifying: verify, words: usedWords.value ? VisualWordIndex.candidates : 0),
+                                method: "exact", reranking: verifiedAny.value == 0 ? applied.value.description
+                                    : applied.value.description(verifying: verifiedAny.value, words: usedWords.value ? VisualWordIndex.candidates : 0)
+                                    + (verify == nil ? " (verified where the best match was not a clear copy)" : ""),
                                 rows: rows,
                                 misses: misses.value.sorted { ($0.transformation, $0.path) < ($1.transformation, $1.path) },
                                 seconds: Date().timeIntervalSince(started))

@@ -31,8 +31,11 @@ public struct IndexSummary: Sendable, Codable {
     public var maintenance: LibrarySnapshot.Maintenance?
     /// What happened to the approximate index files beside the catalogue (those that exist).
     public var indexes: [LibraryIndexes.Update] = []
-    /// What happened to the visual-word index of verified searches (where `prepare verify` made one).
+    /// What happened to the library's local features (visual words) here, when few enough changed.
     public var visualWords: VisualWordIndex.BuildSummary?
+    /// Images whose local features are still to make (or 1 when the file holds removed images):
+    /// the background job's work (`LocalFeaturesJob`), which the command line starts.
+    public var localFeaturesPending = 0
     public var failed: Int { failures.count }
 }
 
@@ -59,7 +62,7 @@ public struct IndexProgress: Sendable {
 }
 
 public final class Indexer: Sendable {
-    let catalogue: Catalogue
+    public let catalogue: Catalogue
     let embedder: Embedder
     /// Results are committed when this many are pending, or `commitInterval` seconds passed.
     let batchSize: Int
@@ -120,6 +123,8 @@ public final class Indexer: Sendable {
             // reported, never a failed run (the catalogue and vectors above are already stored).
             do {
                 summary.visualWords = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
+                let state = LocalFeaturesJob.missing(catalogue: catalogue, liveIds: opened.0.liveIds)
+                summary.localFeaturesPending = state.missing > 0 ? state.missing : (state.stale ? 1 : 0)
             } catch {
                 summary.failures.append(IndexFailure(path: VisualWordIndex.url(for: catalogue).path,
                                                      reason: "visual words not updated: \(error)"))

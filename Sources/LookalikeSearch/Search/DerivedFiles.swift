@@ -40,8 +40,8 @@ public enum DerivedFiles {
              replayed: false, builtBy: "lookalike index"),
         Kind(name: "answer lists", prefix: "answers-", builtFrom: "every image's answer under the default re-ranking (graph + augmented vectors)",
              replayed: false, builtBy: "lookalike index"),
-        Kind(name: "visual words", prefix: "visual-words", builtFrom: "the images' local features (RootSIFT) quantised to visual words",
-             replayed: false, builtBy: "lookalike index (created by lookalike prepare verify)"),
+        Kind(name: "local features", prefix: "visual-words", builtFrom: "the images' SIFT keypoints as visual words and positions (verified searches)",
+             replayed: false, builtBy: "lookalike index (in the background; lookalike prepare verify waits for it)"),
         Kind(name: "approximate index", prefix: "", builtFrom: "the raw vectors (and, for hash, the catalogue's trained model)",
              replayed: true, builtBy: "lookalike index (created by lookalike prepare index)"),
     ]
@@ -116,7 +116,9 @@ public enum DerivedFiles {
         let folder = LibrarySnapshot.folder(for: catalogue)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
         let model = try catalogue.storedModel()
-        return names.compactMap { name -> Status? in
+        let job = LocalFeaturesJob.running(for: catalogue)
+        let making = job.map { "being made in the background: \($0.done) of \($0.total) images (pid \($0.pid))" }
+        var listed = names.compactMap { name -> Status? in
             guard let kind = kind(of: name) else { return nil }
             let url = folder.appendingPathComponent(name)
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? 0
@@ -139,7 +141,14 @@ public enum DerivedFiles {
             } catch {
                 status.reason = "unreadable: \(error)"
             }
+            if kind.prefix == "visual-words", !status.current, let making { status.reason = making }
             return status
         }
+        if model != nil, !names.contains(where: { $0.hasPrefix("visual-words") }), let kind = manifest.first(where: { $0.prefix == "visual-words" }) {
+            listed.append(Status(name: "visual-words.lkix", kind: kind.name, bytes: 0, current: false, built_from: kind.builtFrom,
+                                 inputs: [:], reason: making ?? "not made yet: `lookalike index` starts it in the background, `lookalike prepare verify` makes it now",
+                                 replayed_changes: nil, built_by: kind.builtBy))
+        }
+        return listed
     }
 }

@@ -50,10 +50,21 @@ public struct SearchRequest: Sendable {
     public var restriction: SearchRestriction
     /// Spatial verification of an outside query (upload, URL, file searched whole): this many best
     /// candidates are checked against it by local features, and verified copies move first
-    /// (0: off). Library images are the photo itself and are not verified.
-    public var verify: Int = 0
+    /// (0: off). nil, the default: decided per query (see `automaticShortlist`). Library images
+    /// are the photo itself and are not verified.
+    public var verify: Int? = nil
     /// The largest shortlist a request may ask to verify.
     public static let maximumVerify = 1000
+    /// With no `verify` asked, an outside query is verified unless its best match is already a
+    /// clear near-copy (raw cosine at least `clearCopy`): its best `automaticShortlist` candidates
+    /// (and, where the library keeps local features, the images sharing the most visual words
+    /// with it) are checked by their stored keypoints, which costs the query's own SIFT and
+    /// microseconds a candidate. While the library's local features are still being made (`index`
+    /// starts that in the background), only the best `automaticFromFiles` are checked, from their
+    /// files (30-100 ms of one core each, cached).
+    public static let automaticShortlist = 50
+    public static let automaticFromFiles = 12
+    public static let clearCopy: Float = 0.95
 
     public init(k: Int = 10, metric: Metric = .cosine, method: IndexDescriptor = IndexDescriptor(method: ExactIndex.methodName),
                 includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(), minScore: Float? = nil,
@@ -157,8 +168,13 @@ public final class SearchService: Sendable {
     public func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox? = nil) async throws -> SearchAnswer {
         let query = try await resolver.resolve(source, crop: crop)
         let started = Date()
-        let verifying = request.verify > 0 && query.imageId == nil && query.image != nil
-        let k = verifying ? max(request.k, request.verify) : request.k
+        let outside = query.imageId == nil && query.image != nil
+        let words = outside ? visualWords.index() : nil
+        let shortlist = request.verify
+            ?? (outside ? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist) : 0)
+        let verifying = shortlist > 0 && outside
+        var unreadable = false
+        let k = verifying ? max(request.k, shortlist) : request.k
         var parameters = request.parameters
         if let id = query.imageId, !request.includeSelf { parameters.excluding.insert(id) }
         if let filter = try filter(for: request.restriction) { parameters.filter = filter }
@@ -190,28 +206,35 @@ public final class SearchService: Sendable {
         }
         var reranking = applied.description
         if verifying, let image = query.image {
-            let shortlist = results, vector = query.vector, metric = request.metric, k = request.k
-            let admits = parameters.filter, excluded = parameters.excluding
+            let ranked = results, vector = query.vector, k = request.k, filtered = parameters
             // An image whose local features cannot be read (a format libvips lacks) is answered unverified.
-            if let (verified, words) = try? await verifications.offload({ [self] in
-                try verify(shortlist, query: try QueryFeatures(image), vector: vector, metric: metric, k: k) {
-                    !excluded.contains($0) && (admits?($0) ?? true)
+            do {
+                let outcome = try await verifications.offload { [self] in
+                    try verificationStage(ranked, image: image, vector: vector, request: request, parameters: filtered,
+                                          words: words, keep: k)
                 }
-            }) {
-                results = verified
-                reranking = applied.description(verifying: request.verify, words: words == nil ? 0 : VisualWordIndex.candidates)
-            } else {
+                if let outcome {
+                    results = outcome.results
+                    reranking = applied.description(verifying: outcome.checked, words: outcome.added == nil ? 0 : VisualWordIndex.candidates)
+                } else {
+                    results = Array(results.prefix(request.k))
+                }
+            } catch {
                 results = Array(results.prefix(request.k))
+                unreadable = true
             }
+        } else {
+            results = Array(results.prefix(request.k))
         }
         if request.metric != .cosine && !request.reranking.isNone {
             notes.append("\(request.reranking) not applied: re-ranking works on cosine similarity, this search ranks by \(request.metric.rawValue)")
         }
-        if verifying && !reranking.contains("verify:") {
-            notes.append("verify:\(request.verify) not applied: the query's local features could not be read")
-        }
-        if request.verify > 0 && !verifying {
-            notes.append("verify:\(request.verify) not applied: verification checks an image given as a file, URL or upload (a library image is already itself)")
+        if let asked = request.verify, asked > 0 {
+            if !outside {
+                notes.append("verify:\(asked) not applied: verification checks an image given as a file, URL or upload (a library image is already itself)")
+            } else if unreadable {
+                notes.append("verify:\(asked) not applied: the query's local features could not be read")
+            }
         }
         if let minScore = request.minScore { results = results.filter { $0.score >= minScore } }
         var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: request.metric.rawValue,
@@ -221,29 +244,50 @@ public final class SearchService: Sendable {
         answer.queryWidth = query.width
         answer.queryHeight = query.height
         answer.precomputed = precomputed
-        answer.requested = request.verify > 0 ? request.reranking.description(verifying: request.verify) : request.reranking.description
+        answer.requested = (request.verify ?? 0) > 0
+            ? request.reranking.description(verifying: request.verify ?? 0) : request.reranking.description
         answer.notes = notes
         return answer
     }
 
+    /// The verification stage of the query plan (searches and `lookalike-bench robustness` both
+    /// run it): nil when it does not run for this answer (not asked, or, decided per query, the
+    /// best match is already a clear near-copy); otherwise the answer's best `shortlist`
+    /// candidates and the visual words' verified and re-ordered, the best `keep`, with how many
+    /// were checked and how many the words added. Throws when the query's local features cannot
+    /// be read.
+    package func verificationStage(_ ranked: [SearchResult], image: QueryImage, vector: [Float], request: SearchRequest,
+                                   parameters: SearchParameters, words: VisualWordIndex?, keep: Int) throws
+        -> (results: [SearchResult], checked: Int, added: Int?)? {
+        let shortlist = request.verify ?? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist)
+        guard shortlist > 0 else { return nil }
+        if request.verify == nil, request.metric == .cosine, let best = ranked.first, 1 - best.distance >= SearchRequest.clearCopy {
+            return nil
+        }
+        let admits = parameters.filter, excluded = parameters.excluding
+        let checked = Array(ranked.prefix(shortlist))
+        let (results, added) = try verify(checked, query: try QueryFeatures(image), vector: vector, metric: request.metric,
+                                          k: keep, words: words) { !excluded.contains($0) && (admits?($0) ?? true) }
+        return (results, checked.count, added)
+    }
+
     /// Spatial verification of an outside query's shortlist: the library's visual-word index (when
     /// there is one) adds the images sharing the most local features with the query that the
-    /// shortlist lacks (among those `admits` accepts), then all are verified and re-ordered. Returns
-    /// the best `k` and how many candidates the words added (nil: the library has no word index).
+    /// shortlist lacks (among those `admits` accepts), then all are verified (by their stored
+    /// keypoints where the index has them) and re-ordered. Returns the best `k` and how many
+    /// candidates the words added (nil: the library has no word index).
     public func verify(_ shortlist: [SearchResult], query features: QueryFeatures, vector: [Float], metric: Metric, k: Int,
-                       admits: (Int64) -> Bool = { _ in true }) throws -> ([SearchResult], Int?) {
+                       words: VisualWordIndex? = nil, admits: (Int64) -> Bool = { _ in true }) throws -> ([SearchResult], Int?) {
         var candidates = shortlist
-        var added: Int?
-        if let words = visualWords.index() {
-            let listed = Set(shortlist.map(\.id))
-            let extra = words.candidates(words: words.words(features), limit: VisualWordIndex.candidates) {
-                !listed.contains($0) && admits($0)
-            }
-            let neighbors = library.store.rank(vector, candidates: extra, k: extra.count, metric: metric)
-            candidates += try present(neighbors, metric: metric)
-            added = extra.count
+        guard let index = words ?? visualWords.index() else { return (verifier.reorder(candidates, query: features, k: k), nil) }
+        let queryWords = index.keypoints(features)
+        let listed = Set(shortlist.map(\.id))
+        let extra = index.candidates(words: index.words(queryWords), limit: VisualWordIndex.candidates) {
+            !listed.contains($0) && admits($0)
         }
-        return (verifier.reorder(candidates, query: features, k: k), added)
+        let neighbors = library.store.rank(vector, candidates: extra, k: extra.count, metric: metric)
+        candidates += try present(neighbors, metric: metric)
+        return (verifier.reorder(candidates, query: features, k: k, stored: (queryWords, index)), extra.count)
     }
 
     /// The scan filter for a label / folder restriction; nil when unrestricted. An unknown folder

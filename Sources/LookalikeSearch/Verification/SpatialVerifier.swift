@@ -65,19 +65,19 @@ public enum SpatialVerifier {
         func apply(_ x: Float, _ y: Float) -> (Float, Float) { (ar * x - ai * y + tx, ai * x + ar * y + ty) }
     }
 
-    /// Distinct candidate keypoints among the matches the transform maps onto their partner.
-    static func inliers(_ h: Similarity, _ pairs: [(Int, Int)], _ query: LocalFeatures, _ candidate: LocalFeatures,
-                        tolerance: Float) -> [Int] {
+    /// Distinct candidate keypoints among the matches the transform maps onto their partner
+    /// (`q`, `c`: the two sides' frames, 4 floats a keypoint).
+    static func inliers(_ h: Similarity, _ pairs: [(Int, Int)], _ q: [Float], _ c: [Float], tolerance: Float) -> [Int] {
         let logScale = logf(h.scale), angle = h.angle, logTolerance = logf(scaleTolerance)
         var seen = Set<Int>()
         var kept: [Int] = []
         for (k, (i, j)) in pairs.enumerated() {
-            let (x, y) = h.apply(query.frames[i * 4], query.frames[i * 4 + 1])
-            let dx = x - candidate.frames[j * 4], dy = y - candidate.frames[j * 4 + 1]
+            let (x, y) = h.apply(q[i * 4], q[i * 4 + 1])
+            let dx = x - c[j * 4], dy = y - c[j * 4 + 1]
             guard dx * dx + dy * dy <= tolerance * tolerance else { continue }
-            let s = logf(candidate.frames[j * 4 + 2] / query.frames[i * 4 + 2])
+            let s = logf(c[j * 4 + 2] / q[i * 4 + 2])
             guard abs(s - logScale) <= logTolerance else { continue }
-            var turn = candidate.frames[j * 4 + 3] - query.frames[i * 4 + 3] - angle
+            var turn = c[j * 4 + 3] - q[i * 4 + 3] - angle
             turn = remainderf(turn, 2 * .pi)
             guard abs(turn) <= angleTolerance else { continue }
             if seen.insert(j).inserted { kept.append(k) }
@@ -86,21 +86,21 @@ public enum SpatialVerifier {
     }
 
     /// Least-squares similarity through the given matches (nil when degenerate).
-    static func fit(_ chosen: [Int], _ pairs: [(Int, Int)], _ query: LocalFeatures, _ candidate: LocalFeatures) -> Similarity? {
+    static func fit(_ chosen: [Int], _ pairs: [(Int, Int)], _ q: [Float], _ c: [Float]) -> Similarity? {
         guard chosen.count >= 2 else { return nil }
         var px: Float = 0, py: Float = 0, cx: Float = 0, cy: Float = 0
         for k in chosen {
             let (i, j) = pairs[k]
-            px += query.frames[i * 4]; py += query.frames[i * 4 + 1]
-            cx += candidate.frames[j * 4]; cy += candidate.frames[j * 4 + 1]
+            px += q[i * 4]; py += q[i * 4 + 1]
+            cx += c[j * 4]; cy += c[j * 4 + 1]
         }
         let n = Float(chosen.count)
         px /= n; py /= n; cx /= n; cy /= n
         var nr: Float = 0, ni: Float = 0, den: Float = 0
         for k in chosen {
             let (i, j) = pairs[k]
-            let ux = query.frames[i * 4] - px, uy = query.frames[i * 4 + 1] - py
-            let vx = candidate.frames[j * 4] - cx, vy = candidate.frames[j * 4 + 1] - cy
+            let ux = q[i * 4] - px, uy = q[i * 4 + 1] - py
+            let vx = c[j * 4] - cx, vy = c[j * 4 + 1] - cy
             // sum v * conj(u)
             nr += vx * ux + vy * uy
             ni += vy * ux - vx * uy
@@ -111,6 +111,26 @@ public enum SpatialVerifier {
         return Similarity(ar: ar, ai: ai, tx: cx - (ar * px - ai * py), ty: cy - (ai * px + ar * py))
     }
 
+    /// The most matches one similarity transform explains: each match's own transform is a
+    /// hypothesis (every n-th past `hypotheses`), the best is refitted and counted again.
+    static func inliers(pairs: [(Int, Int)], _ q: [Float], _ c: [Float], candidateSide: Int, hypotheses: Int = .max) -> Int {
+        guard pairs.count >= 2 else { return 0 }
+        let tolerance = positionTolerance * Float(candidateSide)
+        var best: [Int] = []
+        let step = max(1, pairs.count / max(1, hypotheses))
+        for (i, j) in stride(from: 0, to: pairs.count, by: step).map({ pairs[$0] }) {
+            let scale = c[j * 4 + 2] / q[i * 4 + 2]
+            let angle = c[j * 4 + 3] - q[i * 4 + 3]
+            let ar = scale * cosf(angle), ai = scale * sinf(angle)
+            let qx = q[i * 4], qy = q[i * 4 + 1]
+            let h = Similarity(ar: ar, ai: ai, tx: c[j * 4] - (ar * qx - ai * qy), ty: c[j * 4 + 1] - (ai * qx + ar * qy))
+            let kept = inliers(h, pairs, q, c, tolerance: tolerance)
+            if kept.count > best.count { best = kept }
+        }
+        guard best.count >= 2, let refined = fit(best, pairs, q, c) else { return best.count }
+        return max(best.count, inliers(refined, pairs, q, c, tolerance: tolerance).count)
+    }
+
     /// How many of the query's keypoints the candidate's match under one similarity transform.
     public static func inliers(query: LocalFeatures, candidate: LocalFeatures) -> Int {
         inliers(query: query, query.floatDescriptors, candidate: candidate, candidate.floatDescriptors)
@@ -118,21 +138,7 @@ public enum SpatialVerifier {
 
     /// The same with both sides' descriptors already as floats (a query matched with many candidates).
     static func inliers(query: LocalFeatures, _ q: [Float], candidate: LocalFeatures, _ c: [Float]) -> Int {
-        let pairs = matches(query, q, candidate, c)
-        guard pairs.count >= 2 else { return 0 }
-        let tolerance = positionTolerance * Float(max(candidate.width, candidate.height))
-        var best: [Int] = []
-        for (i, j) in pairs {
-            let scale = candidate.frames[j * 4 + 2] / query.frames[i * 4 + 2]
-            let angle = candidate.frames[j * 4 + 3] - query.frames[i * 4 + 3]
-            let ar = scale * cosf(angle), ai = scale * sinf(angle)
-            let qx = query.frames[i * 4], qy = query.frames[i * 4 + 1]
-            let h = Similarity(ar: ar, ai: ai, tx: candidate.frames[j * 4] - (ar * qx - ai * qy),
-                               ty: candidate.frames[j * 4 + 1] - (ai * qx + ar * qy))
-            let kept = inliers(h, pairs, query, candidate, tolerance: tolerance)
-            if kept.count > best.count { best = kept }
-        }
-        guard best.count >= 2, let refined = fit(best, pairs, query, candidate) else { return best.count }
-        return max(best.count, inliers(refined, pairs, query, candidate, tolerance: tolerance).count)
+        inliers(pairs: matches(query, q, candidate, c), query.frames, candidate.frames,
+                candidateSide: max(candidate.width, candidate.height))
     }
 }

@@ -45,21 +45,41 @@ public final class VisualVocabulary: @unchecked Sendable {  // the C quantiser s
         return try VisualVocabulary(centres: centres)
     }
 
-    /// The distinct words of an image's features, sorted.
-    func words(_ features: LocalFeatures) -> [UInt32] {
+    /// Each keypoint's word, in the features' order.
+    func assign(_ features: LocalFeatures) -> [UInt32] {
         guard features.count > 0 else { return [] }
         let descriptors = features.floatDescriptors
         var out = [UInt32](repeating: 0, count: features.count)
         lk_words_quantize(quantizer, descriptors, features.count, &out)
-        return Array(Set(out)).sorted()
+        return out
+    }
+
+    /// An image's keypoints as the library keeps them (word and frame each).
+    func keypoints(_ features: LocalFeatures) -> WordKeypoints {
+        WordKeypoints(features, words: assign(features))
+    }
+
+    /// A query's keypoints, each under its `nearest` nearest words: a descriptor near the border
+    /// between two words often lands in the other one in the library's image (an edit moved it a
+    /// little), and assigning the query's side to several words recovers those matches at no cost
+    /// to the library (Philbin et al. 2008, "Lost in quantization").
+    /// Also returns each keypoint's nearest word alone (what the inverted file is searched with:
+    /// the other words would only blur which images share the most).
+    func queryKeypoints(_ features: LocalFeatures, nearest: Int = 3) -> (keypoints: WordKeypoints, words: [UInt32]) {
+        guard features.count > 0 else { return (WordKeypoints(width: features.width, height: features.height, words: [], frames: []), []) }
+        let descriptors = features.floatDescriptors
+        var out = [UInt32](repeating: 0, count: features.count * nearest)
+        lk_words_quantize_nearest(quantizer, descriptors, features.count, nearest, &out)
+        let first = stride(from: 0, to: out.count, by: nearest).map { out[$0] }
+        return (WordKeypoints(features, words: out, copies: nearest), first)
     }
 }
 
 /// The inverted file: for each word, the images holding it; searched by idf-weighted overlap.
 public struct VisualWordIndex: Sendable {
     public let vocabulary: VisualVocabulary
-    /// Each indexed image's distinct words.
-    public let entries: [Int64: [UInt32]]
+    /// Each indexed image's keypoints (word and frame): what verification checks a candidate by.
+    public let entries: [Int64: WordKeypoints]
     private let ids: [Int64]
     private let postings: [[Int32]]
     private let idf: [Float]
@@ -72,21 +92,22 @@ public struct VisualWordIndex: Sendable {
     /// Candidates a query takes from the inverted file, on top of the global descriptor's shortlist.
     public static let candidates = 100
 
-    public init(vocabulary: VisualVocabulary, entries: [Int64: [UInt32]]) {
+    public init(vocabulary: VisualVocabulary, entries: [Int64: WordKeypoints]) {
         self.vocabulary = vocabulary
         self.entries = entries
         let ids = entries.keys.sorted()
         var postings = [[Int32]](repeating: [], count: vocabulary.count)
-        for (p, id) in ids.enumerated() {
-            for w in entries[id] ?? [] where Int(w) < vocabulary.count { postings[Int(w)].append(Int32(p)) }
+        let distinct = ids.map { entries[$0]?.distinctWords ?? [] }
+        for (p, words) in distinct.enumerated() {
+            for w in words where Int(w) < vocabulary.count { postings[Int(w)].append(Int32(p)) }
         }
         let n = Float(max(1, ids.count))
         let idf = postings.map { $0.isEmpty ? 0 : log(n / Float($0.count)) }
         self.ids = ids
         self.postings = postings
         self.idf = idf
-        norms = ids.map { id in
-            let squares = (entries[id] ?? []).reduce(Float(0)) { $0 + (Int($1) < idf.count ? idf[Int($1)] * idf[Int($1)] : 0) }
+        norms = distinct.map { words in
+            let squares = words.reduce(Float(0)) { $0 + (Int($1) < idf.count ? idf[Int($1)] * idf[Int($1)] : 0) }
             return squares.squareRoot()
         }
     }
@@ -115,9 +136,17 @@ public struct VisualWordIndex: Sendable {
     }
 
     /// The words of a query: its own and its mirror image's (a flipped copy shares the mirror's).
-    public func words(_ query: QueryFeatures) -> [UInt32] {
-        Array(Set(vocabulary.words(query.direct)).union(vocabulary.words(query.mirrored))).sorted()
+    public func words(_ query: QueryWords) -> [UInt32] { query.words }
+
+    /// The query's keypoints in this index's words.
+    public func keypoints(_ query: QueryFeatures) -> QueryWords {
+        let direct = vocabulary.queryKeypoints(query.direct), mirrored = vocabulary.queryKeypoints(query.mirrored)
+        return QueryWords(direct: direct.keypoints, mirrored: mirrored.keypoints,
+                          words: Array(Set(direct.words).union(mirrored.words)).sorted())
     }
+
+    /// Bytes the stored keypoints take (what `info` reports).
+    public var keypointBytes: Int { entries.values.reduce(0) { $0 + $1.count * WordKeypoints.bytesPerKeypoint } }
 }
 
 // MARK: - Building and the file
@@ -138,13 +167,33 @@ extension VisualWordIndex {
         public let removed: Int
         /// Images whose features could not be read (left out; they stay candidates of the global shortlist).
         public let unreadable: [String]
+        /// Images still to compute (a build given a `limit`).
+        public var pending = 0
+
+        init(trained: Bool, words: Int, images: Int, kept: Int, added: Int, removed: Int, unreadable: [String], pending: Int = 0) {
+            self.trained = trained
+            self.words = words
+            self.images = images
+            self.kept = kept
+            self.added = added
+            self.removed = removed
+            self.unreadable = unreadable
+            self.pending = pending
+        }
+
+        /// Two steps of one job as one.
+        func adding(_ next: BuildSummary) -> BuildSummary {
+            BuildSummary(trained: trained || next.trained, words: next.words, images: next.images, kept: kept,
+                         added: added + next.added, removed: removed + next.removed,
+                         unreadable: (unreadable + next.unreadable).sorted(), pending: next.pending)
+        }
     }
 
     /// The library's images brought up to date: words of the images not yet in `previous` are
     /// computed (in parallel), images no longer in the library dropped; a vocabulary is trained on
     /// a seeded sample of the library first when there is none.
     public static func build(images: [(id: Int64, path: String)], previous: VisualWordIndex?, words: Int = defaultWords,
-                             seed: UInt64 = 0, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> (VisualWordIndex, BuildSummary) {
+                             seed: UInt64 = 0, limit: Int = .max, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> (VisualWordIndex, BuildSummary) {
         let live = Set(images.map(\.id))
         var entries = (previous?.entries ?? [:]).filter { live.contains($0.key) }
         let removed = (previous?.entries.count ?? 0) - entries.count
@@ -153,13 +202,16 @@ extension VisualWordIndex {
         if let previous {
             vocabulary = previous.vocabulary
         } else {
-            // Up to 2,000 images, up to 100 descriptors each (spread over the scales).
+            // Up to 2,000 images, about 200,000 descriptors in all (spread over the scales): 100 an
+            // image from a big library, more from a small one, so that it still gets enough words
+            // to tell keypoints apart (a word shared by many keypoints of one image matches nothing).
             var rng = SplitMix64(seed: seed)
             let sample = Array(images.shuffled(using: &rng).prefix(2000))
+            let perImage = max(100, 200_000 / max(1, sample.count))
             let rows = Locked([[Float]](repeating: [], count: sample.count))
             DispatchQueue.concurrentPerform(iterations: sample.count) { i in
                 guard let f = try? LocalFeatures.extract(path: sample[i].path), f.count > 0 else { return }
-                let step = max(1, f.count / 100)
+                let step = max(1, f.count / perImage)
                 let all = f.floatDescriptors
                 var picked: [Float] = []
                 for k in stride(from: 0, to: f.count, by: step) { picked.append(contentsOf: all[k * LocalFeatures.dimension..<(k + 1) * LocalFeatures.dimension]) }
@@ -175,15 +227,18 @@ extension VisualWordIndex {
             vocabulary = try VisualVocabulary.train(descriptors: descriptors, words: k, seed: UInt32(truncatingIfNeeded: seed))
             trained = true
         }
-        let missing = images.filter { entries[$0.id] == nil }
-        let made = Locked([Int64: [UInt32]]())
+        let absent = images.filter { entries[$0.id] == nil }
+        let missing = Array(absent.prefix(limit))
+        let made = Locked([Int64: WordKeypoints]())
         let failed = Locked([String]())
         let done = Locked(0)
         DispatchQueue.concurrentPerform(iterations: missing.count) { i in
             do {
-                let w = vocabulary.words(try LocalFeatures.extract(path: missing[i].path))
+                let w = vocabulary.keypoints(try LocalFeatures.extract(path: missing[i].path))
                 made.withLock { $0[missing[i].id] = w }
             } catch {
+                // Kept without keypoints, so that no later step tries it again.
+                made.withLock { $0[missing[i].id] = WordKeypoints(width: 0, height: 0, words: [], frames: []) }
                 failed.withLock { $0.append(missing[i].path) }
             }
             let n = done.withLock { d -> Int in d += 1; return d }
@@ -192,7 +247,7 @@ extension VisualWordIndex {
         entries.merge(made.value) { _, new in new }
         let index = VisualWordIndex(vocabulary: vocabulary, entries: entries)
         return (index, BuildSummary(trained: trained, words: vocabulary.count, images: index.count, kept: entries.count - made.value.count, added: made.value.count,
-                                    removed: removed, unreadable: failed.value.sorted()))
+                                    removed: removed, unreadable: failed.value.sorted(), pending: absent.count - missing.count))
     }
 
     /// The library's live images and their files.
@@ -201,77 +256,79 @@ extension VisualWordIndex {
         return liveIds.sorted().compactMap { id in summaries[id].map { (id, $0.path) } }
     }
 
-    /// After `index`: the library's file (only where `prepare verify` made one) brought up to date
-    /// with the images added and removed; nil when there is none or nothing changed. A damaged
-    /// file is rebuilt.
+    /// After `index`: the library's file brought up to date in this process when only a few
+    /// images (`LocalFeaturesJob.inline`) are missing from it and no background job is at it;
+    /// nil when there is no file, nothing changed, or the work is left to the background job
+    /// (`LocalFeaturesJob`, which `lookalike index` starts). A damaged file is rebuilt there.
     public static func refresh(catalogue: Catalogue, liveIds: [Int64]) throws -> BuildSummary? {
-        let url = url(for: catalogue)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let counter = try catalogue.changeCounter()
-        let previous = try? read(url, catalogue: catalogue.identity)
-        if let previous, Set(previous.entries.keys) == Set(liveIds) {
-            // Same images: the words stand; the file is stamped with the counter it is current at.
-            if let header = try? IndexFile.read(url, catalogue: catalogue.identity, verifyChecksum: false).header,
-               header.catalogueCounter != counter {
-                try previous.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter))
-            }
-            return nil
-        }
-        let (index, summary) = try build(images: try libraryImages(catalogue: catalogue, liveIds: liveIds), previous: previous,
-                                         words: previous?.vocabulary.count ?? defaultWords)
-        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: counter))
-        return summary
+        guard FileManager.default.fileExists(atPath: url(for: catalogue).path) else { return nil }
+        guard LocalFeaturesJob.missing(catalogue: catalogue, liveIds: liveIds).missing <= LocalFeaturesJob.inline else { return nil }
+        return try LocalFeaturesJob.run(catalogue: catalogue, liveIds: { liveIds }, wait: false)
     }
 
-    /// Payload: centres (K x 128 Float32), ids (Int64), word counts (UInt32), words (UInt32).
+    /// Payload: centres (K x 128 Float32), ids (Int64), keypoint counts (UInt32), sizes (UInt16
+    /// width, height), words (UInt32), frames (4 x Float16), the images one after another.
     public func write(to url: URL, origin: FileOrigin) throws {
         let ids = entries.keys.sorted()
-        let counts = ids.map { UInt32(entries[$0]?.count ?? 0) }
-        let words = ids.flatMap { entries[$0] ?? [] }
-        let bytes = vocabulary.centres.count * 4 + ids.count * 8 + counts.count * 4 + words.count * 4
+        let kept = ids.compactMap { entries[$0] }
+        let counts = kept.map { UInt32($0.count) }
+        let sizes = kept.flatMap { [UInt16(clamping: $0.width), UInt16(clamping: $0.height)] }
+        let words = kept.flatMap(\.words)
+        let frames = kept.flatMap(\.frames)
+        let bytes = vocabulary.centres.count * 4 + ids.count * 16 + words.count * 4 + frames.count * 2
         let header = IndexFileHeader(dimension: LocalFeatures.dimension, count: ids.count, origin: origin,
                                      payloadBytes: bytes, fields: ["words": String(vocabulary.count),
-                                                                   "maximumSide": String(LocalFeatures.maximumSide)])
+                                                                   "maximumSide": String(LocalFeatures.maximumSide),
+                                                                   "keypoints": "word,frame16"])
         try IndexFile.write(to: url, tag: Self.tag, header: header) { w in
             try w.append(array: vocabulary.centres)
             try w.append(array: ids)
             try w.append(array: counts)
+            try w.append(array: sizes)
             try w.append(array: words)
+            try w.append(array: frames)
         }
     }
 
     /// The index in `url`; nil when there is none. A damaged file, or one made with features of
-    /// another size, is refused with the reason (rebuild it with `prepare verify`).
+    /// another size or by an older release (words without their keypoints' frames), is refused
+    /// with the reason (`index` then rebuilds it).
     public static func read(_ url: URL, catalogue: String?) throws -> VisualWordIndex? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         let contents = try IndexFile.read(url, catalogue: catalogue)
         let h = contents.header
-        func refuse(_ why: String) -> IndexError { IndexError("\(url.path): \(why); rebuild it with `lookalike prepare verify`") }
+        func refuse(_ why: String) -> IndexError { IndexError("\(url.path): \(why); `lookalike index` rebuilds it") }
         guard contents.tag == tag, h.dimension == LocalFeatures.dimension, let k = h.fields["words"].flatMap(Int.init), k > 0 else {
             throw refuse("not a visual-word index")
         }
         guard h.fields["maximumSide"] == String(LocalFeatures.maximumSide) else {
             throw refuse("made from features at \(h.fields["maximumSide"] ?? "?") px, this release uses \(LocalFeatures.maximumSide)")
         }
+        guard h.fields["keypoints"] == "word,frame16" else { throw refuse("made by an older release (words without keypoints)") }
         let payload = contents.payload
         let centreBytes = k * h.dimension * 4
         let n = h.count
-        guard payload.count >= centreBytes + n * 12 else { throw refuse("truncated") }
+        guard payload.count >= centreBytes + n * 16 else { throw refuse("truncated") }
         func array<T>(_ type: T.Type, at offset: Int, count: Int) -> [T] {
             (0..<count).map { payload.loadUnaligned(fromByteOffset: offset + $0 * MemoryLayout<T>.stride, as: T.self) }
         }
         let centres = array(Float.self, at: 0, count: k * h.dimension)
         let ids = array(Int64.self, at: centreBytes, count: n)
         let counts = array(UInt32.self, at: centreBytes + n * 8, count: n)
+        let sizes = array(UInt16.self, at: centreBytes + n * 12, count: 2 * n)
         let total = counts.reduce(0) { $0 + Int($1) }
-        let wordsAt = centreBytes + n * 12
-        guard payload.count == wordsAt + total * 4 else { throw refuse("sizes do not add up") }
+        let wordsAt = centreBytes + n * 16
+        let framesAt = wordsAt + total * 4
+        guard payload.count == framesAt + total * 8 else { throw refuse("sizes do not add up") }
         let words = array(UInt32.self, at: wordsAt, count: total)
-        var entries: [Int64: [UInt32]] = [:]
+        let frames = array(Float16.self, at: framesAt, count: total * 4)
+        var entries: [Int64: WordKeypoints] = [:]
         var at = 0
-        for (id, c) in zip(ids, counts) {
-            entries[id] = Array(words[at..<at + Int(c)])
-            at += Int(c)
+        for (i, (id, c)) in zip(ids, counts).enumerated() {
+            let end = at + Int(c)
+            entries[id] = WordKeypoints(width: Int(sizes[2 * i]), height: Int(sizes[2 * i + 1]),
+                                        words: Array(words[at..<end]), frames: Array(frames[(at * 4)..<(end * 4)]))
+            at = end
         }
         return VisualWordIndex(vocabulary: try VisualVocabulary(centres: centres), entries: entries)
     }

@@ -81,7 +81,8 @@ struct QueryParameters {
         var request = SearchRequest(k: k, metric: metric, method: method, minScore: minScore,
                                     restriction: SearchRestriction(label: self["label"], folder: self["folder"]),
                                     reranking: reranking)
-        request.verify = try int("verify", default: 0, in: 0...SearchRequest.maximumVerify)
+        // Absent: decided per query (see SearchRequest.verify).
+        request.verify = self["verify"] == nil ? nil : try int("verify", default: 0, in: 0...SearchRequest.maximumVerify)
         return request
     }
 

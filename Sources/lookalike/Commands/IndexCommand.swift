@@ -140,6 +140,12 @@ struct IndexCommand: AsyncParsableCommand {
         let bar = ProgressDisplay(terminal: Console.stderrIsTerminal)
         let summary = try indexer.run(roots: folders, prune: prune, force: force, progress: { bar.update($0) })
         bar.finish()
+        // Local features for verified searches: too slow to make in line (4-8x the embedding), so
+        // a job of its own makes them, unless one is at it already.
+        var background: Int32?
+        if summary.localFeaturesPending > 0, LocalFeaturesJob.running(for: indexer.catalogue) == nil {
+            background = LocalFeaturesJob.startInBackground(db: database.db)
+        }
         if let failures {
             let text = summary.failures.map { "\($0.path)\t\($0.reason)\n" }.joined()
             try text.write(toFile: failures, atomically: true, encoding: .utf8)
@@ -183,8 +189,15 @@ struct IndexCommand: AsyncParsableCommand {
                 print("no longer used, removed: \(removed.joined(separator: ", "))")
             }
             if let w = summary.visualWords {
-                print("visual words: \(w.added) images added, \(w.removed) removed (\(w.images) in all)"
+                print("local features: \(w.added) images added, \(w.removed) removed (\(w.images) in all)"
                       + (w.unreadable.isEmpty ? "" : ", \(w.unreadable.count) without local features"))
+            }
+            if let background {
+                print("local features of \(summary.localFeaturesPending) images: being made in the background (pid \(background)); "
+                      + "`lookalike info` shows progress, searches work meanwhile")
+            } else if summary.localFeaturesPending > 0 {
+                print("local features of \(summary.localFeaturesPending) images not made yet"
+                      + (LocalFeaturesJob.running(for: indexer.catalogue) != nil ? " (a background job is at it)" : ": `lookalike prepare verify` makes them"))
             }
             for p in summary.protectedRoots {
                 print("kept \(p.files) files under \(p.root): \(p.reason) (an unmounted drive?); --force forgets them")

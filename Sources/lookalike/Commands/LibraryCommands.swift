@@ -181,12 +181,15 @@ struct InfoCommand: AsyncParsableCommand {
         print("derived:   \(derived.count) files beside the library, \(stale.isEmpty ? "all current" : "\(stale.count) stale")")
         for file in derived {
             let size = format(Double(file.bytes) / 1_048_576)
-            var state = file.current ? "current" : "stale: \(file.reason ?? "?")"
+            let making = file.reason?.hasPrefix("being made") == true || file.reason?.hasPrefix("not made yet") == true
+            var state = file.current ? "current" : making ? file.reason ?? "" : "stale: \(file.reason ?? "?")"
             if file.current, let replayed = file.replayed_changes, replayed > 0 { state += " (\(replayed) changes replayed when opened)" }
             print("  \(file.name) (\(file.kind), \(size) MB): \(state)")
         }
-        if !stale.isEmpty {
-            let commands = Set(stale.map { $0.built_by.components(separatedBy: " (").first ?? $0.built_by }).sorted()
+        // Local features on their way are not stale: searches check candidates from their files meanwhile.
+        let behind = stale.filter { !($0.reason?.hasPrefix("being made") ?? false) }
+        if !behind.isEmpty {
+            let commands = Set(behind.map { $0.built_by.components(separatedBy: " (").first ?? $0.built_by }).sorted()
             print("           searches do not use stale files (they build what they need in memory); "
                   + "\(commands.joined(separator: " or ")) --db \(database.db) brings them up to date")
         }

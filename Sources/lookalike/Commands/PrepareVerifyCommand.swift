@@ -15,14 +15,16 @@ import LookalikeSearch
 struct PrepareVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Build the library's visual-word index, so that verified searches also find originals by their local features.",
+        abstract: "Make (or bring up to date) the library's local features now; `index` starts this in the background itself.",
         discussion: """
             Computes every library image's SIFT keypoints (decode and SIFT at up to \(LocalFeatures.maximumSide) px, \
             30-100 ms of one core an image, on all cores), learns a vocabulary of visual words from a sample of them \
-            (k-means), and writes each image's words beside the library (LIBRARY.db.indexes/visual-words.lkix). \
-            A verified search then checks, besides its shortlist, the \(VisualWordIndex.candidates) images sharing \
-            the most words with the query. Run again after indexing elsewhere; `index` updates the file itself \
-            once it exists. --rebuild learns a new vocabulary.
+            (k-means), and keeps each image's keypoints as words and positions beside the library \
+            (LIBRARY.db.indexes/visual-words.lkix, about \(WordKeypoints.bytesPerKeypoint * 600 / 1000) kB an image). \
+            Searches of an image given as a file, URL or upload then verify their candidates by these stored \
+            keypoints, and also check the \(VisualWordIndex.candidates) images sharing the most words with the query. \
+            `lookalike index` starts this job in the background when the file is missing or behind; run it here to \
+            wait for it (it waits for a background job at it first). --rebuild learns a new vocabulary.
             """)
 
     @OptionGroup var database: DatabaseOption
@@ -30,6 +32,8 @@ struct PrepareVerifyCommand: ParsableCommand {
     var words: Int = VisualWordIndex.defaultWords
     @Flag(help: "Learn a new vocabulary and recompute every image.") var rebuild = false
     @Flag(help: "Print JSON.") var json = false
+    /// The job `index` starts: leaves at once when another process is at it; prints nothing.
+    @Flag(help: .hidden) var background = false
 
     func validate() throws {
         guard (16...65536).contains(words) else { throw ValidationError("--words must be 16 to 65536") }
@@ -37,35 +41,32 @@ struct PrepareVerifyCommand: ParsableCommand {
 
     func run() throws {
         let catalogue = try Catalogue(path: database.db, mustExist: true)
-        let library = try LiveLibrary(catalogue: catalogue)
         let url = VisualWordIndex.url(for: catalogue)
-        var previous: VisualWordIndex?
-        if !rebuild {
-            do {
-                previous = try VisualWordIndex.read(url, catalogue: catalogue.identity)
-            } catch {
-                Console.error("note: \(error); rebuilding it")
-            }
-        }
-        let images = try VisualWordIndex.libraryImages(catalogue: catalogue, liveIds: library.store.liveIds)
-        let terminal = Console.stderrIsTerminal && !json
+        let terminal = Console.stderrIsTerminal && !json && !background
         let started = Date()
-        if previous == nil && !json { Console.error("learning \(words) visual words from a sample of \(images.count) images...") }
-        let (index, summary) = try VisualWordIndex.build(images: images, previous: previous, words: words) { done, total in
+        if !background, let job = LocalFeaturesJob.running(for: catalogue) {
+            Console.error("waiting for the background job at it (pid \(job.pid), \(job.done)/\(job.total) images)...")
+        }
+        let summary = try LocalFeaturesJob.run(catalogue: catalogue, liveIds: { try LiveLibrary(catalogue: catalogue).store.liveIds },
+                                               words: words, rebuild: rebuild, wait: !background) { done, total in
             if terminal && (done % 50 == 0 || done == total) {
-                FileHandle.standardError.write(Data("\r\u{1B}[2Kvisual words: \(done)/\(total) images".utf8))
+                FileHandle.standardError.write(Data("\r\u{1B}[2Klocal features: \(done)/\(total) images".utf8))
             }
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-        try index.write(to: url, origin: FileOrigin(catalogue: catalogue.identity, counter: library.counter))
+        if background { return }
         if json {
             print(try Console.json(summary))
             return
         }
-        print("visual words (\(url.path)): \(summary.words) words\(summary.trained ? " learnt" : ""), \(summary.images) images "
-              + "(\(summary.added) added, \(summary.kept) kept, \(summary.removed) removed) in \(format(Date().timeIntervalSince(started), 1)) s")
+        guard let summary else {
+            print("local features (\(url.path)): already up to date")
+            return
+        }
+        print("local features (\(url.path)): \(summary.words) visual words\(summary.trained ? " learnt" : ""), \(summary.images) images "
+              + "(\(summary.added) added, \(summary.removed) removed) in \(format(Date().timeIntervalSince(started), 1)) s")
         if !summary.unreadable.isEmpty {
-            print("without local features (left to the global shortlist):")
+            print("without local features (searched by their global descriptor only):")
             for path in summary.unreadable { print("  \(path)") }
         }
     }

@@ -88,8 +88,8 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Re-ranking of cosine searches: default, none, or steps like dba:15+qe:10.")
     var rerank = "default"
 
-    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first (0: off); with `prepare verify`'s visual words, also the 100 images sharing the most local features.")
-    var verify = 0
+    @Option(help: "Spatial verification of an image or URL query: check this many best candidates' local features against the query's and put the verified copies first, with the 100 images sharing the most visual words (0: off). Default: on for every image or URL query whose best match is not already a clear copy (50 candidates).")
+    var verify: Int?
 
     @Option(help: "Answer from this vector store: milvus://HOST:PORT/COLLECTION (default: the local library).")
     var store: String?
@@ -123,14 +123,14 @@ struct SearchCommand: AsyncParsableCommand {
         let given = [query != nil, id != nil, path != nil, batch != nil].filter { $0 }.count
         guard given == 1 else { throw ValidationError("give exactly one query: an image, a URL, --id, --path or --batch") }
         guard k > 0 else { throw ValidationError("-k must be at least 1") }
-        guard (0...SearchRequest.maximumVerify).contains(verify) else {
+        guard (0...SearchRequest.maximumVerify).contains(verify ?? 0) else {
             throw ValidationError("--verify must be 0 (off) to \(SearchRequest.maximumVerify)")
         }
         _ = try IndexDescriptor(parsing: method)
         _ = try reranking()
         if let store {
             guard batch == nil else { throw ValidationError("--store answers one query (an image, --id or --path), not --batch") }
-            guard verify == 0 else { throw ValidationError("--verify reads the library's own files: not with --store") }
+            guard (verify ?? 0) == 0 else { throw ValidationError("--verify reads the library's own files: not with --store") }
             guard metric == .cosine, method == ExactIndex.methodName else {
                 throw ValidationError("--store ranks by cosine (inner product) with the store's own index: drop --metric and --method")
             }
@@ -205,12 +205,13 @@ struct SearchCommand: AsyncParsableCommand {
                                           load_ms: loadMs, results: answer.results)))
             return
         }
-        // With --verify the third column is each verified copy's inliers (the query's original first).
+        // When verification ran, the third column is each verified copy's inliers (the query's original first).
+        let verified = answer.reranking.contains("verify:")
         let rows = answer.results.map { r in
             [String(r.rank), format(Double(r.score), 4),
-             verify > 0 ? r.inliers.map(String.init) ?? "" : format(Double(r.distance), 4), r.label, r.path]
+             verified ? r.inliers.map(String.init) ?? "" : format(Double(r.distance), 4), r.label, r.path]
         }
-        print(table(["rank", "score", verify > 0 ? "inliers" : "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
+        print(table(["rank", "score", verified ? "inliers" : "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
         var timing = "\(answer.results.count) results from \(service.library.count) images, \(metric.rawValue), \(answer.method), "
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
