@@ -291,7 +291,9 @@ import Testing
                 let answer = try #require(r.listedAnswer(vector: vector, libraryId: id, k: k, parameters: parameters))
                 let live = try r.search(vector: vector, libraryId: id, k: k, parameters: parameters)
                 let batched = try await r.search(vector: vector, libraryId: id, k: k, parameters: parameters, batcher: batcher)
-                #expect(answer.map(\.id) == live.map(\.id) && answer.map(\.distance) == live.map(\.distance), "image \(id), k \(k)")
+                // The same list and scores (stored as the writer's batch computed them: last bits apart).
+                #expect(answer.map(\.id) == live.map(\.id) && zip(answer, live).allSatisfy { abs($0.distance - $1.distance) < 1e-4 },
+                        "image \(id), k \(k)")
                 #expect(batched.map(\.id) == live.map(\.id), "image \(id), k \(k)")
                 #expect(answer.count == min(k, 17))
             }
@@ -311,7 +313,8 @@ import Testing
         let read = try await reading.search(.id(query), SearchRequest(k: 8))
         let computed = try await computing.search(.id(query), SearchRequest(k: 8))
         #expect(read.precomputed && !computed.precomputed)
-        #expect(read.results.map(\.id) == computed.results.map(\.id) && read.results.map(\.score) == computed.results.map(\.score))
+        #expect(read.results.map(\.id) == computed.results.map(\.id)
+                && zip(read.results, computed.results).allSatisfy { abs($0.score - $1.score) < 1e-4 && $0.cosine == $1.cosine })
         #expect(read.reranking == computed.reranking)
         #expect(try await reading.search(.id(query), SearchRequest(k: 8, reranking: .none)).precomputed == false)
         #expect(try await reading.search(.id(query), SearchRequest(k: 8, restriction: SearchRestriction(label: "pizza"))).precomputed == false)
@@ -422,7 +425,10 @@ import Testing
         #expect(live.augmentedVariant == Self.variant && live.augmented?.count == 30)
     }
 
-    @Test func searchSaysWhichRerankingRanAndScoresStayCosine() async throws {
+    /// Under re-ranking the list reads in order: `score` (what it is ordered by, 1 = the query
+    /// itself) never rises down the list, and `cosine` is each image's raw similarity; the same
+    /// for a click read from the answer lists, computed live, and an upload.
+    @Test func searchSaysWhichRerankingRanAndScoresReadInOrder() async throws {
         let catalogue = try SearchTests.sampleLibrary()
         let service = try SearchService(catalogue: catalogue)
         let query = try #require(service.library.store.liveIds.first)
@@ -432,8 +438,25 @@ import Testing
         for r in answer.results {
             let x = try #require(service.library.store.reconstruct(r.id))
             let cosine = zip(q, x).map(*).reduce(0, +)
-            #expect(abs(r.score - cosine) < 1e-4)
+            #expect(abs(r.cosine - cosine) < 1e-4)
+            #expect(r.score <= 1 && r.score > 0)
         }
+        #expect(answer.results.map(\.score) == answer.results.map(\.score).sorted(by: >), "\(answer.results.map(\.score))")
+        // Computed live (no answer lists) gives the same list and scores as the lists.
+        let live = try await SearchService(library: service.library, resolver: service.resolver, answerLists: false)
+            .search(.id(query), SearchRequest(k: 8))
+        #expect(!live.precomputed)
+        #expect(live.results.map(\.id) == answer.results.map(\.id))
+        #expect(zip(live.results, answer.results).allSatisfy { abs($0.score - $1.score) < 1e-4 })
+        // The image itself, included, scores 1.
+        var withSelf = SearchRequest(k: 8)
+        withSelf.includeSelf = true
+        let own = try await service.search(.id(query), withSelf)
+        #expect(own.results.first?.id == query && abs((own.results.first?.score ?? 0) - 1) < 1e-6)
+        #expect(own.results.map(\.score) == own.results.map(\.score).sorted(by: >))
+        // An upload: the blended order, its scores in order too.
+        let upload = try await service.search(.file(Fixture.queries.appendingPathComponent("pizza_0010.jpg").path), SearchRequest(k: 8))
+        #expect(upload.results.map(\.score) == upload.results.map(\.score).sorted(by: >), "\(upload.results.map(\.score))")
         #expect(!answer.results.contains { $0.id == query })
         let plain = try await service.search(.id(query), SearchRequest(k: 8, reranking: .none))
         #expect(plain.reranking == "none")
@@ -480,9 +503,9 @@ import Testing
         }
         blended.sort { ($0.0, $1.1) > ($1.0, $0.1) }
         #expect(answer.map(\.id) == blended.map(\.1))
-        for nb in answer {
-            let raw = try #require(ranker.raw.reconstruct(nb.id))
-            #expect(abs(nb.distance - (1 - VectorStore.dot(raw, vector))) < 1e-5)
+        // Each carries the blended score it is ordered by (distance = 1 - score).
+        for (nb, (score, _)) in zip(answer, blended) {
+            #expect(abs(nb.distance - (1 - min(1, score))) < 1e-5)
         }
         // The photo the edited copy came from comes first.
         let original = try #require(try catalogue.imageId(path: photo))

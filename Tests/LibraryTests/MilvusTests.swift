@@ -510,7 +510,7 @@ struct MilvusTests {
             let remote = try await answer("/api/search?k=10&rerank=\(option)", body: upload)
             let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
             #expect(remote.results.map(\.path) == local.results.map { shown($0.path) }, "rerank \(option)")
-            for (r, l) in zip(remote.results, local.results) { #expect(abs(r.score - l.score) < 1e-4) }
+            for (r, l) in zip(remote.results, local.results) { #expect(abs(r.score - l.score) < 1e-4, "\(option): \(r.score) \(l.score) \(l.cosine) \(local.reranking)") }
             #expect(remote.reranking == reranking.description && remote.method == "milvus")
         }
         // The server's default re-ranking: query expansion applied, augmentation not.

@@ -12,7 +12,7 @@ import Testing
 
     /// The results of one `search --batch` line.
     struct Line: Decodable {
-        struct Result: Decodable { let path: String; let score: Float }
+        struct Result: Decodable { let path: String; let score: Float; let cosine: Float }
         let query: String
         let results: [Result]?
         let error: String?
@@ -100,7 +100,7 @@ import Testing
         let lines = try run.stdout.split(separator: "\n").map { try JSONDecoder().decode(Line.self, from: Data($0.utf8)) }
         for (line, photo) in zip(lines, photos) {
             #expect(line.results?.first?.path == photo, "\(line.query): \(line.results?.map(\.path) ?? [])")
-            #expect((line.results?.first?.score ?? 0) > 0.999, "\(line.query)")
+            #expect((line.results?.first?.cosine ?? 0) > 0.999, "\(line.query)")
         }
     }
 }

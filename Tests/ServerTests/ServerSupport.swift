@@ -97,7 +97,7 @@ struct Item: Decodable { let id: Int64; let path: String; let label: String; let
 struct TagJSON: Decodable { let name: String; let probability: Double }
 struct Answer: Decodable {
     struct Query: Decodable { let kind: String; let id: Int64?; let summary: String; let label: String?; let width: Int?; let tags: [TagJSON]; let box: String? }
-    struct Result: Decodable { let rank: Int; let id: Int64; let path: String; let label: String; let score: Float; let distance: Float; let thumbnail: String; let inliers: Int? }
+    struct Result: Decodable { let rank: Int; let id: Int64; let path: String; let label: String; let score: Float; let distance: Float; let cosine: Float; let thumbnail: String; let inliers: Int? }
     let query: Query; let k: Int; let metric: String; let method: String; let reranking: String; let ms: Double; let count: Int
     let results: [Result]; let note: String?; let precomputed: Bool
 }

@@ -73,6 +73,16 @@ public struct StoreHit: Sendable, Codable, Equatable {
     public var captured: String? = nil
     /// The row's vector, when asked for (query expansion needs the neighbours' vectors).
     public var vector: [Float]? = nil
+
+    /// The same hit with another score (an answer ordered by a blend, not by the raw inner product).
+    func scored(_ score: Float) -> StoreHit {
+        var hit = StoreHit(rank: rank, hash: hash, path: path, label: label, tags: tags, score: score)
+        hit.id = id
+        hit.size = size
+        hit.captured = captured
+        hit.vector = vector
+        return hit
+    }
 }
 
 public final class MilvusStore: Sendable {

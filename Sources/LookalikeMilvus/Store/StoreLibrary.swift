@@ -244,6 +244,8 @@ public final class StoreLibrary: Sendable {
         let excluded = request.includeSelf ? nil : query.imageId
         let hits: [StoreHit]
         let applied: Reranking
+        // What each result is ordered by (the store's inner product with the query when plain).
+        var ordering: [String: Float] = [:]
         var reasons: [String: String] = [:]
         let companion = request.reranking.isNone ? nil : try await reranking()
         if let companion, companion.serves(request.reranking) {
@@ -253,8 +255,10 @@ public final class StoreLibrary: Sendable {
                                                   wanted: request.reranking, filter: filter, library: store)
             applied = ranked.applied
             hits = try await rows(hashes: ranked.hashes)
+            for (hash, score) in zip(ranked.hashes, ranked.scores) where ordering[hash] == nil { ordering[hash] = score }
         } else {
             (hits, applied) = try await expandedSearch(query, request, filter: filter, excluded: excluded)
+            for hit in hits where ordering[hit.hash] == nil { ordering[hit.hash] = hit.score }
             let why = companion == nil
                 ? "the store has no current re-ranking companion (`lookalike prepare rerank --store \(address)` builds it)"
                 : "the store's re-ranking companion was built for \(companion?.built.description ?? "other settings")"
@@ -267,14 +271,15 @@ public final class StoreLibrary: Sendable {
         var images: [StoreImage] = []
         for hit in hits where results.count < request.k {
             guard let key = Self.key(hash: hit.hash), key != excluded else { continue }
-            // Re-ranked: the order is the re-ranking's, the score the raw cosine (hits carry their raw vectors).
-            let score = hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score
+            // The score is what the list is ordered by, the cosine the raw similarity (hits carry their raw vectors).
+            let cosine = hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score
+            let score = ordering[hit.hash] ?? cosine
             if let minScore = request.minScore, score < minScore { continue }
             let image = StoreImage(id: key, row: hit.id, hash: hit.hash, path: hit.path, label: hit.label, tags: hit.tags,
                                    size: hit.size, captured: hit.captured)
             images.append(image)
             results.append(SearchResult(rank: results.count + 1, id: key, path: hit.path, label: hit.label, tags: hit.tags,
-                                        score: score, distance: 1 - score, facts: image.summary.facts))
+                                        score: score, distance: 1 - score, cosine: cosine, facts: image.summary.facts))
         }
         remember(images)
         var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: Metric.cosine.rawValue,
@@ -355,10 +360,11 @@ public final class StoreLibrary: Sendable {
     /// The union of an outside query's expanded and raw answers (hits with vectors), in the local
     /// library's blended order (`Reranker.nearCopyOrder`; without the re-ranking companion there are no augmented vectors, so
     /// the re-ranked vector is the raw one).
+    /// Each hit's `score` becomes its blended one (what the answer is ordered by).
     static func withNearCopies(_ hits: [StoreHit], query: [Float], expanded: [Float], k: Int) -> [StoreHit] {
         Reranker.nearCopyOrder(hits, k: k, key: \.hash, id: \.id) { hit in
             hit.vector.map { (VectorStore.dot($0, query), VectorStore.dot($0, expanded)) }
-        }.map(\.item)
+        }.map { $0.item.scored($0.score) }
     }
 
     static func image(_ row: [String: Any]) -> StoreImage? {

@@ -215,7 +215,7 @@ public struct StoreReranking: Sendable {
     /// expression on the label. An outside query's raw nearest images (from `library`) are merged
     /// in as the local library merges near-copies (`Reranker.nearCopyOrder`).
     package func rank(vector: [Float], libraryHash: String?, excluding: String?, k: Int, wanted: Reranking, filter: String?,
-              library: MilvusStore) async throws -> (hashes: [String], applied: Reranking) {
+              library: MilvusStore) async throws -> (hashes: [String], scores: [Float], applied: Reranking) {
         var start = vector
         var node: DiffusionGraph.NodeFacts?
         if let libraryHash {
@@ -258,6 +258,8 @@ public struct StoreReranking: Sendable {
                 .filter(kept).prefix(pool).dropFirst(found.count)
         }
         var hashes = (found + tail).compactMap { $0["hash"] as? String }
+        // What the list is ordered by (as the local library scores it: Reranker.score).
+        var scores = (found + tail).compactMap { row in (row["hash"] as? String).map { _ in Self.similarity(row) } }
 
         if diffuses, let node, let libraryHash, let queryKey = StoreLibrary.key(hash: libraryHash) {
             var keys: [Int64] = [queryKey]
@@ -284,10 +286,15 @@ public struct StoreReranking: Sendable {
                 order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
             }
             let graph = DiffusionGraph.subgraph(ids: keys, facts: facts, neighbours: built.diffusion)
-            hashes = graph.rescore(order, query: queryKey, limit: k).compactMap { hashOf[$0.id] }
+            let rescored = graph.rescore(order.filter { $0.id != queryKey }, query: queryKey, limit: k)
+            let own = order.contains { $0.id == queryKey } ? [libraryHash] : []
+            hashes = Array((own + rescored.compactMap { hashOf[$0.id] }).prefix(k))
+            scores = Array(((own.isEmpty ? [] : [Float(1)])
+                + rescored.compactMap { nb in hashOf[nb.id].map { _ in Reranker.score(orderingDistance: nb.distance, diffused: true) } }).prefix(k))
             applied.diffusion = wanted.diffusion
         } else {
             hashes = Array(hashes.prefix(k))
+            scores = Array(scores.prefix(k))
         }
 
         if outside {
@@ -307,12 +314,14 @@ public struct StoreReranking: Sendable {
             for row in try await companion.rows(hashes: needAugmented, fields: ["hash", "vector"]) {
                 if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { augmentedVectors[h] = v }
             }
-            hashes = Reranker.nearCopyOrder(candidates, k: k, key: { $0 }, id: { StoreLibrary.key(hash: $0) ?? 0 }) { hash in
+            let blended = Reranker.nearCopyOrder(candidates, k: k, key: { $0 }, id: { StoreLibrary.key(hash: $0) ?? 0 }) { hash in
                 guard let x = rawVectors[hash], let y = augmentedVectors[hash] else { return nil }
                 return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
-            }.map(\.item)
+            }
+            hashes = blended.map(\.item)
+            scores = blended.map(\.score)
         }
-        return (hashes, applied)
+        return (hashes, scores, applied)
     }
 
     static func similarity(_ row: [String: Any]) -> Float {

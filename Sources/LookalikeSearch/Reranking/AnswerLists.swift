@@ -10,8 +10,8 @@
 // The lists are made by the code a live search runs (`Reranker.answers`: the same prepared query,
 // exact scan, exclusion of the image itself and diffusion), so they are the live answers; a test
 // compares them for every sample image. Each holds the best `length` (100, the thesis's top 100) as
-// graph nodes, 400 bytes an image; the answer's scores are still the raw cosines, computed per
-// request. A request for more than `length`, restricted to a label or folder, with the image
+// graph nodes with the score each was ordered by, 800 bytes an image; the raw cosines to the
+// query are computed per request. A request for more than `length`, restricted to a label or folder, with the image
 // itself included, another method or another re-ranking is searched live, and so is a library that
 // changed since the lists were made (the file records the images and the catalogue's change counter)
 // until the writer brings them up to date. Cost: about the time of one `eval` pass (seconds at
@@ -39,16 +39,19 @@ public final class AnswerLists: Sendable {
     let ids: [Int64]
     let positions: NodeIndex
     let lists: [Int32]
+    /// Each entry's score, what the answer is ordered by (`Reranker.score`).
+    let scores: [Float]
 
     public var count: Int { ids.count }
 
-    init(reranking: String, fingerprint: String, counter: Int64, ids: [Int64], lists: [Int32]) {
+    init(reranking: String, fingerprint: String, counter: Int64, ids: [Int64], lists: [Int32], scores: [Float]) {
         self.reranking = reranking
         self.fingerprint = fingerprint
         self.counter = counter
         self.ids = ids
         positions = NodeIndex(ids)
         self.lists = lists
+        self.scores = scores
     }
 
     /// The identity of a re-ranking's answers: its steps with the alpha applied, and the diffusion
@@ -61,16 +64,16 @@ public final class AnswerLists: Sendable {
             + ",fade=\(Reranking.neighbourhoodScale)/\(DiffusionGraph.neighbourhoodScale)"
     }
 
-    /// The best `k` of image `id`'s answer (nil: not listed, or `k` beyond the lists).
-    public func answer(_ id: Int64, k: Int) -> [Int64]? {
+    /// The best `k` of image `id`'s answer, each with 1 - its score (nil: not listed, or `k` beyond the lists).
+    public func answer(_ id: Int64, k: Int) -> [Neighbor]? {
         guard k <= Self.length, let p = positions[id] else { return nil }
         let start = Int(p) * Self.length
-        var out: [Int64] = []
+        var out: [Neighbor] = []
         out.reserveCapacity(k)
         for slot in start..<(start + k) {
             let node = lists[slot]
             if node < 0 { break }
-            out.append(ids[Int(node)])
+            out.append(Neighbor(id: ids[Int(node)], distance: 1 - scores[slot]))
         }
         return out
     }
@@ -82,11 +85,13 @@ public final class AnswerLists: Sendable {
     func write(to url: URL, catalogue: String, model: String, variant: String) throws {
         let header = IndexFileHeader(dimension: 0, count: ids.count, origin: FileOrigin(catalogue: catalogue, counter: counter),
                                      model: model, variant: variant,
-                                     payloadBytes: ids.count * 8 + lists.count * 4,
-                                     fields: ["reranking": reranking, "fingerprint": fingerprint, "length": String(Self.length)])
+                                     payloadBytes: ids.count * 8 + lists.count * 8,
+                                     fields: ["reranking": reranking, "fingerprint": fingerprint, "length": String(Self.length),
+                                              "scores": "1"])
         try IndexFile.write(to: url, tag: Self.fileTag, header: header) { writer in
             try writer.append(array: ids)
             try writer.append(array: lists)
+            try writer.append(array: scores)
         }
     }
 
@@ -96,14 +101,15 @@ public final class AnswerLists: Sendable {
         guard FileManager.default.fileExists(atPath: url.path), let contents = try? IndexFile.read(url, catalogue: catalogue) else { return nil }
         let h = contents.header
         guard contents.tag == fileTag, h.model == model, h.variant == variant, h.fields["reranking"] == reranking,
-              h.fields["length"] == String(length), let fingerprint = h.fields["fingerprint"] else { return nil }
+              h.fields["length"] == String(length), h.fields["scores"] == "1", let fingerprint = h.fields["fingerprint"] else { return nil }
         let n = h.count
-        guard h.payloadBytes == n * 8 + n * length * 4 else { return nil }
+        guard h.payloadBytes == n * 8 + n * length * 8 else { return nil }
         let payload = contents.payload
         let ids = (0..<n).map { payload.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
         let lists = (0..<(n * length)).map { payload.loadUnaligned(fromByteOffset: n * 8 + $0 * 4, as: Int32.self) }
+        let scores = (0..<(n * length)).map { payload.loadUnaligned(fromByteOffset: n * 8 + n * length * 4 + $0 * 4, as: Float.self) }
         guard lists.allSatisfy({ $0 >= -1 && Int($0) < n }) else { return nil }
-        return AnswerLists(reranking: reranking, fingerprint: fingerprint, counter: h.catalogueCounter, ids: ids, lists: lists)
+        return AnswerLists(reranking: reranking, fingerprint: fingerprint, counter: h.catalogueCounter, ids: ids, lists: lists, scores: scores)
     }
 }
 
@@ -139,8 +145,8 @@ extension AnswerLists {
            file.counter == library.counter {
             return Refresh(file: url.lastPathComponent, images: file.count, rebuilt: false, seconds: Date().timeIntervalSince(started))
         }
-        let lists = try reranker.answers(nodes: graph.ids, length: length)
-        try AnswerLists(reranking: identity, fingerprint: fingerprint, counter: library.counter, ids: graph.ids, lists: lists)
+        let (lists, scores) = try reranker.answers(nodes: graph.ids, length: length)
+        try AnswerLists(reranking: identity, fingerprint: fingerprint, counter: library.counter, ids: graph.ids, lists: lists, scores: scores)
             .write(to: url, catalogue: catalogue.identity, model: library.model.checksum, variant: variant)
         return Refresh(file: url.lastPathComponent, images: graph.ids.count, rebuilt: true, seconds: Date().timeIntervalSince(started))
     }

@@ -1,7 +1,9 @@
 // Applies a `Reranking` to searches over a library: builds the augmented vectors (DBA) once from
 // the raw store, searching with the chosen index method for the neighbours, and answers queries
 // (library images or outside vectors) with optional query expansion. Used by evaluation and by
-// search; the reported scores are always raw cosine similarities (see Reranking).
+// search. Its answers carry the score they are ordered by, on a scale where 1 is the query itself
+// (`Neighbor.distance` = 1 - that score; see `score(diffused:)`); the raw cosine to the query is
+// added where results are presented.
 import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
@@ -152,35 +154,31 @@ public final class Reranker: Sendable {
         return graph.nearest(libraryId, count: options.expansion)
     }
 
-    /// A library image's answer read from the answer lists, with raw-cosine distances: what
-    /// `search` would compute, when the lists apply (the image itself excluded and nothing else,
-    /// no restriction, `k` within the lists, the exact method); nil otherwise.
+    /// A library image's answer read from the answer lists, with the scores it was ordered by:
+    /// what `search` would compute, when the lists apply (the image itself excluded and nothing
+    /// else, no restriction, `k` within the lists, the exact method); nil otherwise.
     public func listedAnswer(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) -> [Neighbor]? {
         guard let libraryId, let lists, parameters.filter == nil, parameters.excluding == [libraryId],
               parameters.metric == nil || parameters.metric == .cosine,
-              index.descriptor.method == ExactIndex.methodName, index.descriptor.options.isEmpty,
-              let ids = lists.answer(libraryId, k: k) else { return nil }
-        var out: [Neighbor] = []
-        out.reserveCapacity(ids.count)
-        for (id, dot) in zip(ids, raw.dots(vector, ids: ids)) {
-            guard let dot else { return nil }
-            out.append(Neighbor(id: id, distance: 1 - dot))
-        }
-        return out
+              index.descriptor.method == ExactIndex.methodName, index.descriptor.options.isEmpty else { return nil }
+        return lists.answer(libraryId, k: k)
     }
 
     /// Every listed image's answer (`nodes`: the graph's images), as `search` ranks a library image
     /// excluding itself, best `length` first, as indices into `nodes` (-1 past a short end): the
     /// same prepared query, exact scan of `pool` others and diffusion, run for batches of images at
-    /// once on every core.
-    func answers(nodes: [Int64], length: Int) throws -> [Int32] {
+    /// once on every core; and each entry's score (what the list is ordered by).
+    func answers(nodes: [Int64], length: Int) throws -> (lists: [Int32], scores: [Float]) {
         var lists = [Int32](repeating: -1, count: nodes.count * length)
+        var scores = [Float](repeating: 0, count: nodes.count * length)
         let index = NodeIndex(nodes)
         let batch = VectorStore.smallBatch
         let batches = (nodes.count + batch - 1) / batch
         let failure = Locked<String?>(nil)
         lists.withUnsafeMutableBufferPointer { out in
+          scores.withUnsafeMutableBufferPointer { scoreOut in
             let work = UnsafeSendable(out)
+            let scoreWork = UnsafeSendable(scoreOut)
             DispatchQueue.concurrentPerform(iterations: batches) { b in
                 do {
                     let chunk = Array(nodes[(b * batch)..<min(nodes.count, (b + 1) * batch)])
@@ -199,15 +197,17 @@ public final class Reranker: Sendable {
                         for (slot, nb) in answer.prefix(length).enumerated() {
                             guard let node = index[nb.id] else { throw IndexError("image \(nb.id) is not in the diffusion graph") }
                             work.value[Int(row) * length + slot] = node
+                            scoreWork.value[Int(row) * length + slot] = 1 - nb.distance
                         }
                     }
                 } catch {
                     failure.withLock { $0 = String(describing: error) }
                 }
             }
+          }
         }
         if let message = failure.value { throw IndexError(message) }
-        return lists
+        return (lists, scores)
     }
 
     /// The expansion search: the query's nearest, a library image not its own neighbour (it
@@ -227,11 +227,12 @@ public final class Reranker: Sendable {
         libraryId.flatMap { ranked.reconstruct($0) } ?? vector
     }
 
-    /// The order from the re-ranked vectors with the raw cosine distances of `vector`.
-    func rawDistances(_ found: [Neighbor], to vector: [Float]) -> [Neighbor] {
-        zip(found, raw.dots(vector, ids: found.map(\.id))).map { nb, dot in
-            dot.map { Neighbor(id: nb.id, distance: 1 - $0) } ?? nb
-        }
+    /// The score a re-ranked list is ordered by, as a person reads it (1: the query itself): the
+    /// similarity of the expanded query to an image's augmented vector, plus, where diffusion
+    /// ranked the list, its diffusion share (`DiffusionGraph.rescore` adds up to
+    /// `DiffusionGraph.weight`), divided back onto the same scale.
+    package static func score(orderingDistance d: Float, diffused: Bool) -> Float {
+        min(1, diffused ? (1 - d) / (1 + DiffusionGraph.weight) : 1 - d)
     }
 
     /// Rankings (ids, best first, up to `limit` + 1 so the query itself can be dropped) of library images.
@@ -304,16 +305,18 @@ public final class Reranker: Sendable {
 
     /// A search that includes the library image itself answers it first: it is identical to the
     /// query, whatever the expanded query or diffusion say of its neighbours.
+    /// Distances are 1 - the list's score (`score(orderingDistance:diffused:)`); the image itself scores 1.
     func finished(_ found: [Neighbor], libraryId: Int64?, k: Int) -> [Neighbor] {
         var others = found
         let own = libraryId.flatMap { id in others.firstIndex { $0.id == id } }.map { others.remove(at: $0) }
         let ranked: [Neighbor]
         if let graph, let libraryId, diffuses(libraryId: libraryId) {
             ranked = graph.rescore(others, query: libraryId, limit: k)
+                .map { Neighbor(id: $0.id, distance: 1 - Self.score(orderingDistance: $0.distance, diffused: true)) }
         } else {
             ranked = Array(others.prefix(k))
         }
-        return Array(((own.map { [$0] } ?? []) + ranked).prefix(k))
+        return Array(((own.map { [Neighbor(id: $0.id, distance: 0)] } ?? []) + ranked).prefix(k))
     }
 
     /// Whether an outside query's raw nearest images are merged into its re-ranked answer.
@@ -338,30 +341,31 @@ public final class Reranker: Sendable {
 
     /// Candidates in the blended order (nearCopyWeight of the raw cosine to the query, the rest the
     /// re-ranked similarity to the expanded query), each once (its first occurrence by `key`), the
-    /// best `k`, ties to the smaller id, each with its raw cosine. The local library and
-    /// `StoreLibrary` both order an upload's answer through this, so the two agree.
+    /// best `k`, ties to the smaller id, each with its blended score (what the list is ordered by)
+    /// and its raw cosine. The local library and `StoreLibrary` both order an upload's answer
+    /// through this, so the two agree.
     package static func nearCopyOrder<Item, Key: Hashable>(_ candidates: [Item], k: Int, key: (Item) -> Key, id: (Item) -> Int64,
-                                                   similarities: (Item) -> (raw: Float, reranked: Float)?) -> [(item: Item, raw: Float)] {
+                                                   similarities: (Item) -> (raw: Float, reranked: Float)?) -> [(item: Item, score: Float, raw: Float)] {
         var seen = Set<Key>()
         var scored: [(score: Float, id: Int64, item: Item, raw: Float)] = []
         for item in candidates where seen.insert(key(item)).inserted {
             guard let s = similarities(item) else { continue }
             scored.append((nearCopyWeight * s.raw + (1 - nearCopyWeight) * s.reranked, id(item), item, s.raw))
         }
-        return scored.sorted { ($0.score, $1.id) > ($1.score, $0.id) }.prefix(k).map { ($0.item, $0.raw) }
+        return scored.sorted { ($0.score, $1.id) > ($1.score, $0.id) }.prefix(k).map { ($0.item, min(1, $0.score), $0.raw) }
     }
 
     func withNearCopies(_ candidates: [Int64], vector: [Float], expanded: [Float], k: Int) -> [Neighbor] {
         Self.nearCopyOrder(candidates, k: k, key: { $0 }, id: { $0 }) { id in
             guard let x = raw.reconstruct(id), let y = ranked.reconstruct(id) else { return nil }
             return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
-        }.map { Neighbor(id: $0.item, distance: 1 - $0.raw) }
+        }.map { Neighbor(id: $0.item, distance: 1 - $0.score) }
     }
 
-    /// The final answer of a scan: diffusion where it applies, raw-cosine distances, and an
-    /// outside query's near-copies merged in.
+    /// The final answer of a scan: diffusion where it applies and an outside query's near-copies
+    /// merged in, each with 1 - the score the list is ordered by.
     func answer(_ found: [Neighbor], vector: [Float], expanded: [Float], libraryId: Int64?, k: Int, plain: [Neighbor]?) -> [Neighbor] {
-        guard let plain else { return rawDistances(finished(found, libraryId: libraryId, k: k), to: vector) }
+        guard let plain else { return finished(found, libraryId: libraryId, k: k) }
         return withNearCopies(found.prefix(k).map(\.id) + plain.map(\.id), vector: vector, expanded: expanded, k: k)
     }
 

@@ -15,15 +15,22 @@ public struct SearchResult: Sendable, Codable {
     public let path: String
     public let label: String
     public let tags: String
-    public let score: Float
+    /// What the list is ordered by, on a scale where 1 is the query itself: the plain similarity
+    /// (cosine, or the metric's), or under re-ranking the re-ranked score (see Reranker.score);
+    /// verified copies, which come first, score at least what follows them.
+    public var score: Float
     public let distance: Float
+    /// The raw cosine similarity of the image's vector to the query's (the same as `score` in a
+    /// plain cosine search).
+    public var cosine: Float
     /// Capture date, camera and GPS position when the photo's file has them.
     public var facts: PhotoFacts? = nil
     /// With spatial verification: the keypoints this image shares with the query under one
     /// similarity transform, when enough to call it the query's original (nil otherwise).
     public var inliers: Int? = nil
 
-    package init(rank: Int, id: Int64, path: String, label: String, tags: String, score: Float, distance: Float, facts: PhotoFacts? = nil, inliers: Int? = nil) {
+    package init(rank: Int, id: Int64, path: String, label: String, tags: String, score: Float, distance: Float,
+                 cosine: Float? = nil, facts: PhotoFacts? = nil, inliers: Int? = nil) {
         self.rank = rank
         self.id = id
         self.path = path
@@ -31,6 +38,7 @@ public struct SearchResult: Sendable, Codable {
         self.tags = tags
         self.score = score
         self.distance = distance
+        self.cosine = cosine ?? score
         self.facts = facts
         self.inliers = inliers
     }
@@ -96,7 +104,8 @@ public struct SearchAnswer: Sendable, Codable {
     public let queryId: Int64?
     public let metric: String
     public let method: String
-    /// The re-ranking applied ("none", "dba:15+qe:10"...); scores stay raw cosine similarities.
+    /// The re-ranking applied ("none", "dba:15+qe:10"...): results' `score` is what it ordered by,
+    /// their `cosine` the raw similarity.
     public let reranking: String
     /// Milliseconds ranking (and presenting) took.
     public let searchMilliseconds: Double
@@ -195,14 +204,14 @@ public final class SearchService: Sendable {
             } else {
                 neighbors = try reranker.search(vector: query.vector, libraryId: query.imageId, k: k, parameters: parameters)
             }
-            (results, applied) = (try present(neighbors, metric: .cosine), reranker.applied(libraryId: query.imageId))
+            (results, applied) = (try present(neighbors, metric: .cosine, query: query.vector), reranker.applied(libraryId: query.imageId))
             notes = reranker.notes(libraryId: query.imageId)
         } else if let batcher {
             let neighbors = try await batcher.search(query.vector, k: k, descriptor: descriptor, parameters: parameters)
-            results = try present(neighbors, metric: request.metric)
+            results = try present(neighbors, metric: request.metric, query: query.vector)
         } else {
             let neighbors = try library.index(for: descriptor).search(query.vector, k: k, parameters: parameters)
-            results = try present(neighbors, metric: request.metric)
+            results = try present(neighbors, metric: request.metric, query: query.vector)
         }
         var reranking = applied.description
         if verifying, let image = query.image {
@@ -261,7 +270,7 @@ public final class SearchService: Sendable {
         -> (results: [SearchResult], checked: Int, added: Int?)? {
         let shortlist = request.verify ?? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist)
         guard shortlist > 0 else { return nil }
-        if request.verify == nil, request.metric == .cosine, let best = ranked.first, 1 - best.distance >= SearchRequest.clearCopy {
+        if request.verify == nil, let best = ranked.first, best.cosine >= SearchRequest.clearCopy {
             return nil
         }
         let admits = parameters.filter, excluded = parameters.excluding
@@ -286,8 +295,12 @@ public final class SearchService: Sendable {
             !listed.contains($0) && admits($0)
         }
         let neighbors = library.store.rank(vector, candidates: extra, k: extra.count, metric: metric)
-        candidates += try present(neighbors, metric: metric)
-        return (verifier.reorder(candidates, query: features, k: k, stored: (queryWords, index)), extra.count)
+        candidates += try present(neighbors, metric: metric, query: vector)
+        // The words' candidates are there to be verified: one that is not was never among the best.
+        let verified = verifier.reorder(candidates, query: features, k: k + extra.count, stored: (queryWords, index))
+        let added = Set(extra)
+        return (Array(verified.filter { $0.inliers != nil || !added.contains($0.id) }.prefix(k))
+            .enumerated().map { var r = $1; r.rank = $0 + 1; return r }, extra.count)
     }
 
     /// The scan filter for a label / folder restriction; nil when unrestricted. An unknown folder
@@ -330,14 +343,14 @@ public final class SearchService: Sendable {
         if request.metric == .cosine && !request.reranking.isNone {
             let reranker = try reranker(request, filter: parameters.filter)
             if answerLists, let listed = reranker.listedAnswer(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters) {
-                return (try present(listed, metric: .cosine), reranker.applied(libraryId: libraryId), true)
+                return (try present(listed, metric: .cosine, query: vector), reranker.applied(libraryId: libraryId), true)
             }
             let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
-            return (try present(neighbors, metric: .cosine), reranker.applied(libraryId: libraryId), false)
+            return (try present(neighbors, metric: .cosine, query: vector), reranker.applied(libraryId: libraryId), false)
         }
         let neighbors = try library.index(for: request.method.with(metric: request.metric))
             .search(vector, k: request.k, parameters: parameters)
-        return (try present(neighbors, metric: request.metric), .none, false)
+        return (try present(neighbors, metric: request.metric, query: vector), .none, false)
     }
 
     /// The request's re-ranking over the library's index for its method (the stored augmented
@@ -347,17 +360,19 @@ public final class SearchService: Sendable {
                      options: request.reranking, filter: filter, computeMissing: false)
     }
 
-    /// Paths, labels and readable scores for ranked neighbours.
-    public func present(_ neighbors: [Neighbor], metric: Metric) throws -> [SearchResult] {
+    /// Paths, labels and readable scores for ranked neighbours (`distance`: the metric's, or 1 - the
+    /// re-ranked score), with each image's raw cosine to `query`.
+    public func present(_ neighbors: [Neighbor], metric: Metric, query: [Float]) throws -> [SearchResult] {
         let summaries = try self.summaries.summaries(imageIds: neighbors.map(\.id))
         let dimension = library.model.dimension
-        return neighbors.compactMap { n -> (Neighbor, ImageSummary)? in summaries[n.id].map { (n, $0) } }
-            .enumerated().map { i, pair in
-                let (n, s) = pair
-                return SearchResult(rank: i + 1, id: n.id, path: s.path, label: s.label, tags: s.tags,
-                                    score: metric.score(distance: n.distance, dimension: dimension), distance: n.distance,
-                                    facts: s.facts)
-            }
+        let shown = neighbors.compactMap { n -> (Neighbor, ImageSummary)? in summaries[n.id].map { (n, $0) } }
+        let cosines = library.store.dots(query, ids: shown.map(\.0.id))
+        return shown.enumerated().map { i, pair in
+            let (n, s) = pair
+            let score = metric.score(distance: n.distance, dimension: dimension)
+            return SearchResult(rank: i + 1, id: n.id, path: s.path, label: s.label, tags: s.tags,
+                                score: score, distance: n.distance, cosine: cosines[i] ?? score, facts: s.facts)
+        }
     }
 
     // Synchronous conveniences for library images and vectors (tests, evaluation).

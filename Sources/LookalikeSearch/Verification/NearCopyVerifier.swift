@@ -1,7 +1,8 @@
 // Re-orders an outside query's shortlist by spatial verification: the candidates whose keypoints
 // match the query's (or its mirror image's) under one similarity transform come first, most inliers
-// first; the others keep their order after them. Scores stay the raw cosine (as docs/glossary.md,
-// "Score vs order", promises); each verified result carries its inlier count. Candidates' features
+// first; the others keep their order after them. A verified copy's score is raised to at least
+// the next result's, so the list reads in order (its raw `cosine` is kept); each verified result
+// carries its inlier count. Candidates' features
 // come from their files, computed in parallel when missing and kept in a byte-bounded cache, so a
 // library image costs one decode and SIFT (30-40 ms of one core for a Caltech-101 photo, up to ~100
 // ms at 640 px) the first time it is a candidate.
@@ -162,15 +163,20 @@ public final class NearCopyVerifier: Sendable {
         // both match (a photo and another crop or size of it) differ by a few inliers, and the one
         // whose whole picture is closer to the query is its original (Caltech-101, scale x0.25:
         // 0.96 -> 0.975 recall@1); a real copy keeps far more inliers than a look-alike anyway.
-        let weight = results.map { Double(max(0.1, $0.score)) }
+        let weight = results.map { Double(max(0.1, $0.cosine)) }
         let verified = results.indices.filter { inliers[$0] >= SpatialVerifier.minimumInliers }
             .sorted { (Double(inliers[$0]) * weight[$0] * weight[$0], -$0) > (Double(inliers[$1]) * weight[$1] * weight[$1], -$1) }
         let rest = results.indices.filter { inliers[$0] < SpatialVerifier.minimumInliers }
-        return (verified + rest).prefix(k).enumerated().map { rank, i in
+        var out = (verified + rest).prefix(k).enumerated().map { rank, i in
             var r = results[i]
             r.rank = rank + 1
             r.inliers = inliers[i] >= SpatialVerifier.minimumInliers ? inliers[i] : nil
             return r
         }
+        // The list reads in order: a verified copy moved up scores at least what follows it.
+        for i in stride(from: min(verified.count, out.count) - 1, through: 0, by: -1) where i + 1 < out.count {
+            out[i].score = max(out[i].score, out[i + 1].score)
+        }
+        return out
     }
 }

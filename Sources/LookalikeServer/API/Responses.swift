@@ -117,8 +117,11 @@ struct ResultItem: Codable, Sendable {
     let path: String
     let label: String
     let tags: [Tag]
+    /// What the list is ordered by (1: the query itself).
     let score: Float
     let distance: Float
+    /// The raw cosine similarity to the query.
+    let cosine: Float
     let thumbnail: String
     /// With `verify`: the keypoints shared with the query, when enough to call it the original.
     var inliers: Int? = nil
@@ -129,7 +132,7 @@ struct SearchResponse: ResponseGenerator, Encodable, Sendable {
     let k: Int
     let metric: String
     let method: String
-    /// The re-ranking applied ("none" when none was); scores stay raw cosine similarities.
+    /// The re-ranking applied ("none" when none was): results are ordered by `score`, `cosine` is raw.
     let reranking: String
     /// Read from the library's answer lists (see AnswerLists) instead of computed: the same answer.
     let precomputed: Bool
@@ -237,6 +240,7 @@ extension ResultItem {
             w.member("tags", tags)
             w.member("score", score)
             w.member("distance", distance)
+            w.member("cosine", cosine)
             w.member("thumbnail", thumbnail)
             w.member("inliers", inliers)
         }

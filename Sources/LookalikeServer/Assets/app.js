@@ -263,7 +263,7 @@ function renderResults(answer, kind, params) {
   $("query-path").textContent = q.path || q.summary;
   $("query-tags").replaceChildren(...q.tags.slice(0, 5).map((t) => el("li", { text: `${t.name} ${(t.probability * 100).toFixed(0)}%`, title: "ImageNet tag" })));
   const embed = answer.embed_ms > 0 ? ` (embedding ${fmtMs(answer.embed_ms)} ms)` : "";
-  // Re-ranking orders by the library's neighbourhoods; the scores shown stay plain cosine similarities.
+  // Results are ordered by `score` (re-ranked where re-ranking ran); the raw cosine is shown beside it.
   const reranked = answer.reranking && answer.reranking !== "none"
     ? ` · re-ranked (${answer.reranking}${answer.precomputed ? ", made ahead by index" : ""})` : "";
   $("query-timing").textContent = `${answer.count} results in ${fmtMs(answer.ms)} ms${embed} · ${answer.metric} · ${answer.method}${reranked}`;
@@ -281,7 +281,8 @@ function renderResults(answer, kind, params) {
     r.inliers ? el("span", { class: "verified", title: `${r.inliers} keypoints match the query under one shift, scale and rotation`, text: "✓ original" }) : null,
     tile(r, `/?id=${r.id}`, r.tags[0] ? r.tags[0].name : r.label),
     el("div", { class: "meta" }, [el("span", { class: "label", text: r.label }),
-                                   el("span", { class: "score", title: `distance ${r.distance.toFixed(4)}`, text: r.score.toFixed(3) })]),
+                                   el("span", { class: "score", title: `score ${r.score.toFixed(4)} (what the list is ordered by); cosine ${r.cosine.toFixed(4)} (plain similarity to the query)`,
+                                                text: r.cosine.toFixed(3) === r.score.toFixed(3) ? r.score.toFixed(3) : `${r.score.toFixed(3)} · cos ${r.cosine.toFixed(2)}` })]),
     scoreBar(Math.max(2, 100 * r.score / maxScore)),
   ])));
   document.title = `${$("results-title").textContent} — Lookalike`;

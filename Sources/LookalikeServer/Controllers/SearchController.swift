@@ -88,7 +88,7 @@ struct SearchController {
         let results = answer.results.map {
             let shown = services.presentation(id: $0.id, path: $0.path, tags: $0.tags)
             return ResultItem(rank: $0.rank, id: $0.id, path: shown.path, label: $0.label, tags: shown.tags,
-                              score: $0.score, distance: $0.distance, thumbnail: "/api/images/\($0.id)/thumbnail",
+                              score: $0.score, distance: $0.distance, cosine: $0.cosine, thumbnail: "/api/images/\($0.id)/thumbnail",
                               inliers: $0.inliers)
         }
         var note: String?

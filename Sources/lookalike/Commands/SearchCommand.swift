@@ -160,8 +160,8 @@ struct SearchCommand: AsyncParsableCommand {
                                           embed_ms: answer.embedMilliseconds, load_ms: loadMs, results: answer.results)))
             return
         }
-        let rows = answer.results.map { [String($0.rank), format(Double($0.score), 4), String($0.id), $0.label, $0.path] }
-        print(table(["rank", "score", "id", "label", "path"], rows, rightAligned: [0, 1, 2]))
+        let rows = answer.results.map { [String($0.rank), format(Double($0.score), 4), format(Double($0.cosine), 4), String($0.id), $0.label, $0.path] }
+        print(table(["rank", "score", "cosine", "id", "label", "path"], rows, rightAligned: [0, 1, 2, 3]))
         var timing = "\(answer.results.count) results from \(address), cosine (inner product, Milvus's index), "
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
@@ -205,13 +205,15 @@ struct SearchCommand: AsyncParsableCommand {
                                           load_ms: loadMs, results: answer.results)))
             return
         }
-        // When verification ran, the third column is each verified copy's inliers (the query's original first).
+        // The score the list is ordered by, the raw cosine beside it, and, when verification ran,
+        // each verified copy's inliers (the query's original first).
         let verified = answer.reranking.contains("verify:")
         let rows = answer.results.map { r in
-            [String(r.rank), format(Double(r.score), 4),
-             verified ? r.inliers.map(String.init) ?? "" : format(Double(r.distance), 4), r.label, r.path]
+            [String(r.rank), format(Double(r.score), 4), format(Double(r.cosine), 4)]
+                + (verified ? [r.inliers.map { "\($0) verified" } ?? ""] : []) + [r.label, r.path]
         }
-        print(table(["rank", "score", verified ? "inliers" : "distance", "label", "path"], rows, rightAligned: [0, 1, 2]))
+        print(table(["rank", "score", "cosine"] + (verified ? ["copy"] : []) + ["label", "path"], rows,
+                    rightAligned: verified ? [0, 1, 2, 3] : [0, 1, 2]))
         var timing = "\(answer.results.count) results from \(service.library.count) images, \(metric.rawValue), \(answer.method), "
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
