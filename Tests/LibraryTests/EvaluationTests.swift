@@ -624,3 +624,26 @@ import Testing
         #expect(RobustnessBenchmark.html(report).contains("strict"))
     }
 }
+
+/// A mixed library's evaluation, per folder it was indexed from: each group's figures are the mean
+/// of its own queries', and one folder gives no table.
+@Suite struct EvaluationGroupTests {
+    static func outcome(_ path: String, p: Double, ap: Double) -> QueryOutcome {
+        QueryOutcome(id: 1, path: path, label: "x", relevantCount: 3, precisionAtK: p, recallAtK: p, averagePrecision: ap,
+                     top: [], topRelevant: [])
+    }
+
+    @Test func figuresPerFolderOfAMixedLibrary() {
+        let queries = [Self.outcome("/data/photos/cats/1.jpg", p: 1, ap: 0.5), Self.outcome("/data/photos/dogs/2.jpg", p: 0.5, ap: 0.25),
+                       Self.outcome("/data/ukbench/00/3.jpg", p: 0, ap: 1)]
+        let groups = Evaluator.groups(queries, roots: ["/data/photos", "/data/ukbench/"])
+        #expect(groups.map(\.folder) == ["/data/photos/", "/data/ukbench/"])
+        #expect(groups.map(\.queries) == [2, 1])
+        #expect(groups.first?.precisionAtK == 0.75 && groups.first?.map == 0.375)
+        #expect(groups.last?.precisionAtK == 0 && groups.last?.map == 1)
+        // A nested root holds its own images: the longest prefix wins.
+        let nested = Evaluator.groups(queries, roots: ["/data", "/data/ukbench"])
+        #expect(nested.map(\.queries) == [2, 1] && nested.last?.folder == "/data/ukbench/")
+        #expect(Evaluator.groups(queries, roots: ["/data"]).isEmpty)
+    }
+}

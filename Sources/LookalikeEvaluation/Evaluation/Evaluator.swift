@@ -63,6 +63,16 @@ public struct ClassOutcome: Sendable, Codable {
     public let map: Double
 }
 
+/// The figures of one group of queries: the images under one folder the library was indexed from
+/// (a mixed library: a photo collection beside an instance set, each judged on its own).
+public struct GroupOutcome: Sendable, Codable {
+    public let folder: String
+    public let queries: Int
+    public let precisionAtK: Double
+    public let recallAtK: Double
+    public let map: Double
+}
+
 public struct EvaluationReport: Sendable, Codable {
     public let library: String
     public let images: Int
@@ -89,6 +99,30 @@ public struct EvaluationReport: Sendable, Codable {
     public let preparation_s: Double
     public let per_class: [ClassOutcome]
     public let per_query: [QueryOutcome]
+    /// Per folder the library was indexed from, when it was indexed from more than one.
+    public var per_group: [GroupOutcome] = []
+}
+
+extension Evaluator {
+    /// The queries' figures per folder of `roots` (the longest that holds each query's path); empty
+    /// when they all fall under one.
+    public static func groups(_ queries: [QueryOutcome], roots: [String]) -> [GroupOutcome] {
+        let prefixes = roots.map { $0.hasSuffix("/") ? $0 : $0 + "/" }.sorted { $0.count > $1.count }
+        var byRoot: [String: [QueryOutcome]] = [:]
+        for q in queries {
+            let root = prefixes.first { q.path.hasPrefix($0) } ?? "(elsewhere)"
+            byRoot[root, default: []].append(q)
+        }
+        guard byRoot.count > 1 else { return [] }
+        return byRoot.keys.sorted().compactMap { root in
+            guard let members = byRoot[root], !members.isEmpty else { return nil }
+            let n = Double(members.count)
+            return GroupOutcome(folder: root, queries: members.count,
+                                precisionAtK: members.reduce(0) { $0 + $1.precisionAtK } / n,
+                                recallAtK: members.reduce(0) { $0 + $1.recallAtK } / n,
+                                map: members.reduce(0) { $0 + $1.averagePrecision } / n)
+        }
+    }
 }
 
 public enum Evaluator {

@@ -141,7 +141,17 @@ public enum DerivedFiles {
             } catch {
                 status.reason = "unreadable: \(error)"
             }
-            if kind.prefix == "visual-words", !status.current, let making { status.reason = making }
+            if kind.prefix == "visual-words" {
+                // Made in chunks: current only when no job is at it and it covers every image.
+                if let making {
+                    status.current = false
+                    status.reason = making
+                } else if status.current, let model, let header = try? IndexFile.read(url, catalogue: nil, verifyChecksum: false).header,
+                          let images = try? catalogue.vectorCount(model: model.id), header.count != images {
+                    status.current = false
+                    status.reason = "covers \(header.count) of \(images) images (an interrupted job): `lookalike index` resumes it"
+                }
+            }
             return status
         }
         if model != nil, !names.contains(where: { $0.hasPrefix("visual-words") }), let kind = manifest.first(where: { $0.prefix == "visual-words" }) {

@@ -108,7 +108,9 @@ struct EvalCommand: AsyncParsableCommand {
         }
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         let library = try LiveLibrary(catalogue: catalogue)
-        report = try Evaluator.run(library: library, options: options, progress: progress)
+        var local = try Evaluator.run(library: library, options: options, progress: progress)
+        local.per_group = Evaluator.groups(local.per_query, roots: try catalogue.libraryRoots())
+        report = local
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         if let html {
             let thumbnails = ReportThumbnails(catalogue: catalogue)
@@ -139,6 +141,12 @@ struct EvalCommand: AsyncParsableCommand {
         if report.preparation_s > 0.01 { print("re-ranking preparation: \(format(report.preparation_s, 2)) s") }
         let ranks = report.precision_at_rank.enumerated().map { "P@\($0.offset + 1)=\(format($0.element, 3))" }
         print("precision at rank: " + ranks.joined(separator: " "))
+        if !report.per_group.isEmpty {
+            print("\nper folder the library was indexed from:")
+            print(table(["folder", "queries", "P@\(k)", "R@\(k)", "mAP"],
+                        report.per_group.map { [$0.folder, String($0.queries), format($0.precisionAtK, 4), format($0.recallAtK, 4), format($0.map, 4)] },
+                        rightAligned: [1, 2, 3, 4]))
+        }
         print("\nworst classes:")
         print(table(["label", "queries", "P@\(k)", "R@\(k)", "mAP"],
                     report.per_class.prefix(10).map { [$0.label, String($0.queries), format($0.precisionAtK, 3), format($0.recallAtK, 3), format($0.map, 3)] },
