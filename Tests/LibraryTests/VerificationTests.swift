@@ -117,9 +117,9 @@ import Testing
             #expect(!index.candidates(words: index.words(words), limit: 3) { $0 != originalId }.contains(originalId))
             // The stored keypoints verify the copy against its original, and against no other photo.
             let own = words.inliers(try #require(index.entries[originalId]))
-            #expect(own >= SpatialVerifier.minimumInliers, "\(name): \(own) inliers with its original's stored keypoints")
+            #expect(own >= SpatialVerifier.minimumWordInliers, "\(name): \(own) inliers with its original's stored keypoints")
             let others = index.entries.filter { $0.key != originalId }.map { words.inliers($0.value) }
-            #expect((others.max() ?? 0) < SpatialVerifier.minimumInliers, "\(name): another photo verified (\(others.max() ?? 0) inliers)")
+            #expect((others.max() ?? 0) < SpatialVerifier.minimumWordInliers, "\(name): another photo verified (\(others.max() ?? 0) inliers)")
         }
 
         // The file: a round trip keeps every image's words; a damaged one is refused and left unused.

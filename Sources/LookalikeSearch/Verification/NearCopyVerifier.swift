@@ -150,7 +150,9 @@ public final class NearCopyVerifier: Sendable {
         DispatchQueue.concurrentPerform(iterations: results.count) { i in
             let n: Int
             if let keypoints = kept[i], let words = stored?.words {
-                n = words.inliers(keypoints)
+                // Below the stored keypoints' own bar, not a copy (see minimumWordInliers).
+                let w = words.inliers(keypoints)
+                n = w >= SpatialVerifier.minimumWordInliers ? w : 0
             } else if let c = candidates[i] {
                 n = query.inliers(c)
             } else {
