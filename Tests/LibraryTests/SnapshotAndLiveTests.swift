@@ -23,6 +23,30 @@ import Testing
         return (dir, catalogue, photos)
     }
 
+    /// Answer lists from before they kept their scores: the reader refuses them (searches run
+    /// live), `info` says so rather than "current", and `index` remakes them.
+    @Test func answerListsWithoutScoresAreStaleAndRemade() async throws {
+        let (_, catalogue, photos) = try Self.library(["pizza", "dalmatian"])
+        let file = try #require(try DerivedFiles.status(catalogue: catalogue).first { $0.kind == "answer lists" })
+        #expect(file.current && file.inputs["scores"] == "1")
+        let url = LibrarySnapshot.folder(for: catalogue).appendingPathComponent(file.name)
+        let contents = try IndexFile.read(url, catalogue: catalogue.identity)
+        var fields = contents.header.fields
+        fields["scores"] = nil
+        let n = contents.header.count, length = AnswerLists.length
+        let old = IndexFileHeader(dimension: 0, count: n, origin: FileOrigin(catalogue: catalogue.identity, counter: contents.header.catalogueCounter),
+                                  model: contents.header.model, variant: contents.header.variant, payloadBytes: n * 8 + n * length * 4, fields: fields)
+        let payload = Array(contents.payload.prefix(n * 8 + n * length * 4))
+        try IndexFile.write(to: url, tag: contents.tag, header: old) { w in try w.append(array: payload) }
+        let stale = try #require(try DerivedFiles.status(catalogue: catalogue).first { $0.kind == "answer lists" })
+        #expect(!stale.current && (stale.reason ?? "").contains("older release"), "\(stale.reason ?? "")")
+        let service = try SearchService(catalogue: catalogue)
+        let id = try #require(service.library.store.liveIds.first)
+        #expect(try await service.search(.id(id), SearchRequest(k: 5)).precomputed == false)
+        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [photos.path])
+        #expect(try DerivedFiles.status(catalogue: catalogue).first { $0.kind == "answer lists" }?.current == true)
+    }
+
     @Test func snapshotIsWrittenByIndexAndUsedToOpen() throws {
         let (_, catalogue, _) = try Self.library()
         let url = LibrarySnapshot.url(for: catalogue)

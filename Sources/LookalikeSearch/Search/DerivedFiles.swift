@@ -141,6 +141,11 @@ public enum DerivedFiles {
             } catch {
                 status.reason = "unreadable: \(error)"
             }
+            if kind.prefix == "answers-", status.current, status.inputs["scores"] != "1" {
+                // Lists from before scores were kept: the reader refuses them, searches run live.
+                status.current = false
+                status.reason = "made by an older release (no scores): searches run live until `lookalike index` remakes them"
+            }
             if kind.prefix == "visual-words" {
                 // Made in chunks: current only when no job is at it and it covers every image.
                 if let making {
