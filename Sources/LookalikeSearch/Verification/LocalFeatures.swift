@@ -4,10 +4,12 @@
 // under one similarity transform (shift, scale, rotation) is the photo the query was made from.
 // One global CNN descriptor cannot tell an edited copy (cropped, rotated, captioned, partly
 // covered, re-encoded) from the many photos that look like it; local features with geometry can,
-// which is how copy detection is done. Candidates' features are computed from their files when
-// first needed and kept in memory (`NearCopyVerifier`'s cache): nothing is stored in the catalogue.
-// Where `prepare verify` built one, an inverted file of the library's visual words
-// (`VisualWordIndex`) adds the candidates the global shortlist missed.
+// which is how copy detection is done. The library keeps every image's keypoints as visual words
+// and positions beside its snapshots (`VisualWordIndex`, made by the background job `index` starts:
+// `LocalFeaturesJob`), so a candidate is checked without reading its file (`WordKeypoints`), and the
+// inverted file of those words adds the candidates the global shortlist missed. A candidate the
+// file does not cover yet is checked from its file (`NearCopyVerifier`'s cache). Searches verify an
+// outside query by default unless its best match is already a clear copy (`SearchService`).
 import CVLFeat
 import Foundation
 import LookalikeCatalogue
