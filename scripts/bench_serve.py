@@ -36,12 +36,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(db, extra=()):
+def start_server(db, extra=(), log_dir=OUT, wait_s=30):
     port = free_port()
-    log = open(os.path.join(OUT, "server.log"), "a")
+    log = open(os.path.join(log_dir, "server.log"), "a")
     proc = subprocess.Popen([BIN, "serve", "--db", db, "--port", str(port), *extra], stdout=log, stderr=log, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(int(wait_s * 10)):
         try:
             urllib.request.urlopen(base + "/api/stats", timeout=1).read()
             return proc, base

@@ -18,39 +18,22 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 
+import bench_serve  # scripts/ is the script's own folder, first on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release", "lookalike")
 OUT = os.path.join(ROOT, "out", "bench-verify")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(db):
-    port = free_port()
-    log = open(os.path.join(OUT, "server.log"), "a")
-    proc = subprocess.Popen([BIN, "serve", "--db", db, "--port", str(port)], stdout=log, stderr=log, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(base + "/api/stats", timeout=1).read()
-            return proc, base
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None:
-                sys.exit(f"server exited early, see {log.name}")
-            time.sleep(0.1)
-    sys.exit("server did not start")
+    # The served-load benchmark's start-up, with time to load the local features of a big library.
+    return bench_serve.start_server(db, log_dir=OUT, wait_s=60)
 
 
 def upload(base, path):
@@ -111,8 +94,7 @@ def main():
             found.setdefault(kind, []).append(hit)
             verified += "verify:" in answer.get("reranking", "")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        bench_serve.stop_server(proc)
     times.sort()
     p50 = statistics.median(times)
     p90 = times[int(0.9 * (len(times) - 1))]

@@ -112,9 +112,9 @@ import Testing
         for name in ["grey square 25%", "rotate +15", "rotate 90", "crop 50% corner", "horizontal flip"] {
             let query = try QueryFeatures(data: VerificationTests.edited(photo, name), name: name)
             let words = index.keypoints(query)
-            let found = index.candidates(words: index.words(words), limit: 6)
+            let found = index.candidates(words: words.words, limit: 6)
             #expect(found.contains(originalId), "\(name): \(found)")
-            #expect(!index.candidates(words: index.words(words), limit: 3) { $0 != originalId }.contains(originalId))
+            #expect(!index.candidates(words: words.words, limit: 3) { $0 != originalId }.contains(originalId))
             // The stored keypoints verify the copy against its original, and against no other photo.
             let own = words.inliers(try #require(index.entries[originalId]))
             #expect(own >= SpatialVerifier.minimumWordInliers, "\(name): \(own) inliers with its original's stored keypoints")
@@ -156,7 +156,7 @@ import Testing
 
         // `index` keeps a file that exists current: a damaged one is rebuilt, then new and removed
         // images are followed without recomputing the others.
-        let rebuilt = try #require(try VisualWordIndex.refresh(catalogue: catalogue, liveIds: library.store.liveIds))
+        let rebuilt = try #require(try VisualWordIndex.refresh(catalogue: catalogue, liveIds: library.store.liveIds).summary)
         #expect(rebuilt.trained && rebuilt.images == 36)
         let vocabulary = try #require(try VisualWordIndex.read(url, catalogue: catalogue.identity)).vocabulary.centres
         let added1 = folder.appendingPathComponent("airplanes/turned.jpg")

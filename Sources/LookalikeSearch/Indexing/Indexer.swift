@@ -122,9 +122,7 @@ public final class Indexer: Sendable {
             // The words only add candidates to verified searches: a failure to update them is
             // reported, never a failed run (the catalogue and vectors above are already stored).
             do {
-                summary.visualWords = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
-                let state = LocalFeaturesJob.missing(catalogue: catalogue, liveIds: opened.0.liveIds)
-                summary.localFeaturesPending = state.missing > 0 ? state.missing : (state.stale ? 1 : 0)
+                (summary.visualWords, summary.localFeaturesPending) = try VisualWordIndex.refresh(catalogue: catalogue, liveIds: opened.0.liveIds)
             } catch {
                 summary.failures.append(IndexFailure(path: VisualWordIndex.url(for: catalogue).path,
                                                      reason: "visual words not updated: \(error)"))

@@ -124,9 +124,11 @@ public enum DerivedFiles {
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? 0
             var status = Status(name: name, kind: kind.name, bytes: bytes, current: false, built_from: kind.builtFrom,
                                 inputs: [:], reason: nil, replayed_changes: nil, built_by: kind.builtBy)
+            var entries: Int?
             do {
                 let contents = try IndexFile.read(url, catalogue: nil)
                 let header = contents.header
+                entries = header.count
                 var inputs = header.fields.filter { !["fingerprint", "edges", "lists"].contains($0.key) }
                 inputs["counter"] = String(header.catalogueCounter)
                 if let variant = header.variant { inputs["variant"] = variant }
@@ -151,10 +153,9 @@ public enum DerivedFiles {
                 if let making {
                     status.current = false
                     status.reason = making
-                } else if status.current, let model, let header = try? IndexFile.read(url, catalogue: nil, verifyChecksum: false).header,
-                          let images = try? catalogue.vectorCount(model: model.id), header.count != images {
+                } else if status.current, let model, let entries, let images = try? catalogue.vectorCount(model: model.id), entries != images {
                     status.current = false
-                    status.reason = "covers \(header.count) of \(images) images (an interrupted job): `lookalike index` resumes it"
+                    status.reason = "covers \(entries) of \(images) images (an interrupted job): `lookalike index` resumes it"
                 }
             }
             return status

@@ -291,7 +291,7 @@ public final class SearchService: Sendable {
         guard let index = words ?? visualWords.index() else { return (verifier.reorder(candidates, query: features, k: k), nil) }
         let queryWords = index.keypoints(features)
         let listed = Set(shortlist.map(\.id))
-        let extra = index.candidates(words: index.words(queryWords), limit: VisualWordIndex.candidates) {
+        let extra = index.candidates(words: queryWords.words, limit: VisualWordIndex.candidates) {
             !listed.contains($0) && admits($0)
         }
         let neighbors = library.store.rank(vector, candidates: extra, k: extra.count, metric: metric)

@@ -56,7 +56,8 @@ public struct QueryFeatures: Sendable {
 public struct QueryWords: Sendable {
     public let direct: WordKeypoints
     public let mirrored: WordKeypoints
-    /// The distinct words of both, each keypoint under its nearest word only (the inverted file's query).
+    /// The distinct words of both (a flipped copy shares the mirror's), each keypoint under its
+    /// nearest word only: what the inverted file is searched with.
     public let words: [UInt32]
     let directFrames: [Float]
     let mirroredFrames: [Float]
@@ -71,8 +72,7 @@ public struct QueryWords: Sendable {
 
     /// Inliers of the better of the two against a candidate's stored keypoints.
     func inliers(_ candidate: WordKeypoints) -> Int {
-        max(SpatialVerifier.inliers(query: direct, directFrames, candidate: candidate),
-            SpatialVerifier.inliers(query: mirrored, mirroredFrames, candidate: candidate))
+        SpatialVerifier.inliers([(direct, directFrames), (mirrored, mirroredFrames)], candidate: candidate)
     }
 }
 

@@ -135,9 +135,6 @@ public struct VisualWordIndex: Sendable {
         return out
     }
 
-    /// The words of a query: its own and its mirror image's (a flipped copy shares the mirror's).
-    public func words(_ query: QueryWords) -> [UInt32] { query.words }
-
     /// The query's keypoints in this index's words.
     public func keypoints(_ query: QueryFeatures) -> QueryWords {
         let direct = vocabulary.queryKeypoints(query.direct), mirrored = vocabulary.queryKeypoints(query.mirrored)
@@ -145,8 +142,6 @@ public struct VisualWordIndex: Sendable {
                           words: Array(Set(direct.words).union(mirrored.words)).sorted())
     }
 
-    /// Bytes the stored keypoints take (what `info` reports).
-    public var keypointBytes: Int { entries.values.reduce(0) { $0 + $1.count * WordKeypoints.bytesPerKeypoint } }
 }
 
 // MARK: - Building and the file
@@ -260,10 +255,16 @@ extension VisualWordIndex {
     /// images (`LocalFeaturesJob.inline`) are missing from it and no background job is at it;
     /// nil when there is no file, nothing changed, or the work is left to the background job
     /// (`LocalFeaturesJob`, which `lookalike index` starts). A damaged file is rebuilt there.
-    public static func refresh(catalogue: Catalogue, liveIds: [Int64]) throws -> BuildSummary? {
-        guard FileManager.default.fileExists(atPath: url(for: catalogue).path) else { return nil }
-        guard LocalFeaturesJob.missing(catalogue: catalogue, liveIds: liveIds).missing <= LocalFeaturesJob.inline else { return nil }
-        return try LocalFeaturesJob.run(catalogue: catalogue, liveIds: { liveIds }, wait: false)
+    /// `pending`: the images still to make after this step (1 for a file holding only removed
+    /// ones too many; 0 when this step made them, or a background job is at them).
+    public static func refresh(catalogue: Catalogue, liveIds: [Int64]) throws -> (summary: BuildSummary?, pending: Int) {
+        let state = LocalFeaturesJob.missing(catalogue: catalogue, liveIds: liveIds)
+        let pending = state.missing > 0 ? state.missing : (state.stale ? 1 : 0)
+        guard FileManager.default.fileExists(atPath: url(for: catalogue).path), state.missing <= LocalFeaturesJob.inline else {
+            return (nil, pending)
+        }
+        // Read again under the job's lock: a job may have written the file since.
+        return (try LocalFeaturesJob.run(catalogue: catalogue, liveIds: { liveIds }, wait: false), 0)
     }
 
     /// Payload: centres (K x 128 Float32), ids (Int64), keypoint counts (UInt32), sizes (UInt16

@@ -82,11 +82,15 @@ extension SpatialVerifier {
     /// Hypotheses tried per candidate: each match is one; past this many, every n-th.
     static let maximumHypotheses = 400
 
-    /// Inliers of a query's keypoints (in words) against a stored candidate's.
-    static func inliers(query: WordKeypoints, _ q: [Float], candidate: WordKeypoints) -> Int {
-        let pairs = query.matches(candidate)
-        guard pairs.count >= minimumInliers else { return 0 }
-        return inliers(pairs: pairs, q, candidate.floatFrames, candidateSide: max(candidate.width, candidate.height),
-                       hypotheses: maximumHypotheses)
+    /// Inliers of the better of a query's two sides (its keypoints in words and their frames `q`)
+    /// against a stored candidate's; the candidate's frames are converted once, and only when a
+    /// side shares enough words with it.
+    static func inliers(_ sides: [(query: WordKeypoints, q: [Float])], candidate: WordKeypoints) -> Int {
+        let pairs = sides.map { $0.query.matches(candidate) }
+        guard pairs.contains(where: { $0.count >= minimumInliers }) else { return 0 }
+        let c = candidate.floatFrames, side = max(candidate.width, candidate.height)
+        return zip(sides, pairs).map { s, p in
+            p.count >= minimumInliers ? inliers(pairs: p, s.q, c, candidateSide: side, hypotheses: maximumHypotheses) : 0
+        }.max() ?? 0
     }
 }
