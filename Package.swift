@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 // Lookalike: reverse image search. The targets follow the pipeline:
 // C shims (libvips, XNNPACK, BLAS, VLFeat) -> LookalikeEngine (decode, preprocess, network, embedding)
-// -> LookalikeIndex (vector stores and indexes) and LookalikeCatalogue (the SQLite library) -> LookalikeSearch
-// (the query pipeline: live library, re-ranking, verification, indexing) -> LookalikeMilvus -> LookalikeEvaluation;
+// -> LookalikeIndex (vector stores and indexes) and LookalikeCatalogue (the SQLite library) -> LookalikeVerification
+// (local features, spatial verification) -> LookalikeSearch (the query pipeline: live library, re-ranking,
+// indexing) -> LookalikeMilvus -> LookalikeEvaluation;
 // LookalikeServer (HTTP API and web page on Hummingbird) and the `lookalike` CLI are thin callers.
 import PackageDescription
 
@@ -15,6 +16,7 @@ let package = Package(
         .executable(name: "lookalike-bench", targets: ["lookalike-bench"]),
         .library(name: "LookalikeEngine", targets: ["LookalikeEngine"]),
         .library(name: "LookalikeIndex", targets: ["LookalikeIndex"]),
+        .library(name: "LookalikeVerification", targets: ["LookalikeVerification"]),
         .library(name: "LookalikeSearch", targets: ["LookalikeSearch"]),
         .library(name: "LookalikeMilvus", targets: ["LookalikeMilvus"]),
         .library(name: "LookalikeEvaluation", targets: ["LookalikeEvaluation"]),
@@ -69,10 +71,16 @@ let package = Package(
             name: "LookalikeCatalogue",
             dependencies: ["LookalikeEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Near-copy verification: SIFT keypoints, the visual-word file with its stored keypoints and
+        // the job that makes it, spatial verification. Below the search pipeline, which runs it as a stage.
+        .target(
+            name: "LookalikeVerification",
+            dependencies: ["LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "CKernels", "CVLFeat"]
+        ),
         .target(
             name: "LookalikeSearch",
             dependencies: [
-                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "CBLAS", "CKernels", "CVLFeat",
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeVerification", "CBLAS", "CKernels",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -88,7 +96,7 @@ let package = Package(
         ),
         .target(
             name: "LookalikeEvaluation",
-            dependencies: ["LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "CVipsShim"]
+            dependencies: ["LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeVerification", "LookalikeSearch", "LookalikeMilvus", "CVipsShim"]
         ),
         // The HTTP server: routes, request context, middleware, and the web page's assets
         // (Assets/, embedded in the binary at build time: no Node step, nothing to install beside it).
@@ -115,8 +123,8 @@ let package = Package(
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation",
-                "LookalikeServer", "LookalikeCommandLine", "COpenBLASCore",
+                "LookalikeEngine", "LookalikeIndex", "LookalikeCatalogue", "LookalikeVerification", "LookalikeSearch", "LookalikeMilvus",
+                "LookalikeEvaluation", "LookalikeServer", "LookalikeCommandLine", "COpenBLASCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -135,12 +143,12 @@ let package = Package(
         // Depends on the executable so that it is built: the crash-safety tests run it as a subprocess.
         // AsyncHTTPClient: the Milvus tests talk to `lookalike serve --store` over HTTP.
         .testTarget(name: "LibraryTests", dependencies: [
-            "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
+            "LookalikeIndex", "LookalikeCatalogue", "LookalikeVerification", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], resources: [.copy("Fixtures")]),
         // API tests through HummingbirdTesting, plus the browser test (it runs the executable).
         .testTarget(name: "ServerTests", dependencies: [
-            "LookalikeServer", "LookalikeIndex", "LookalikeCatalogue", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
+            "LookalikeServer", "LookalikeIndex", "LookalikeCatalogue", "LookalikeVerification", "LookalikeSearch", "LookalikeMilvus", "LookalikeEvaluation", "LookalikeEngine", "lookalike",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

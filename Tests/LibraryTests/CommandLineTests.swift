@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import Testing
+import LookalikeVerification
 
 /// A one-file HTTP/1.0 server on 127.0.0.1 (an ephemeral port) for the URL-query tests.
 final class TinyHTTPServer: @unchecked Sendable {

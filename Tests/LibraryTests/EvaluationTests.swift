@@ -8,6 +8,7 @@ import Testing
 @testable import LookalikeIndex
 @testable import LookalikeMilvus
 @testable import LookalikeSearch
+@testable import LookalikeVerification
 
 @Suite(.serialized) struct EvaluationTests {
     @Test func metricsMatchHandComputedRankings() {

@@ -9,6 +9,7 @@ import Testing
 @testable import LookalikeIndex
 @testable import LookalikeMilvus
 @testable import LookalikeSearch
+@testable import LookalikeVerification
 
 @Suite struct VerificationTests {
     static func edited(_ photo: String, _ name: String) throws -> [UInt8] {

@@ -12,6 +12,7 @@ import LookalikeMilvus
 import LookalikeSearch
 @testable import LookalikeServer
 import Testing
+import LookalikeVerification
 
 @Suite struct APITests {
     @Test func pagingAndFilters() async throws {

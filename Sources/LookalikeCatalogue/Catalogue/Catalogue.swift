@@ -117,6 +117,9 @@ public final class Catalogue: Sendable {
     package let pool: DatabasePool
     static let identityKey = "catalogue.identity"
 
+    /// The folder beside the catalogue that holds every file derived from it (`<db>.indexes`).
+    public var derivedFolder: URL { URL(fileURLWithPath: path + ".indexes") }
+
     /// Opens (creating and migrating if needed) the library at `path`.
     /// `mustExist` makes a missing file an error instead of creating an empty library.
     public init(path: String, mustExist: Bool = false) throws {

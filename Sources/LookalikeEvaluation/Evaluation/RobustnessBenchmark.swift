@@ -15,6 +15,7 @@ import LookalikeEngine
 import LookalikeIndex
 import LookalikeMilvus
 import LookalikeSearch
+import LookalikeVerification
 
 public struct Transformation: Sendable, Codable, Equatable {
     public let name: String

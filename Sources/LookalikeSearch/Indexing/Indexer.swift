@@ -9,6 +9,7 @@ import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
+import LookalikeVerification
 
 public struct IndexSummary: Sendable, Codable {
     public var scanned = 0

@@ -17,6 +17,7 @@ import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
+import LookalikeVerification
 
 public enum DerivedFiles {
     /// One kind of derived file.

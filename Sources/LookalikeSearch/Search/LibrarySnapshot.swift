@@ -17,7 +17,7 @@ import LookalikeIndex
 public enum LibrarySnapshot {
     /// Where a catalogue's snapshots and index files live.
     public static func folder(for catalogue: Catalogue) -> URL {
-        URL(fileURLWithPath: catalogue.path + ".indexes")
+        catalogue.derivedFolder
     }
 
     public static func url(for catalogue: Catalogue, variant: String = EmbeddingVariant.raw) -> URL {

@@ -6,6 +6,7 @@ import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
+import LookalikeVerification
 
 public enum QuerySource: Sendable, Equatable {
     case file(String)
@@ -43,12 +44,6 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
     public var description: String { message }
-}
-
-/// An outside query's image as it came (for spatial verification, which reads its own pixels).
-public enum QueryImage: Sendable {
-    case file(String)
-    case bytes([UInt8], name: String)
 }
 
 public struct ResolvedQuery: Sendable {

@@ -8,8 +8,9 @@ import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
+import LookalikeVerification
 
-public struct SearchResult: Sendable, Codable {
+public struct SearchResult: Sendable, Codable, VerifiableResult {
     public var rank: Int
     public let id: Int64
     public let path: String

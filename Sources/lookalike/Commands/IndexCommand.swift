@@ -9,6 +9,7 @@ import LookalikeEvaluation
 import LookalikeIndex
 import LookalikeMilvus
 import LookalikeSearch
+import LookalikeVerification
 
 struct IndexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

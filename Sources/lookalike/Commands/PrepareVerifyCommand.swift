@@ -11,6 +11,7 @@ import LookalikeEvaluation
 import LookalikeIndex
 import LookalikeMilvus
 import LookalikeSearch
+import LookalikeVerification
 
 struct PrepareVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

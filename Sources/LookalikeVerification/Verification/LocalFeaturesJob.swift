@@ -21,11 +21,11 @@ public enum LocalFeaturesJob {
     public static let inline = 200
 
     static func lockURL(for catalogue: Catalogue) -> URL {
-        LibrarySnapshot.folder(for: catalogue).appendingPathComponent(".visual-words.lock")
+        catalogue.derivedFolder.appendingPathComponent(".visual-words.lock")
     }
 
     static func progressURL(for catalogue: Catalogue) -> URL {
-        LibrarySnapshot.folder(for: catalogue).appendingPathComponent(".visual-words.progress")
+        catalogue.derivedFolder.appendingPathComponent(".visual-words.progress")
     }
 
     /// The job's lock (an advisory `flock`, released when the process ends, however it ends).

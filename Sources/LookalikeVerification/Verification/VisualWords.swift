@@ -148,7 +148,7 @@ public struct VisualWordIndex: Sendable {
 
 extension VisualWordIndex {
     public static func url(for catalogue: Catalogue) -> URL {
-        LibrarySnapshot.folder(for: catalogue).appendingPathComponent("visual-words.lkix")
+        catalogue.derivedFolder.appendingPathComponent("visual-words.lkix")
     }
 
     static let tag = "visual-words"

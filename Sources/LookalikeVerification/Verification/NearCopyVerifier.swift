@@ -12,6 +12,23 @@ import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
 
+/// An outside query's image as it came (for spatial verification, which reads its own pixels).
+public enum QueryImage: Sendable {
+    case file(String)
+    case bytes([UInt8], name: String)
+}
+
+/// What verification needs of a search result, and what it changes: its rank, its score (a
+/// verified copy moved up scores at least what follows it) and its inlier count.
+public protocol VerifiableResult: Sendable {
+    var id: Int64 { get }
+    var path: String { get }
+    var cosine: Float { get }
+    var rank: Int { get set }
+    var score: Float { get set }
+    var inliers: Int? { get set }
+}
+
 /// The query's side: its own features and its mirror image's.
 public struct QueryFeatures: Sendable {
     public let direct: LocalFeatures
@@ -138,8 +155,8 @@ public final class NearCopyVerifier: Sendable {
     /// then the rest in their order; the best `k`, ranks renumbered. A candidate the library keeps
     /// keypoints for (`stored`, with the query in the same words) is checked by them; the others
     /// by their files' features.
-    public func reorder(_ results: [SearchResult], query: QueryFeatures, k: Int,
-                        stored: (words: QueryWords, index: VisualWordIndex)? = nil) -> [SearchResult] {
+    public func reorder<Result: VerifiableResult>(_ results: [Result], query: QueryFeatures, k: Int,
+                                                  stored: (words: QueryWords, index: VisualWordIndex)? = nil) -> [Result] {
         let kept = results.map { stored?.index.entries[$0.id] }
         let fromFiles = results.indices.filter { kept[$0] == nil }
         let loaded = features(fromFiles.map { (results[$0].id, results[$0].path) })
@@ -169,7 +186,7 @@ public final class NearCopyVerifier: Sendable {
         let verified = results.indices.filter { inliers[$0] >= SpatialVerifier.minimumInliers }
             .sorted { (Double(inliers[$0]) * weight[$0] * weight[$0], -$0) > (Double(inliers[$1]) * weight[$1] * weight[$1], -$1) }
         let rest = results.indices.filter { inliers[$0] < SpatialVerifier.minimumInliers }
-        var out = (verified + rest).prefix(k).enumerated().map { rank, i in
+        var out: [Result] = (verified + rest).prefix(k).enumerated().map { rank, i in
             var r = results[i]
             r.rank = rank + 1
             r.inliers = inliers[i] >= SpatialVerifier.minimumInliers ? inliers[i] : nil
