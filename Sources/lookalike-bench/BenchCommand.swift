@@ -11,7 +11,7 @@ import LookalikeIndex
 import LookalikeMilvus
 import LookalikeSearch
 
-struct RobustnessCommand: ParsableCommand {
+struct RobustnessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "robustness",
         abstract: "Search with edited copies of library photos and report how often the original comes first.",
@@ -57,14 +57,14 @@ struct RobustnessCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         let embedder = try Embedder(weightsURL: model.map { URL(fileURLWithPath: $0) }, descriptor: try catalogue.storedDescriptor())
         try catalogue.verify(model: embedder.model)
         let library = try LiveLibrary(catalogue: catalogue)
         let service = SearchService(library: library, resolver: QueryResolver(library: library) { _ in embedder })
         let terminal = Console.stderrIsTerminal
-        let report = try RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
+        let report = try await RobustnessBenchmark.run(service: service, embedder: embedder, folder: folder, sample: sample,
                                                  seed: seed, transformations: try transformations(), reranking: try Reranking(parsing: rerank), verify: verify) { done, total in
             if terminal && (done % 20 == 0 || done == total) {
                 FileHandle.standardError.write(Data("\r\u{1B}[2Krobustness: \(done)/\(total) queries".utf8))

@@ -37,12 +37,12 @@ import Testing
         #expect(none.precisionAtK == 0 && none.averagePrecision == 0 && none.f1AtK == 0)
     }
 
-    @Test func evalOnTheSampleLibrary() throws {
+    @Test func evalOnTheSampleLibrary() async throws {
         let catalogue = try SearchTests.sampleLibrary()
         let library = try LiveLibrary(catalogue: catalogue)
         var options = EvaluationOptions()
         options.k = 5
-        let plain = try Evaluator.run(library: library, options: options)
+        let plain = try await Evaluator.run(library: library, options: options)
         // 6 classes x 6 photos: every image is a query with 5 relevant others.
         #expect(plain.queries == 36 && plain.images == 36)
         #expect(plain.per_query.allSatisfy { $0.relevantCount == 5 })
@@ -51,7 +51,7 @@ import Testing
         // The exact ranking of a library query is its search results (the query excluded).
         let service = try SearchService(catalogue: catalogue)
         let first = try #require(plain.per_query.first)
-        let searched = try service.search(imageId: first.id, k: 5, metric: .cosine)
+        let searched = try await service.search(imageId: first.id, k: 5, metric: .cosine)
         #expect(first.top == searched.map(\.id))
         // Metrics are consistent with the per-query rows, and the classes are well separated.
         let meanP = plain.per_query.map(\.precisionAtK).reduce(0, +) / 36
@@ -61,15 +61,15 @@ import Testing
 
         // Re-ranking runs and keeps the metrics in range; listed queries restrict the set.
         options.reranking = try Reranking(parsing: "dba:3+qe:3")
-        let reranked = try Evaluator.run(library: library, options: options)
+        let reranked = try await Evaluator.run(library: library, options: options)
         #expect(reranked.reranking == "dba:3+qe:3" && reranked.queries == 36)
         #expect(reranked.map > 0.5 && reranked.map <= 1)
         options.reranking = .none
         options.queries = .paths(["pizza/image_0001.jpg", "dalmatian/image_0002.jpg"])
-        let listed = try Evaluator.run(library: library, options: options)
+        let listed = try await Evaluator.run(library: library, options: options)
         #expect(listed.queries == 2 && Set(listed.per_query.map(\.label)) == ["pizza", "dalmatian"])
         options.queries = .paths(["nothere/image_0001.jpg"])
-        #expect(throws: IndexError.self) { _ = try Evaluator.run(library: library, options: options) }
+        await #expect(throws: IndexError.self) { _ = try await Evaluator.run(library: library, options: options) }
 
         // The HTML report is self-contained: inline SVG and embedded thumbnails, no external files.
         options.queries = .all
@@ -202,7 +202,7 @@ import Testing
         #expect(ranker.graphIsCurrent && ranker.options == .libraryDefault)
         for id in library.store.liveIds {
             let listed = try #require(ranker.listedExpansion(libraryId: id))
-            let start = ranker.start(try #require(library.store.reconstruct(id)), libraryId: id)
+            let start = try #require(ranker.ranked.reconstruct(id))
             let scanned = try ranker.index.search(start, k: 10, parameters: ranker.expansionParameters(libraryId: id))
             #expect(listed.map(\.id) == scanned.map(\.id), "image \(id)")
             for (a, b) in zip(listed, scanned) { #expect(abs(a.distance - b.distance) < 1e-5) }
@@ -290,7 +290,7 @@ import Testing
             let parameters = SearchParameters(metric: .cosine, excluding: [id])
             for k in [1, 5, 17, AnswerLists.length] {
                 let answer = try #require(r.listedAnswer(vector: vector, libraryId: id, k: k, parameters: parameters))
-                let live = try r.search(vector: vector, libraryId: id, k: k, parameters: parameters)
+                let live = try await r.search(vector: vector, libraryId: id, k: k, parameters: parameters)
                 let batched = try await r.search(vector: vector, libraryId: id, k: k, parameters: parameters, batcher: batcher)
                 // The same list and scores (stored as the writer's batch computed them: last bits apart).
                 #expect(answer.map(\.id) == live.map(\.id) && zip(answer, live).allSatisfy { abs($0.distance - $1.distance) < 1e-4 },
@@ -357,7 +357,7 @@ import Testing
         let id = try #require(try catalogue.imageId(path: replaced.path))
         let vector = try #require(current.raw.reconstruct(id))
         let parameters = SearchParameters(metric: .cosine, excluding: [id])
-        let live = try current.search(vector: vector, libraryId: id, k: 5, parameters: parameters)
+        let live = try await current.search(vector: vector, libraryId: id, k: 5, parameters: parameters)
         #expect(current.listedAnswer(vector: vector, libraryId: id, k: 5, parameters: parameters)?.map(\.id) == live.map(\.id))
         let first = try #require(live.first)
         #expect(try catalogue.summaries(imageIds: [first.id])[first.id]?.label == "sunflower")  // its twin in sunflower/
@@ -365,19 +365,19 @@ import Testing
 
     /// Diffusion on the sample library: never below the re-ranking without it, and it builds its
     /// graph over what it ranks (the answer names it).
-    @Test func diffusionHelpsOnTheSampleLibrary() throws {
+    @Test func diffusionHelpsOnTheSampleLibrary() async throws {
         let library = try LiveLibrary(catalogue: try SearchTests.sampleLibrary())
         var options = EvaluationOptions()
         options.k = 5
         options.reranking = Reranking(augmentation: 15, expansion: 10)
-        let without = try Evaluator.run(library: library, options: options)
+        let without = try await Evaluator.run(library: library, options: options)
         options.reranking = .libraryDefault
-        let with = try Evaluator.run(library: library, options: options)
+        let with = try await Evaluator.run(library: library, options: options)
         #expect(with.reranking == "dba:15+qe:10+diff:30")
         #expect(with.map >= without.map && with.precision_at_k >= without.precision_at_k,
                 "diffusion P@5 \(with.precision_at_k) mAP \(with.map); without \(without.precision_at_k) / \(without.map)")
         options.reranking = .none
-        let plain = try Evaluator.run(library: library, options: options)
+        let plain = try await Evaluator.run(library: library, options: options)
         #expect(with.map > plain.map)
     }
 }
@@ -482,7 +482,7 @@ import Testing
 @Suite struct OutsideQueryTests {
     /// An outside query (an upload) is ranked by half its raw similarity and half its re-ranked
     /// one, over the union of both top lists; answers report raw cosine distances.
-    @Test func outsideQueriesBlendRawAndRerankedSimilarity() throws {
+    @Test func outsideQueriesBlendRawAndRerankedSimilarity() async throws {
         let catalogue = try SearchTests.sampleLibrary()
         let library = try LiveLibrary(catalogue: catalogue)
         let index = try library.index(for: IndexDescriptor(method: ExactIndex.methodName))
@@ -492,7 +492,7 @@ import Testing
         let engine = try Fixture.embedder()
         let vector = try engine.embed(engine.decode(data: square.apply(toFile: photo), name: "square")).vector
         let n = library.store.count
-        let answer = try ranker.search(vector: vector, libraryId: nil, k: n, parameters: SearchParameters())
+        let answer = try await ranker.search(vector: vector, libraryId: nil, k: n, parameters: SearchParameters())
         #expect(answer.count == n)
         // The whole library asked for: the answer is the blended order of every image, by hand.
         let expanded = try ranker.prepared(vector, libraryId: nil)
@@ -512,24 +512,24 @@ import Testing
         let original = try #require(try catalogue.imageId(path: photo))
         #expect(answer.first?.id == original)
         // A library image's own search is not blended (diffusion and the re-ranked order apply).
-        let own = try ranker.search(vector: try #require(ranker.raw.reconstruct(original)), libraryId: original, k: 5,
+        let own = try await ranker.search(vector: try #require(ranker.raw.reconstruct(original)), libraryId: original, k: 5,
                                     parameters: SearchParameters(excluding: [original]))
         #expect(!own.contains { $0.id == original } && own.count == 5)
     }
 
-    @Test func evalAsOutsideRanksUploadsOfTheLibrary() throws {
+    @Test func evalAsOutsideRanksUploadsOfTheLibrary() async throws {
         let library = try LiveLibrary(catalogue: try SearchTests.sampleLibrary())
         var options = EvaluationOptions()
         options.k = 5
         options.reranking = .libraryDefault
         options.asOutside = true
-        let outside = try Evaluator.run(library: library, options: options)
+        let outside = try await Evaluator.run(library: library, options: options)
         #expect(outside.queries == 36 && !outside.reranking.contains("diff"))
         #expect(outside.per_query.allSatisfy { !$0.top.contains($0.id) && $0.top.count == 5 })
         options.reranking = .none
-        let plain = try Evaluator.run(library: library, options: options)
+        let plain = try await Evaluator.run(library: library, options: options)
         options.asOutside = false
-        let inside = try Evaluator.run(library: library, options: options)
+        let inside = try await Evaluator.run(library: library, options: options)
         // Without re-ranking an upload of a library photo ranks the others as the photo itself does.
         #expect(plain.per_query.map(\.top) == inside.per_query.map(\.top))
         #expect(outside.map >= plain.map - 0.02 && outside.map <= 1)
@@ -537,7 +537,7 @@ import Testing
 }
 
 @Suite struct RobustnessTests {
-    @Test func editsHaveTheirGeometryAndTheBenchmarkRuns() throws {
+    @Test func editsHaveTheirGeometryAndTheBenchmarkRuns() async throws {
         let photo = Fixture.samples.appendingPathComponent("airplanes/image_0001.jpg").path
         let original = try ImageDecoder.decode(path: photo)
         func edited(_ name: String) throws -> DecodedImage {
@@ -565,7 +565,7 @@ import Testing
         // The benchmark on the sample library: the originals are found.
         let catalogue = try SearchTests.sampleLibrary()
         let service = try SearchService(catalogue: catalogue)
-        let report = try RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
+        let report = try await RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
                                                  folder: Fixture.samples.appendingPathComponent("dalmatian").path, sample: 2,
                                                  transformations: Array(Transformation.standard.prefix(3)))
         #expect(report.sample == 2 && report.rows.count == 3)
@@ -573,7 +573,7 @@ import Testing
         #expect(report.rows[0].recall_at_5 == 1)
         #expect(RobustnessBenchmark.html(report).contains("recall@1"))
         // With spatial verification the crops and the tilted copies find their original first.
-        let verified = try RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
+        let verified = try await RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(),
                                                    folder: Fixture.samples.appendingPathComponent("dalmatian").path, sample: 2,
                                                    transformations: Array(Transformation.standard.prefix(3)), verify: 10)
         #expect(verified.reranking.hasSuffix("+verify:10"))
@@ -583,7 +583,7 @@ import Testing
     /// A library holding a photo twice (here as its mirror image, re-encoded: Caltech-101 holds its
     /// Leopards so) has two right answers: the benchmark counts the twin as finding the photo, says
     /// so in the miss, and keeps the strict figure (the original's own id) beside it.
-    @Test func aLibraryTwinOfThePhotoCountsAsFindingIt() throws {
+    @Test func aLibraryTwinOfThePhotoCountsAsFindingIt() async throws {
         let photo = Fixture.samples.appendingPathComponent("dalmatian/image_0001.jpg").path
         let flip = try #require(Transformation.standard.first { $0.name == "horizontal flip" })
         let brighter = try #require(Transformation.standard.first { $0.name == "brightness x1.4" })
@@ -611,7 +611,7 @@ import Testing
         let service = try SearchService(catalogue: catalogue)
         let original = folder.appendingPathComponent("dalmatian/image_0001.jpg").path
         // A mirrored copy of the original is, pixel for pixel, the twin: one of the two comes first.
-        let report = try RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(), folder: original, sample: 1,
+        let report = try await RobustnessBenchmark.run(service: service, embedder: Fixture.embedder(), folder: original, sample: 1,
                                                  transformations: [flip, crop], verify: 10)
         #expect(report.rows.allSatisfy { $0.queries == 1 && $0.recall_at_1 == 1 && $0.recall_at_5_strict == 1 })
         for miss in report.misses {

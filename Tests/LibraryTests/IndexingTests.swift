@@ -165,7 +165,7 @@ import Testing
         #expect(again.embedded == 0 && again.unchanged == total)
     }
 
-    @Test func searchWorksWhileAnotherProcessIndexes() throws {
+    @Test func searchWorksWhileAnotherProcessIndexes() async throws {
         let dir = try Fixture.tempDir()
         let folder = dir.appendingPathComponent("photos")
         _ = try Fixture.makeDistinctCopies(in: folder, copies: 3)
@@ -179,7 +179,7 @@ import Testing
         let query = try #require(try catalogue.imageId(path: Fixture.samples.appendingPathComponent("pizza/image_0001.jpg").standardizedFileURL.path))
         while process.isRunning {
             let service = try SearchService(catalogue: catalogue)
-            let results = try service.search(imageId: query, k: 3, metric: .cosine)
+            let results = try await service.search(imageId: query, k: 3, metric: .cosine)
             #expect(results.count == 3)
             sizes.append(service.library.count)
             searches += 1
@@ -231,7 +231,7 @@ import Testing
         // Search answers carry them.
         let service = try SearchService(catalogue: catalogue)
         let jpeg = try #require(try catalogue.imageId(path: photos.appendingPathComponent("exif.jpg").path))
-        let results = try service.search(imageId: jpeg, k: 8, metric: .cosine)
+        let results = try await service.search(imageId: jpeg, k: 8, metric: .cosine)
         let hit = try #require(results.first { $0.id == heic })
         #expect(hit.facts?.cameraModel == "iPhone 13")
         #expect(results.filter { $0.label == "phone" && $0.id != heic }.allSatisfy { $0.facts == nil || $0.facts?.capturedAt == nil })

@@ -127,7 +127,7 @@ struct MilvusTests {
         for query in try FileManager.default.contentsOfDirectory(atPath: Fixture.queries.path).sorted() {
             let path = Fixture.queries.appendingPathComponent(query).path
             let vector = try await embedder.embed(path: path).1.vector
-            let local = try service.rank(vector: vector, request: SearchRequest(k: 10, reranking: .none))
+            let local = try await service.rank(vector: vector, request: SearchRequest(k: 10, reranking: .none))
             let remote = try await store.search(vector: vector, k: 10)
             #expect(remote.map(\.path) == local.map(\.path), "top-10 of \(query)")
             for (r, l) in zip(remote, local) {
@@ -146,7 +146,7 @@ struct MilvusTests {
         _ = try await MilvusSync(catalogue: catalogue, store: store, model: embedder.model).push(prune: false)
         var options = EvaluationOptions()
         options.k = 5
-        let local = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let local = try await Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
         let remote = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
         #expect(remote.queries == local.queries && remote.images == local.images && remote.queries > 10)
         #expect(abs(remote.precision_at_k - local.precision_at_k) < 1e-9 && abs(remote.map - local.map) < 1e-9,
@@ -157,7 +157,7 @@ struct MilvusTests {
                 == Set(local.per_query.map { "\($0.label) \(URL(fileURLWithPath: $0.path).lastPathComponent)" }))
         // Query expansion through the store ranks as the local query expansion does.
         options.reranking = Reranking(expansion: 10)
-        let localQE = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let localQE = try await Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
         let remoteQE = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
         #expect(abs(remoteQE.precision_at_k - localQE.precision_at_k) < 1e-9 && abs(remoteQE.map - localQE.map) < 1e-9,
                 "store qe:10 P@5 \(remoteQE.precision_at_k) mAP \(remoteQE.map), local \(localQE.precision_at_k) / \(localQE.map)")
@@ -205,7 +205,7 @@ struct MilvusTests {
         var options = EvaluationOptions()
         options.k = 5
         options.reranking = .libraryDefault
-        let localEval = try Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
+        let localEval = try await Evaluator.run(library: try LiveLibrary(catalogue: catalogue), options: options)
         let remoteEval = try await StoreEvaluator.run(store: store, options: options, model: embedder.model)
         #expect(remoteEval.reranking == "dba:15+qe:10+diff:30" && localEval.reranking == remoteEval.reranking)
         #expect(abs(remoteEval.precision_at_k - localEval.precision_at_k) < 1e-9 && abs(remoteEval.map - localEval.map) < 1e-9,

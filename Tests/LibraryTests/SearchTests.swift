@@ -17,16 +17,16 @@ import Testing
         return catalogue
     }
 
-    @Test func queriesFromOutsideTheLibraryFindTheirClass() throws {
+    @Test func queriesFromOutsideTheLibraryFindTheirClass() async throws {
         let catalogue = try Self.sampleLibrary()
         let service = try SearchService(catalogue: catalogue)
         #expect(service.library.count == 36)
         var chebyshevHits = 0
         for c in Fixture.classes {
             let query = Fixture.queries.appendingPathComponent("\(c)_0010.jpg").path
-            let vector = try Fixture.embedder().embed(path: query).1.vector
+            let vector = try await Fixture.embedder().embed(path: query).1.vector
             for metric in Metric.allCases {
-                let results = try service.search(vector: vector, k: 3, metric: metric)
+                let results = try await service.search(vector: vector, k: 3, metric: metric)
                 #expect(results.count == 3)
                 #expect(results.map { $0.distance } == results.map { $0.distance }.sorted())
                 #expect(results.allSatisfy { $0.score > 0 && $0.score <= 1 })
@@ -42,13 +42,13 @@ import Testing
         #expect(chebyshevHits >= 4)
     }
 
-    @Test func libraryQueryExcludesItselfUnlessAsked() throws {
+    @Test func libraryQueryExcludesItselfUnlessAsked() async throws {
         let catalogue = try Self.sampleLibrary()
         let service = try SearchService(catalogue: catalogue)
         let path = Fixture.samples.appendingPathComponent("butterfly/image_0002.jpg").path
-        let without = try service.search(path: path, k: 5, metric: .cosine)
+        let without = try await service.search(path: path, k: 5, metric: .cosine)
         #expect(!without.contains { $0.path.hasSuffix("butterfly/image_0002.jpg") })
-        let with = try service.search(path: path, k: 5, metric: .cosine, includeSelf: true)
+        let with = try await service.search(path: path, k: 5, metric: .cosine, includeSelf: true)
         #expect(with.first?.path.hasSuffix("butterfly/image_0002.jpg") == true)
         #expect(abs((with.first?.score ?? 0) - 1) < 1e-4)
         #expect(Array(with.dropFirst().map(\.id)) == Array(without.prefix(4).map(\.id)))

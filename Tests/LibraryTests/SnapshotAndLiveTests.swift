@@ -115,7 +115,7 @@ import Testing
         #expect(try LiveLibrary(catalogue: catalogue).opening.source == "snapshot")
     }
 
-    @Test func liveLibraryFollowsAnotherWritersChanges() throws {
+    @Test func liveLibraryFollowsAnotherWritersChanges() async throws {
         let (dir, catalogue, photos) = try Self.library(["pizza", "dalmatian"])
         let live = try LiveLibrary(catalogue: catalogue)
         let service = SearchService(library: live, resolver: QueryResolver(library: live) { _ in try Fixture.embedder() })
@@ -128,7 +128,7 @@ import Testing
         #expect(added.added.count == 6 && added.removed.isEmpty)
         #expect(live.count == 18)
         let sunflower = photos.appendingPathComponent("sunflower/image_0001.jpg").path
-        let results = try service.search(path: sunflower, k: 3, metric: .cosine)
+        let results = try await service.search(path: sunflower, k: 3, metric: .cosine)
         #expect(results.map(\.label) == ["sunflower", "sunflower", "sunflower"])
         // ... then deletes it; pruning removes the images, and the live library drops them.
         try FileManager.default.removeItem(at: photos.appendingPathComponent("sunflower"))
@@ -137,7 +137,7 @@ import Testing
         #expect(removed.removed.count == 6)
         #expect(live.count == 12)
         let query = try #require(try catalogue.imageId(path: photos.appendingPathComponent("pizza/image_0001.jpg").path))
-        let after = try service.search(imageId: query, k: 20, metric: .cosine)
+        let after = try await service.search(imageId: query, k: 20, metric: .cosine)
         #expect(after.count == 11 && after.allSatisfy { $0.label != "sunflower" })
         // Nothing to do when nothing changed.
         #expect(try live.refresh() == nil)
@@ -194,7 +194,7 @@ import Testing
         #expect(store.count == 4000 + 20 * 25)
     }
 
-    @Test func version1LibraryMigratesInPlace() throws {
+    @Test func version1LibraryMigratesInPlace() async throws {
         let dir = try Fixture.tempDir()
         let db = try Fixture.fixtureCopy("v1-library.db", into: dir)
         let catalogue = try Catalogue(path: db.path, mustExist: true)
@@ -209,11 +209,11 @@ import Testing
         #expect(Descriptor(modelID: model.id) == .centreCrop)
         let pizza = try #require(try catalogue.imageId(path: "/tmp/v1src/pizza/image_0001.jpg"))
         let stored = try #require(try catalogue.vector(imageId: pizza))
-        let fresh = try Embedder(threads: 1, descriptor: .centreCrop).embed(path: Fixture.samples.appendingPathComponent("pizza/image_0001.jpg").path).1.vector
+        let fresh = try await Embedder(threads: 1, descriptor: .centreCrop).embed(path: Fixture.samples.appendingPathComponent("pizza/image_0001.jpg").path).1.vector
         #expect(zip(stored, fresh).map { abs($0 - $1) }.max() ?? 1 < 1e-5)
         // Search works, and the journal records changes from now on.
         let service = try SearchService(catalogue: catalogue)
-        let results = try service.search(imageId: pizza, k: 1, metric: .cosine)
+        let results = try await service.search(imageId: pizza, k: 1, metric: .cosine)
         #expect(results.first?.label == "pizza")
         let before = try catalogue.changeCounter()
         try catalogue.remove(paths: ["/tmp/v1src/pizza/image_0001.jpg"])

@@ -102,7 +102,7 @@ import LookalikeVerification
             var options = EvaluationOptions()
             options.k = 3
             options.reranking = .none
-            let report = try Evaluator.run(library: library, options: options)
+            let report = try await Evaluator.run(library: library, options: options)
             let copy = EvaluationHTML.libraryCopy(for: try #require(services.local).catalogue)
             try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
             try EvaluationHTML.render(report, thumbnails: ReportThumbnails(catalogue: try #require(services.local).catalogue)).write(to: copy, atomically: true, encoding: .utf8)

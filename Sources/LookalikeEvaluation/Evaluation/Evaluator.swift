@@ -134,7 +134,7 @@ public enum Evaluator {
     }
 
     public static func run(library: LiveLibrary, options: EvaluationOptions,
-                           progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> EvaluationReport {
+                           progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> EvaluationReport {
         let summaries = try library.catalogue.allSummaries()
         let live = Set(library.store.liveIds)
         let items = summaries.values.filter { live.contains($0.imageId) }
@@ -158,7 +158,7 @@ public enum Evaluator {
         for start in stride(from: 0, to: queries.count, by: batch) {
             let chunk = Array(queries[start..<min(queries.count, start + batch)])
             let rankings = options.asOutside
-                ? try ranker.rankAsOutside(queries: chunk.map(\.id), limit: limit)
+                ? try await ranker.rankAsOutside(queries: chunk.map(\.id), limit: limit)
                 : try ranker.rank(queries: chunk.map(\.id), limit: limit)
             for (query, ranking) in zip(chunk, rankings) {
                 let (outcome, m) = measure(query, ranking: ranking.filter { $0 != query.id },
@@ -171,10 +171,10 @@ public enum Evaluator {
 
         // Latency: single queries at k, this method (with its re-ranking) against plain exact.
         let timed = Array(queries.prefix(200).map(\.id))
-        let methodMs = try ranker.latency(queries: timed, k: options.k)
+        let methodMs = try await ranker.latency(queries: timed, k: options.k)
         let exactRanker = try Reranker(library: library, index: try library.index(for: IndexDescriptor(method: ExactIndex.methodName)),
                                        options: .none, filter: filter)
-        let exactMs = isExact && options.reranking == .none ? methodMs : try exactRanker.latency(queries: timed, k: options.k)
+        let exactMs = isExact && options.reranking == .none ? methodMs : try await exactRanker.latency(queries: timed, k: options.k)
 
         var reported = options
         if options.asOutside { reported.reranking = ranker.applied(libraryId: nil) }

@@ -122,7 +122,7 @@ public struct RobustnessReport: Sendable, Codable {
 public enum RobustnessBenchmark {
     public static func run(service: SearchService, embedder: Embedder, folder: String, sample: Int = 200, seed: UInt64 = 0,
                            transformations: [Transformation] = Transformation.standard, reranking: Reranking = .libraryDefault,
-                           verify: Int? = nil, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> RobustnessReport {
+                           verify: Int? = nil, progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> RobustnessReport {
         let started = Date()
         let root = URL(fileURLWithPath: folder).standardizedFileURL.path
         let prefix = root.hasSuffix("/") ? root : root + "/"
@@ -159,13 +159,15 @@ public enum RobustnessBenchmark {
             twins.withLock { $0[key] = same }
             return same
         }
-        DispatchQueue.concurrentPerform(iterations: chosen.count) { i in
-            let image = chosen[i]
+        // One task a photo (the cooperative pool runs as many at once as there are cores).
+        await withTaskGroup(of: Void.self) { group in
+          for image in chosen {
+           group.addTask {
             for (t, transformation) in transformations.enumerated() {
-                let outcome: (hit1: Bool, hit5: Bool, strict1: Bool, strict5: Bool)? = try? {
+                let outcome: (hit1: Bool, hit5: Bool, strict1: Bool, strict5: Bool)? = try? await { () async throws -> (Bool, Bool, Bool, Bool) in
                     let bytes = try transformation.apply(toFile: image.path)
                     let vector = try embedder.embed(embedder.decode(data: bytes, name: transformation.name)).vector
-                    let (searched, used) = try service.rankExplained(vector: vector, libraryId: nil, request: ranked)
+                    let (searched, used) = try await service.rankExplained(vector: vector, libraryId: nil, request: ranked)
                     var results = searched
                     // The whole shortlist re-ordered (not only the top 5), for the miss's account.
                     if let outcome = try service.verificationStage(searched, image: .bytes(bytes, name: transformation.name), vector: vector,
@@ -207,6 +209,8 @@ public enum RobustnessBenchmark {
                 let n = done.withLock { d -> Int in d += 1; return d }
                 progress?(n, total)
             }
+           }
+          }
         }
         let rows = zip(transformations, tallies.value).map { t, tally in
             let share = { (n: Int) in tally.queries > 0 ? Double(n) / Double(tally.queries) : 0 }

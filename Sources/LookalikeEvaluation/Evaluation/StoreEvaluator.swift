@@ -2,11 +2,10 @@
 // paths and vectors come from the collection itself (what `index --store` wrote), so a serving
 // node evaluates the shared catalogue without any worker's local library; each query is a stored
 // vector searched through Milvus's own index (its top `candidateLimit`, AP over that list with
-// the relevant images it misses counting as misses, as for the local coarse methods). Query
-// expansion applies as in `StoreLibrary` (a first search returns the query's neighbours with their
-// vectors, the expanded query is then ranked); augmentation and diffusion apply when the
-// collection's re-ranking companion (`prepare rerank`, StoreReranking) covers it, and the report
-// says what was applied.
+// the relevant images it misses counting as misses, as for the local coarse methods). Each query
+// runs the library's query plan over the collection, as a store search does (StoreRankingSource):
+// query expansion always, augmentation and diffusion when the collection's re-ranking companion
+// (`prepare rerank`, StoreReranking) covers it; the report says what was applied.
 import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
@@ -47,12 +46,13 @@ public enum StoreEvaluator {
         let filter = options.clutter == .exclude && !clutter.isEmpty
             ? "label not in \(MilvusStore.list(clutter.sorted()))" : nil
 
-        let expansion = options.reranking.expansion
-        let alpha = options.reranking.alpha(for: StoreLibrary.descriptor(ofDescription: collection.description))
+        // The library's query plan over the collection, as a store search runs it.
+        let descriptor = StoreLibrary.descriptor(ofDescription: collection.description)
+        let plan = StoreRankingSource.plan(options.reranking, companion: companion, descriptor: descriptor)
         var outcomes: [QueryOutcome] = []
         var metrics: [RankingMetrics] = []
         var searchSeconds = 0.0
-        var appliedReranking = expansion > 0 ? Reranking(expansion: expansion, alpha: options.reranking.alpha) : .none
+        var appliedReranking = StoreRankingSource.applied(options.reranking, companion: companion, diffused: false)
         for start in stride(from: 0, to: queries.count, by: 64) {
             let chunk = Array(queries[start..<min(queries.count, start + 64)])
             let vectors = try await store.vectors(ids: chunk.map(\.id))
@@ -61,22 +61,14 @@ public enum StoreEvaluator {
                     throw StoreError(store: store.address.description, "row \(query.id) (\(query.path)) has no vector")
                 }
                 let started = DispatchTime.now().uptimeNanoseconds
-                let ids: [Int64]
-                if let companion, let hash = hashOf[query.id] {
-                    // As the local evaluation ranks: the query's own row is in the scan, then dropped.
-                    let ranked = try await companion.rank(vector: vector, libraryHash: hash, excluding: nil, k: limit + 1,
-                                                          wanted: options.reranking, filter: filter, library: store)
-                    appliedReranking = ranked.applied
-                    ids = Array(ranked.hashes.filter { $0 != hash }.compactMap { rowOf[$0] }.prefix(limit))
-                } else {
-                    var ranked = vector
-                    if expansion > 0 {
-                        ranked = try await StoreLibrary.expanded(vector, in: store, neighbours: expansion, alpha: alpha,
-                                                                 filter: filter) { $0.id == query.id }
-                    }
-                    let hits = try await store.search(vector: ranked, k: limit + 1, filter: filter)
-                    ids = Array(hits.map(\.id).filter { $0 != query.id }.prefix(limit))
-                }
+                // As the local evaluation ranks: the query's own image is in the scan, then dropped.
+                let hash = hashOf[query.id]
+                let source = StoreRankingSource(library: store, companion: companion, filter: filter, queryHash: hash)
+                let ranked = try await plan.run(vector, libraryId: hash.flatMap(StoreLibrary.key), k: limit + 1, excluding: [],
+                                                source: source)
+                if ranked.diffused { appliedReranking = StoreRankingSource.applied(options.reranking, companion: companion, diffused: true) }
+                let ids = Array(ranked.neighbours.compactMap { source.hash(of: $0.id) }.filter { $0 != hash }
+                    .compactMap { rowOf[$0] }.prefix(limit))
                 searchSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
                 let (outcome, m) = Evaluator.measure(query, ranking: ids, label: { labels[$0] }, labelCounts: labelCounts,
                                                      options: options)

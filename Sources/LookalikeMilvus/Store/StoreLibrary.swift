@@ -5,12 +5,12 @@
 // replica and after the collection is rebuilt (two images sharing a key, one chance in 10^4 at a
 // million images, resolve to the smaller row id). The rows a search or a page returns are kept by
 // key, so thumbnails and clicks on results need no further round trip. Searches rank by inner
-// product in Milvus's own index. Re-ranking: with a companion collection built by
-// `prepare rerank` (StoreReranking), augmentation, query expansion and diffusion run as locally;
-// without one (or one that no longer covers the collection), query expansion (alpha-QE) runs over
-// the raw vectors as two store searches, the first one returning its neighbours' vectors (and an
-// upload's raw nearest, merged in as the local library merges near-copies). Every answer says
-// what was applied.
+// product in Milvus's own index. Searches run the local library's query plan (QueryPlan) over the
+// collection (StoreRankingSource): with a companion collection built by `prepare rerank`
+// (StoreReranking), augmentation, query expansion and diffusion run as locally; without one (or
+// one that no longer covers the collection), query expansion runs over the raw vectors, and an
+// upload's raw nearest are merged in as locally. Every answer says what was applied and why a
+// step asked for did not run.
 import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
@@ -228,9 +228,10 @@ public final class StoreLibrary: Sendable {
                              labels: [], width: nil, height: nil)
     }
 
-    /// The `request.k` best by cosine (inner product) through Milvus's index, restricted to a label
-    /// when asked, cut at `minScore`, re-ranked by query expansion when asked, an outside query's
-    /// near-copies merged in as locally (scores stay the raw cosine to the query).
+    /// The `request.k` best through Milvus's index, restricted to a label when asked, cut at
+    /// `minScore`, through the library's query plan (re-ranking as far as the companion serves it,
+    /// an outside query's near-copies merged in); each result's score is what the list is ordered
+    /// by, its cosine the raw similarity to the query.
     public func search(_ source: QuerySource, _ request: SearchRequest, crop: CropBox? = nil) async throws -> SearchAnswer {
         guard request.metric == .cosine else {
             throw QueryError(.badRequest, "metric: \(store.store) ranks by cosine (inner product) only")
@@ -242,28 +243,26 @@ public final class StoreLibrary: Sendable {
         let started = Date()
         let filter = request.restriction.label.flatMap { $0.isEmpty ? nil : "label == \(MilvusStore.literal($0))" }
         let excluded = request.includeSelf ? nil : query.imageId
-        let hits: [StoreHit]
-        let applied: Reranking
-        // What each result is ordered by (the store's inner product with the query when plain).
-        var ordering: [String: Float] = [:]
+        // One query plan, the local library's, over the collection (and its companion when it serves the request).
         var reasons: [String: String] = [:]
         let companion = request.reranking.isNone ? nil : try await reranking()
-        if let companion, companion.serves(request.reranking) {
-            let libraryHash = query.imageId.flatMap { key in seen.withLock { $0[key]?.hash } }
-            let ranked = try await companion.rank(vector: query.vector, libraryHash: libraryHash,
-                                                  excluding: request.includeSelf ? nil : libraryHash, k: request.k,
-                                                  wanted: request.reranking, filter: filter, library: store)
-            applied = ranked.applied
-            hits = try await rows(hashes: ranked.hashes)
-            for (hash, score) in zip(ranked.hashes, ranked.scores) where ordering[hash] == nil { ordering[hash] = score }
-        } else {
-            (hits, applied) = try await expandedSearch(query, request, filter: filter, excluded: excluded)
-            for hit in hits where ordering[hit.hash] == nil { ordering[hit.hash] = hit.score }
+        let serving = companion.flatMap { $0.serves(request.reranking) ? $0 : nil }
+        if companion == nil || serving == nil, request.reranking.augmentation > 0 || request.reranking.diffusion > 0 {
             let why = companion == nil
                 ? "the store has no current re-ranking companion (`lookalike prepare rerank --store \(address)` builds it)"
                 : "the store's re-ranking companion was built for \(companion?.built.description ?? "other settings")"
             (reasons["dba"], reasons["diff"]) = (why, why)
         }
+        let source = StoreRankingSource(library: store, companion: serving, filter: filter,
+                                        queryHash: query.imageId.flatMap { key in seen.withLock { $0[key]?.hash } })
+        let ranked = try await StoreRankingSource.plan(request.reranking, companion: serving, descriptor: descriptor)
+            .run(query.vector, libraryId: query.imageId, k: request.k, excluding: excluded.map { [$0] } ?? [], source: source)
+        let applied = StoreRankingSource.applied(request.reranking, companion: serving, diffused: ranked.diffused)
+        let hashes = ranked.neighbours.compactMap { source.hash(of: $0.id) }
+        let hits = try await rows(hashes: hashes)
+        // What each result is ordered by (1 - the plan's distance).
+        var ordering: [String: Float] = [:]
+        for nb in ranked.neighbours { if let hash = source.hash(of: nb.id), ordering[hash] == nil { ordering[hash] = 1 - nb.distance } }
         if applied.diffusion == 0 && request.reranking.diffusion > 0 && reasons["diff"] == nil {
             reasons["diff"] = "diffusion starts from a store image's own node; an outside image is ranked by augmentation and expansion"
         }
@@ -294,33 +293,6 @@ public final class StoreLibrary: Sendable {
         return answer
     }
 
-    /// Without the re-ranking companion: plain, or query expansion over the raw vectors (two store
-    /// searches, the first returning its neighbours' vectors), an upload's raw nearest images
-    /// merged into its expanded answer as the local library does (`Reranker.withNearCopies`).
-    func expandedSearch(_ query: ResolvedQuery, _ request: SearchRequest, filter: String?,
-                        excluded: Int64?) async throws -> (hits: [StoreHit], applied: Reranking) {
-        let spare = excluded == nil ? 0 : 1
-        let expansion = request.reranking.expansion
-        var ranked = query.vector
-        var applied = Reranking.none
-        var nearCopies: [StoreHit] = []
-        if expansion > 0 {
-            let outside = query.imageId == nil
-            let first = try await store.search(vector: query.vector, k: min(max(expansion + 1, outside ? request.k : 0), MilvusStore.queryWindow),
-                                               filter: filter, details: outside, vectors: true)
-                .filter { Self.key(hash: $0.hash) != excluded }
-            ranked = Self.expanded(query.vector, with: first.prefix(expansion), alpha: request.reranking.alpha(for: descriptor))
-            if outside { nearCopies = Array(first.prefix(request.k)) }
-            applied = Reranking(expansion: expansion, alpha: request.reranking.alpha)
-        }
-        var hits = try await store.search(vector: ranked, k: min(request.k + spare, MilvusStore.queryWindow), filter: filter,
-                                          details: true, vectors: expansion > 0)
-        if !nearCopies.isEmpty {
-            hits = Self.withNearCopies(Array(hits.prefix(request.k)) + nearCopies, query: query.vector, expanded: ranked, k: request.k)
-        }
-        return (hits, applied)
-    }
-
     // MARK: helpers
 
     /// The rows of these images as hits in this order, with their raw vectors (scores are set from them).
@@ -342,29 +314,6 @@ public final class StoreLibrary: Sendable {
             hit.vector = MilvusStore.floats(row["vector"])
             return hit
         }
-    }
-
-    /// alpha-QE through the store: the query's `n` nearest (their vectors returned with them, the
-    /// query's own row left out by `isQuery`) added to it as the local re-ranking does.
-    package static func expanded(_ vector: [Float], in store: MilvusStore, neighbours n: Int, alpha: Double, filter: String?,
-                         isQuery: (StoreHit) -> Bool) async throws -> [Float] {
-        let first = try await store.search(vector: vector, k: n + 1, filter: filter, vectors: true).filter { !isQuery($0) }
-        return expanded(vector, with: first.prefix(n), alpha: alpha)
-    }
-
-    /// The query expanded with neighbours that came back with their vectors.
-    static func expanded(_ vector: [Float], with neighbours: ArraySlice<StoreHit>, alpha: Double) -> [Float] {
-        Reranking.expand(vector, neighbours: neighbours.compactMap { hit in hit.vector.map { (hit.score, $0) } }, alpha: alpha)
-    }
-
-    /// The union of an outside query's expanded and raw answers (hits with vectors), in the local
-    /// library's blended order (`Reranker.nearCopyOrder`; without the re-ranking companion there are no augmented vectors, so
-    /// the re-ranked vector is the raw one).
-    /// Each hit's `score` becomes its blended one (what the answer is ordered by).
-    static func withNearCopies(_ hits: [StoreHit], query: [Float], expanded: [Float], k: Int) -> [StoreHit] {
-        Reranker.nearCopyOrder(hits, k: k, key: \.hash, id: \.id) { hit in
-            hit.vector.map { (VectorStore.dot($0, query), VectorStore.dot($0, expanded)) }
-        }.map { $0.item.scored($0.score) }
     }
 
     static func image(_ row: [String: Any]) -> StoreImage? {

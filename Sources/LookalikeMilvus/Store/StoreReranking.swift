@@ -11,7 +11,8 @@
 // companion; truncated diffusion runs on the subgraph of the query and its 300 candidates, rebuilt
 // from their neighbour lists and degrees (the principal submatrix of the whole graph: the numbers
 // the local library uses, with no vectors to fetch); the raw cosines and the rows shown come from
-// the library's own collection. A companion that does not cover the collection as it is now (its
+// the library's own collection. The stages are the local library's own (QueryPlan), over the
+// collection and its companion (StoreRankingSource). A companion that does not cover the collection as it is now (its
 // content key, the images it was built over, differs from the collection's: a worker pushed or
 // pruned since, or a rebuild is running) is not used: answers then fall back to
 // query expansion over the raw vectors and say so.
@@ -207,121 +208,6 @@ public struct StoreReranking: Sendable {
         guard wanted.augmentation == built.augmentation else { return false }
         if wanted.augmentation > 0 { return wanted.alpha(for: descriptor) == built.alpha(for: descriptor) }
         return wanted.diffusion > 0 && wanted.diffusion == built.diffusion
-    }
-
-    /// A query's re-ranked order: content hashes, best first (at most `k`), and what applied.
-    /// `libraryHash`: the query is that store image (its augmented vector and its node start it);
-    /// `excluding`: a hash left out of the answer (the query image itself); `filter`: a Milvus
-    /// expression on the label. An outside query's raw nearest images (from `library`) are merged
-    /// in as the local library merges near-copies (`Reranker.nearCopyOrder`).
-    package func rank(vector: [Float], libraryHash: String?, excluding: String?, k: Int, wanted: Reranking, filter: String?,
-              library: MilvusStore) async throws -> (hashes: [String], scores: [Float], applied: Reranking) {
-        var start = vector
-        var node: DiffusionGraph.NodeFacts?
-        if let libraryHash {
-            let rows = try await companion.query(filter: "hash == \(MilvusStore.literal(libraryHash))",
-                                                 fields: ["vector", "neighbours", "degree"], limit: 16)
-            if let row = rows.min(by: { ($0["id"].flatMap(MilvusStore.int64) ?? 0) < ($1["id"].flatMap(MilvusStore.int64) ?? 0) }),
-               let augmented = MilvusStore.floats(row["vector"]), augmented.count == vector.count {
-                start = augmented
-                node = Self.facts(row)
-            }
-        }
-        let outside = libraryHash == nil
-        var applied = Reranking(augmentation: built.augmentation, alpha: wanted.alpha)
-        var expanded = start
-        if wanted.expansion > 0 {
-            // A library image is not its own neighbour (it already has weight 1).
-            let first = try await companion.searchRows(vector: start, k: wanted.expansion + 1, fields: ["hash", "vector"], filter: filter)
-                .filter { libraryHash == nil || $0["hash"] as? String != libraryHash }
-                .prefix(wanted.expansion)
-            expanded = Reranking.expand(start, neighbours: first.compactMap { row in
-                MilvusStore.floats(row["vector"]).map { (Self.similarity(row), $0) }
-            }, alpha: wanted.alpha(for: descriptor))
-            applied.expansion = wanted.expansion
-        }
-        let diffuses = node != nil && wanted.diffusion > 0 && wanted.diffusion == built.diffusion
-        let pool = diffuses ? max(k, DiffusionGraph.candidates) : k
-        let spare = excluding == nil ? 0 : 1
-        let kept = { (row: [String: Any]) in excluding == nil || row["hash"] as? String != excluding }
-        // Diffusion reads the facts of its candidates only; a longer answer (an evaluation's)
-        // continues with the scan's order, read without them.
-        let head = diffuses ? DiffusionGraph.candidates : pool
-        var fields = ["hash"]
-        if diffuses { fields += ["neighbours", "degree"] }
-        if outside { fields.append("vector") }
-        let found = try await companion.searchRows(vector: expanded, k: min(head + spare, MilvusStore.queryWindow), fields: fields, filter: filter)
-            .filter(kept).prefix(head)
-        var tail: ArraySlice<[String: Any]> = []
-        if pool > head {
-            tail = try await companion.searchRows(vector: expanded, k: min(pool + spare, MilvusStore.queryWindow), fields: ["hash"], filter: filter)
-                .filter(kept).prefix(pool).dropFirst(found.count)
-        }
-        var hashes = (found + tail).compactMap { $0["hash"] as? String }
-        // What the list is ordered by (as the local library scores it: Reranker.score).
-        var scores = (found + tail).compactMap { row in (row["hash"] as? String).map { _ in Self.similarity(row) } }
-
-        if diffuses, let node, let libraryHash, let queryKey = StoreLibrary.key(hash: libraryHash) {
-            var keys: [Int64] = [queryKey]
-            var facts: [DiffusionGraph.NodeFacts] = [node]
-            var hashOf: [Int64: String] = [:]
-            var order: [Neighbor] = []
-            for row in found {
-                guard let hash = row["hash"] as? String, let key = StoreLibrary.key(hash: hash), hashOf[key] == nil else { continue }
-                if key == queryKey {
-                    // The query itself (asked for with includeSelf): already the seed node.
-                    hashOf[key] = hash
-                    order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
-                    continue
-                }
-                guard let f = Self.facts(row) else { continue }
-                hashOf[key] = hash
-                keys.append(key)
-                facts.append(f)
-                order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
-            }
-            for row in tail {
-                guard let hash = row["hash"] as? String, let key = StoreLibrary.key(hash: hash), hashOf[key] == nil else { continue }
-                hashOf[key] = hash
-                order.append(Neighbor(id: key, distance: 1 - Self.similarity(row)))
-            }
-            let graph = DiffusionGraph.subgraph(ids: keys, facts: facts, neighbours: built.diffusion)
-            let rescored = graph.rescore(order.filter { $0.id != queryKey }, query: queryKey, limit: k)
-            let own = order.contains { $0.id == queryKey } ? [libraryHash] : []
-            hashes = Array((own + rescored.compactMap { hashOf[$0.id] }).prefix(k))
-            scores = Array(((own.isEmpty ? [] : [Float(1)])
-                + rescored.compactMap { nb in hashOf[nb.id].map { _ in Reranker.score(orderingDistance: nb.distance, diffused: true) } }).prefix(k))
-            applied.diffusion = wanted.diffusion
-        } else {
-            hashes = Array(hashes.prefix(k))
-            scores = Array(scores.prefix(k))
-        }
-
-        if outside {
-            // The union of the re-ranked and the raw top k, in the blended order: each needs its raw
-            // vector (the library's) and its augmented one (the companion's).
-            let plain = try await library.searchRows(vector: vector, k: k, fields: ["hash", "vector"], filter: filter)
-            var rawVectors: [String: [Float]] = [:]
-            var augmentedVectors: [String: [Float]] = [:]
-            for row in plain { if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { rawVectors[h] = v } }
-            for row in found.prefix(k) { if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { augmentedVectors[h] = v } }
-            let candidates = hashes + plain.compactMap { $0["hash"] as? String }
-            let needRaw = candidates.filter { rawVectors[$0] == nil }
-            let needAugmented = candidates.filter { augmentedVectors[$0] == nil }
-            for row in try await library.rows(hashes: needRaw, fields: ["hash", "vector"]) {
-                if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { rawVectors[h] = v }
-            }
-            for row in try await companion.rows(hashes: needAugmented, fields: ["hash", "vector"]) {
-                if let h = row["hash"] as? String, let v = MilvusStore.floats(row["vector"]) { augmentedVectors[h] = v }
-            }
-            let blended = Reranker.nearCopyOrder(candidates, k: k, key: { $0 }, id: { StoreLibrary.key(hash: $0) ?? 0 }) { hash in
-                guard let x = rawVectors[hash], let y = augmentedVectors[hash] else { return nil }
-                return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
-            }
-            hashes = blended.map(\.item)
-            scores = blended.map(\.score)
-        }
-        return (hashes, scores, applied)
     }
 
     static func similarity(_ row: [String: Any]) -> Float {

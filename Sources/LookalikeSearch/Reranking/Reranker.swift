@@ -1,9 +1,10 @@
-// Applies a `Reranking` to searches over a library: builds the augmented vectors (DBA) once from
-// the raw store, searching with the chosen index method for the neighbours, and answers queries
-// (library images or outside vectors) with optional query expansion. Used by evaluation and by
-// search. Its answers carry the score they are ordered by, on a scale where 1 is the query itself
-// (`Neighbor.distance` = 1 - that score; see `score(diffused:)`); the raw cosine to the query is
-// added where results are presented.
+// Applies a `Reranking` to searches over the local library: picks the ranked vectors (the stored
+// augmented ones, or DBA built in memory for evaluation), the index over them for the chosen method
+// and the diffusion graph, says what applies and why not, and answers queries through the one
+// query plan (QueryPlan, over LocalRankingSource). Evaluation and the answer lists rank every
+// library image in batches through the same stage functions. Answers carry the score they are
+// ordered by, on a scale where 1 is the query itself (`Neighbor.distance` = 1 - that score; see
+// `score(orderingDistance:diffused:)`); the raw cosine to the query is added where results are presented.
 import Foundation
 import LookalikeCatalogue
 import LookalikeEngine
@@ -17,7 +18,7 @@ public final class Reranker: Sendable {
     /// The index searched: over augmented vectors when DBA is on, else the library's own.
     let index: any VectorIndex
     /// The library's own index over the raw vectors (the same as `index` without DBA): an outside
-    /// query's near-copies are looked up there (see `withNearCopies`).
+    /// query's near-copies are looked up there (QueryPlan's last stage).
     let rawIndex: any VectorIndex
     /// The vectors `index` ranks (augmented, or the raw store).
     let ranked: VectorStore
@@ -188,11 +189,11 @@ public final class Reranker: Sendable {
                         guard let v = ranked.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
                         vectors.append(contentsOf: try prepared(v, libraryId: id))
                     }
-                    let pool = pool(length, libraryId: chunk[0])
+                    let pool = QueryPlan.pool(length, diffuses: diffuses(libraryId: chunk[0]))
                     let found = try self.index.search(batch: vectors, k: pool + 1, parameters: SearchParameters(metric: .cosine))
                     for (i, id) in chunk.enumerated() {
                         let others = Array(found[i].lazy.filter { $0.id != id }.prefix(pool))
-                        let answer = finished(others, libraryId: id, k: length)
+                        let answer = QueryPlan.finish(others, libraryId: id, graph: diffuses(libraryId: id) ? graph : nil, k: length)
                         guard let row = index[id] else { continue }
                         for (slot, nb) in answer.prefix(length).enumerated() {
                             guard let node = index[nb.id] else { throw IndexError("image \(nb.id) is not in the diffusion graph") }
@@ -218,13 +219,8 @@ public final class Reranker: Sendable {
 
     /// The query expanded with the neighbours its expansion search found.
     func expanded(_ vector: [Float], with first: [Neighbor]) -> [Float] {
-        let neighbours = first.compactMap { nb in ranked.reconstruct(nb.id).map { (1 - nb.distance, $0) } }
-        return Reranking.expand(vector, neighbours: neighbours, alpha: alpha)
-    }
-
-    /// Where a query starts: a library image's augmented vector, else the raw query.
-    func start(_ vector: [Float], libraryId: Int64?) -> [Float] {
-        libraryId.flatMap { ranked.reconstruct($0) } ?? vector
+        QueryPlan.expanded(vector, with: first.map { RankedCandidate(id: $0.id, similarity: 1 - $0.distance, vector: ranked.reconstruct($0.id)) },
+                           alpha: alpha)
     }
 
     /// The score a re-ranked list is ordered by, as a person reads it (1: the query itself): the
@@ -252,17 +248,19 @@ public final class Reranker: Sendable {
 
     /// Rankings of library images searched as outside images (their raw vectors, without their
     /// own node), each leaving itself out: what an upload of the same photo would get.
-    public func rankAsOutside(queries: [Int64], limit: Int) throws -> [[Int64]] {
-        try BatchQueries.run(queries.count) { i in
-            guard let v = self.raw.reconstruct(queries[i]) else { throw IndexError("image \(queries[i]) is not in the library's vectors") }
-            return try self.search(vector: v, libraryId: nil, k: limit,
-                                   parameters: SearchParameters(excluding: [queries[i]], filter: self.filter))
-        }.map { $0.map(\.id) }
-    }
-
-    /// How many the scan returns: diffusion re-orders the best `DiffusionGraph.candidates`.
-    func pool(_ k: Int, libraryId: Int64?) -> Int {
-        diffuses(libraryId: libraryId) ? max(k, DiffusionGraph.candidates) : k
+    public func rankAsOutside(queries: [Int64], limit: Int) async throws -> [[Int64]] {
+        try await withThrowingTaskGroup(of: (Int, [Int64]).self) { group in
+            for (i, id) in queries.enumerated() {
+                guard let v = raw.reconstruct(id) else { throw IndexError("image \(id) is not in the library's vectors") }
+                group.addTask {
+                    (i, try await self.search(vector: v, libraryId: nil, k: limit,
+                                              parameters: SearchParameters(excluding: [id], filter: self.filter)).map(\.id))
+                }
+            }
+            var out = [[Int64]](repeating: [], count: queries.count)
+            for try await (i, ids) in group { out[i] = ids }
+            return out
+        }
     }
 
     /// Diffusion applies to library images only (their own node seeds it). Seeded from the nearest
@@ -292,36 +290,6 @@ public final class Reranker: Sendable {
         var applied = options
         if !diffuses(libraryId: libraryId) { applied.diffusion = 0 }
         return applied
-    }
-
-    /// The final order: the scan's (`found`, over `pool(k)`), re-scored by diffusion when it applies.
-    /// The scan's candidates with the library image itself when the search includes it (the
-    /// expanded query of a tight group can rank its own image below the `k` it returns).
-    func withSelf(_ found: [Neighbor], libraryId: Int64?, parameters: SearchParameters) -> [Neighbor] {
-        guard let libraryId, !parameters.excluding.contains(libraryId), parameters.filter?(libraryId) ?? true,
-              !found.contains(where: { $0.id == libraryId }) else { return found }
-        return [Neighbor(id: libraryId, distance: 0)] + found
-    }
-
-    /// A search that includes the library image itself answers it first: it is identical to the
-    /// query, whatever the expanded query or diffusion say of its neighbours.
-    /// Distances are 1 - the list's score (`score(orderingDistance:diffused:)`); the image itself scores 1.
-    func finished(_ found: [Neighbor], libraryId: Int64?, k: Int) -> [Neighbor] {
-        var others = found
-        let own = libraryId.flatMap { id in others.firstIndex { $0.id == id } }.map { others.remove(at: $0) }
-        let ranked: [Neighbor]
-        if let graph, let libraryId, diffuses(libraryId: libraryId) {
-            ranked = graph.rescore(others, query: libraryId, limit: k)
-                .map { Neighbor(id: $0.id, distance: 1 - Self.score(orderingDistance: $0.distance, diffused: true)) }
-        } else {
-            ranked = Array(others.prefix(k))
-        }
-        return Array(((own.map { [Neighbor(id: $0.id, distance: 0)] } ?? []) + ranked).prefix(k))
-    }
-
-    /// Whether an outside query's raw nearest images are merged into its re-ranked answer.
-    func mergesNearCopies(libraryId: Int64?) -> Bool {
-        libraryId == nil && (options.augmentation > 0 || options.expansion > 0)
     }
 
     /// An outside query's answer: the union of its re-ranked and its raw nearest images, each
@@ -355,60 +323,30 @@ public final class Reranker: Sendable {
         return scored.sorted { ($0.score, $1.id) > ($1.score, $0.id) }.prefix(k).map { ($0.item, min(1, $0.score), $0.raw) }
     }
 
-    func withNearCopies(_ candidates: [Int64], vector: [Float], expanded: [Float], k: Int) -> [Neighbor] {
-        Self.nearCopyOrder(candidates, k: k, key: { $0 }, id: { $0 }) { id in
-            guard let x = raw.reconstruct(id), let y = ranked.reconstruct(id) else { return nil }
-            return (VectorStore.dot(x, vector), VectorStore.dot(y, expanded))
-        }.map { Neighbor(id: $0.item, distance: 1 - $0.score) }
+    /// The stages this re-ranking runs (see QueryPlan).
+    var plan: QueryPlan {
+        QueryPlan(expansion: options.expansion, alpha: alpha, diffusion: graph != nil,
+                  mergesNearCopies: options.augmentation > 0 || options.expansion > 0)
     }
 
-    /// The final answer of a scan: diffusion where it applies and an outside query's near-copies
-    /// merged in, each with 1 - the score the list is ordered by.
-    func answer(_ found: [Neighbor], vector: [Float], expanded: [Float], libraryId: Int64?, k: Int, plain: [Neighbor]?) -> [Neighbor] {
-        guard let plain else { return finished(found, libraryId: libraryId, k: k) }
-        return withNearCopies(found.prefix(k).map(\.id) + plain.map(\.id), vector: vector, expanded: expanded, k: k)
-    }
-
-    /// The `k` best for a query vector (raw, L2-normalised), with raw-cosine distances, excluding
-    /// `parameters.excluding`.
-    public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters) throws -> [Neighbor] {
-        let query = try prepared(start(vector, libraryId: libraryId), libraryId: libraryId)
-        let found = withSelf(try index.search(query, k: pool(k, libraryId: libraryId), parameters: parameters),
-                             libraryId: libraryId, parameters: parameters)
-        let plain = mergesNearCopies(libraryId: libraryId) ? try rawIndex.search(vector, k: k, parameters: parameters) : nil
-        return answer(found, vector: vector, expanded: query, libraryId: libraryId, k: k, plain: plain)
-    }
-
-    /// The same, with both scans (expansion, final ranking) shared with concurrent queries by
-    /// `batcher`: under load, each stage of many queries is one matrix product.
+    /// The `k` best for a query vector (raw, L2-normalised), excluding `parameters.excluding`, each
+    /// with 1 - the score the list is ordered by: the query plan over this library, its scans shared
+    /// with concurrent queries when a `batcher` is given (under load, each stage of many queries is
+    /// one matrix product).
     public func search(vector: [Float], libraryId: Int64?, k: Int, parameters: SearchParameters,
-                       batcher: SearchBatcher) async throws -> [Neighbor] {
-        var query = start(vector, libraryId: libraryId)
-        if options.expansion > 0 {
-            let first: [Neighbor]
-            if let listed = listedExpansion(libraryId: libraryId) {
-                first = listed
-            } else {
-                first = try await batcher.search(query, k: options.expansion, in: index,
-                                                 parameters: expansionParameters(libraryId: libraryId))
-            }
-            query = expanded(query, with: first)
-        }
-        let found = withSelf(try await batcher.search(query, k: pool(k, libraryId: libraryId), in: index, parameters: parameters),
-                             libraryId: libraryId, parameters: parameters)
-        let plain = mergesNearCopies(libraryId: libraryId)
-            ? try await batcher.search(vector, k: k, in: rawIndex, parameters: parameters) : nil
-        return answer(found, vector: vector, expanded: query, libraryId: libraryId, k: k, plain: plain)
+                       batcher: SearchBatcher? = nil) async throws -> [Neighbor] {
+        try await plan.run(vector, libraryId: libraryId, k: k, excluding: parameters.excluding,
+                           source: LocalRankingSource(reranker: self, parameters: parameters, batcher: batcher)).neighbours
     }
 
     /// Mean milliseconds of single-query searches (top k) for these library images.
-    package func latency(queries: [Int64], k: Int) throws -> Double {
+    package func latency(queries: [Int64], k: Int) async throws -> Double {
         guard !queries.isEmpty else { return 0 }
         var total = 0.0
         for id in queries {
             guard let v = raw.reconstruct(id) else { continue }
             let t = DispatchTime.now().uptimeNanoseconds
-            _ = try search(vector: v, libraryId: id, k: k, parameters: SearchParameters(excluding: [id]))
+            _ = try await search(vector: v, libraryId: id, k: k, parameters: SearchParameters(excluding: [id]))
             total += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6
         }
         return total / Double(queries.count)

@@ -199,11 +199,9 @@ public final class SearchService: Sendable {
             let neighbors: [Neighbor]
             if answerLists, let listed = reranker.listedAnswer(vector: query.vector, libraryId: query.imageId, k: k, parameters: parameters) {
                 (neighbors, precomputed) = (listed, true)
-            } else if let batcher {
+            } else {
                 neighbors = try await reranker.search(vector: query.vector, libraryId: query.imageId, k: k,
                                                       parameters: parameters, batcher: batcher)
-            } else {
-                neighbors = try reranker.search(vector: query.vector, libraryId: query.imageId, k: k, parameters: parameters)
             }
             (results, applied) = (try present(neighbors, metric: .cosine, query: query.vector), reranker.applied(libraryId: query.imageId))
             notes = reranker.notes(libraryId: query.imageId)
@@ -324,21 +322,21 @@ public final class SearchService: Sendable {
     }
 
     /// Ranks the library against a query vector (L2-normalised) and presents the results.
-    public func rank(vector: [Float], request: SearchRequest, parameters: SearchParameters? = nil) throws -> [SearchResult] {
-        try rankExplained(vector: vector, libraryId: nil, request: request, parameters: parameters).0
+    public func rank(vector: [Float], request: SearchRequest, parameters: SearchParameters? = nil) async throws -> [SearchResult] {
+        try await rankExplained(vector: vector, libraryId: nil, request: request, parameters: parameters).0
     }
 
     /// Ranks and says which re-ranking was applied. A library image (`libraryId`) is searched
     /// with its augmented vector when the library has them.
     public func rankExplained(vector: [Float], libraryId: Int64?, request: SearchRequest,
-                              parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking) {
-        let (results, applied, _) = try rankExplaining(vector: vector, libraryId: libraryId, request: request, parameters: parameters)
+                              parameters: SearchParameters? = nil) async throws -> ([SearchResult], Reranking) {
+        let (results, applied, _) = try await rankExplaining(vector: vector, libraryId: libraryId, request: request, parameters: parameters)
         return (results, applied)
     }
 
     /// The same, and whether the answer was read from the answer lists.
     func rankExplaining(vector: [Float], libraryId: Int64?, request: SearchRequest,
-                        parameters: SearchParameters? = nil) throws -> ([SearchResult], Reranking, Bool) {
+                        parameters: SearchParameters? = nil) async throws -> ([SearchResult], Reranking, Bool) {
         var parameters = parameters ?? request.parameters
         parameters.metric = request.metric
         if request.metric == .cosine && !request.reranking.isNone {
@@ -346,7 +344,7 @@ public final class SearchService: Sendable {
             if answerLists, let listed = reranker.listedAnswer(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters) {
                 return (try present(listed, metric: .cosine, query: vector), reranker.applied(libraryId: libraryId), true)
             }
-            let neighbors = try reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
+            let neighbors = try await reranker.search(vector: vector, libraryId: libraryId, k: request.k, parameters: parameters)
             return (try present(neighbors, metric: .cosine, query: vector), reranker.applied(libraryId: libraryId), false)
         }
         let neighbors = try library.index(for: request.method.with(metric: request.metric))
@@ -376,28 +374,28 @@ public final class SearchService: Sendable {
         }
     }
 
-    // Synchronous conveniences for library images and vectors (tests, evaluation).
+    // Conveniences for library images and vectors (tests, evaluation).
 
     public func search(vector: [Float], k: Int, metric: Metric, excluding: Set<Int64> = [],
-                       reranking: Reranking = .none) throws -> [SearchResult] {
-        try rank(vector: vector, request: SearchRequest(k: k, metric: metric, reranking: reranking),
+                       reranking: Reranking = .none) async throws -> [SearchResult] {
+        try await rank(vector: vector, request: SearchRequest(k: k, metric: metric, reranking: reranking),
                  parameters: SearchParameters(excluding: excluding))
     }
 
     public func search(imageId: Int64, k: Int, metric: Metric, includeSelf: Bool = false,
-                       reranking: Reranking = .none) throws -> [SearchResult] {
+                       reranking: Reranking = .none) async throws -> [SearchResult] {
         guard let vector = try library.store.reconstruct(imageId) ?? catalogue.vector(imageId: imageId) else {
             throw QueryError(.notFound, "no image with id \(imageId) in \(catalogue.path)")
         }
-        return try rankExplained(vector: vector, libraryId: imageId, request: SearchRequest(k: k, metric: metric, reranking: reranking),
+        return try await rankExplained(vector: vector, libraryId: imageId, request: SearchRequest(k: k, metric: metric, reranking: reranking),
                                  parameters: SearchParameters(excluding: includeSelf ? [] : [imageId])).0
     }
 
-    public func search(path: String, k: Int, metric: Metric, includeSelf: Bool = false) throws -> [SearchResult] {
+    public func search(path: String, k: Int, metric: Metric, includeSelf: Bool = false) async throws -> [SearchResult] {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         guard let id = try catalogue.imageId(path: absolute) else {
             throw QueryError(.notFound, "\(path) is not in the library \(catalogue.path)")
         }
-        return try search(imageId: id, k: k, metric: metric, includeSelf: includeSelf)
+        return try await search(imageId: id, k: k, metric: metric, includeSelf: includeSelf)
     }
 }

@@ -108,7 +108,7 @@ struct EvalCommand: AsyncParsableCommand {
         }
         let catalogue = try Catalogue(path: database.db, mustExist: true)
         let library = try LiveLibrary(catalogue: catalogue)
-        var local = try Evaluator.run(library: library, options: options, progress: progress)
+        var local = try await Evaluator.run(library: library, options: options, progress: progress)
         local.per_group = Evaluator.groups(local.per_query, roots: try catalogue.libraryRoots())
         report = local
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
