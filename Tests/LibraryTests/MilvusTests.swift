@@ -12,6 +12,7 @@ import NIOCore
 import Testing
 @testable import LookalikeCatalogue
 @testable import LookalikeEvaluation
+import LookalikeVerification
 @testable import LookalikeIndex
 @testable import LookalikeMilvus
 @testable import LookalikeSearch
@@ -416,9 +417,13 @@ struct MilvusTests {
         struct Answer: Decodable { struct Hit: Decodable { let path: String }; let results: [Hit]; let reranking: String }
         // Plain, and with query expansion (before `prepare-rerank`, augmentation has no augmented
         // vectors to rank: the answer says only qe was applied).
+        // Verification off on both sides to compare the rankings (a store verifies from files, the
+        // local library by its stored keypoints: below).
         for (option, reranking) in [("none", Reranking.none), ("default", Reranking(expansion: 10))] {
-            let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json", "--rerank", option])
-            let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
+            let remote = try lookalike(["search", query, "--store", store, "-k", "10", "--json", "--rerank", option, "--verify", "0"])
+            var unverified = SearchRequest(k: 10, reranking: reranking)
+            unverified.verify = 0
+            let local = try await service.search(.file(query), unverified)
             let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
             #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "--rerank \(option)")
             #expect(r.reranking == reranking.description)
@@ -430,14 +435,27 @@ struct MilvusTests {
         let libraryImage = folder.appendingPathComponent("dalmatian/image_0002.jpg").path
         for (arguments, source, applied) in [([query], QuerySource.file(query), "dba:15+qe:10"),
                                              (["--path", libraryImage], QuerySource.path(libraryImage), "dba:15+qe:10+diff:30")] {
-            let remote = try lookalike(["search"] + arguments + ["--store", store, "-k", "10", "--json"])
+            let remote = try lookalike(["search"] + arguments + ["--store", store, "-k", "10", "--json"]
+                                       + (arguments == [query] ? ["--verify", "0"] : []))
             var unverified = SearchRequest(k: 10, reranking: .libraryDefault)
-            unverified.verify = 0  // a store does not verify (yet)
+            unverified.verify = 0
             let local = try await service.search(source, unverified)
             let r = try JSONDecoder().decode(Answer.self, from: Data(remote.stdout.utf8))
             #expect(r.results.map(\.path) == local.results.map(\.path) && r.results.count == 10, "default re-ranking, \(arguments)")
             #expect(r.reranking == applied && local.reranking == applied, "\(r.reranking) / \(local.reranking)")
         }
+        // An edited copy of a store image, searched with no options, is verified from the files the
+        // rows name (readable here) and comes back first, as from the local library.
+        struct Verified: Decodable { struct Hit: Decodable { let path: String; let inliers: Int? }; let results: [Hit]; let reranking: String }
+        let tilt = try #require(Transformation.standard.first { $0.name == "rotate +15" })
+        let copy = dir.appendingPathComponent("tilted copy.jpg")
+        try Data(try tilt.apply(toFile: libraryImage)).write(to: copy)
+        let verified = try lookalike(["search", copy.path, "--store", store, "-k", "5", "--json"])
+        let v = try JSONDecoder().decode(Verified.self, from: Data(verified.stdout.utf8))
+        #expect(v.results.first?.path == libraryImage && (v.results.first?.inliers ?? 0) >= SpatialVerifier.minimumInliers,
+                "\(verified.stdout) \(verified.stderr)")
+        #expect(v.reranking.hasSuffix("+verify:\(SearchRequest.automaticFromFiles)"), "\(v.reranking)")
+        #expect(v.results.dropFirst().allSatisfy { $0.inliers == nil })
         // `info --store` describes the collection: its images, model and re-ranking companion.
         struct StoreInfo: Decodable { let images: Int; let model: String?; let reranking: String?; let rerankingCurrent: Bool }
         let info = try lookalike(["info", "--store", store, "--json"])
@@ -506,15 +524,19 @@ struct MilvusTests {
         let service = try SearchService(catalogue: catalogue)
         let query = Fixture.queries.appendingPathComponent("dalmatian_0010.jpg").path
         let upload = try [UInt8](Data(contentsOf: URL(fileURLWithPath: query)))
+        // The rankings compared with verification off on both sides.
         for (option, reranking) in [("none", Reranking.none), ("qe:10", Reranking(expansion: 10))] {
-            let remote = try await answer("/api/search?k=10&rerank=\(option)", body: upload)
-            let local = try await service.search(.file(query), SearchRequest(k: 10, reranking: reranking))
+            let remote = try await answer("/api/search?k=10&rerank=\(option)&verify=0", body: upload)
+            var unverified = SearchRequest(k: 10, reranking: reranking)
+            unverified.verify = 0
+            let local = try await service.search(.file(query), unverified)
             #expect(remote.results.map(\.path) == local.results.map { shown($0.path) }, "rerank \(option)")
             for (r, l) in zip(remote.results, local.results) { #expect(abs(r.score - l.score) < 1e-4, "\(option): \(r.score) \(l.score) \(l.cosine) \(local.reranking)") }
             #expect(remote.reranking == reranking.description && remote.method == "milvus")
         }
-        // The server's default re-ranking: query expansion applied, augmentation not.
-        #expect(try await answer("/api/search?k=10", body: upload).reranking == "qe:10")
+        // The server's default: query expansion applied, augmentation not (no companion yet), and
+        // the upload verified against the files its best candidates' rows name.
+        #expect(try await answer("/api/search?k=10", body: upload).reranking == "qe:10+verify:\(SearchRequest.automaticFromFiles)")
 
         // A library image by its key: the same neighbours as the local search of the same image.
         let random = try await answer("/api/random?k=5&rerank=none")

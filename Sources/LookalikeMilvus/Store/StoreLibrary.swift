@@ -16,6 +16,7 @@ import LookalikeCatalogue
 import LookalikeEngine
 import LookalikeIndex
 import LookalikeSearch
+import LookalikeVerification
 
 /// One image of a store, as its rows describe it.
 public struct StoreImage: Sendable, Equatable {
@@ -48,6 +49,10 @@ public final class StoreLibrary: Sendable {
     /// The re-ranking companion as last checked (it is checked again after `companionRecheck` s).
     private let companionState = Locked<(value: StoreReranking?, at: Date)?>(nil)
     static let companionRecheck: Double = 10
+    /// Verifies uploads' shortlists from the candidates' files (a store keeps no local features),
+    /// two at a time off the cooperative pool, as the local library does.
+    let verifier = NearCopyVerifier()
+    private let verifications = AsyncLimiter(permits: 2)
     /// Rows kept by key (a bound, not a cache policy: past it the memory starts over).
     static let seenLimit = 200_000
     static let rowFields = ["hash", "path", "label", "tags", "size", "captured"]
@@ -243,6 +248,8 @@ public final class StoreLibrary: Sendable {
         let started = Date()
         let filter = request.restriction.label.flatMap { $0.isEmpty ? nil : "label == \(MilvusStore.literal($0))" }
         let excluded = request.includeSelf ? nil : query.imageId
+        let shortlist = request.verificationShortlist(outside: query.imageId == nil && query.image != nil, storedKeypoints: false)
+        let k = max(request.k, shortlist)
         // One query plan, the local library's, over the collection (and its companion when it serves the request).
         var reasons: [String: String] = [:]
         let companion = request.reranking.isNone ? nil : try await reranking()
@@ -256,7 +263,7 @@ public final class StoreLibrary: Sendable {
         let source = StoreRankingSource(library: store, companion: serving, filter: filter,
                                         queryHash: query.imageId.flatMap { key in seen.withLock { $0[key]?.hash } })
         let ranked = try await StoreRankingSource.plan(request.reranking, companion: serving, descriptor: descriptor)
-            .run(query.vector, libraryId: query.imageId, k: request.k, excluding: excluded.map { [$0] } ?? [], source: source)
+            .run(query.vector, libraryId: query.imageId, k: k, excluding: excluded.map { [$0] } ?? [], source: source)
         let applied = StoreRankingSource.applied(request.reranking, companion: serving, diffused: ranked.diffused)
         let hashes = ranked.neighbours.compactMap { source.hash(of: $0.id) }
         let hits = try await rows(hashes: hashes)
@@ -268,12 +275,11 @@ public final class StoreLibrary: Sendable {
         }
         var results: [SearchResult] = []
         var images: [StoreImage] = []
-        for hit in hits where results.count < request.k {
+        for hit in hits where results.count < k {
             guard let key = Self.key(hash: hit.hash), key != excluded else { continue }
             // The score is what the list is ordered by, the cosine the raw similarity (hits carry their raw vectors).
             let cosine = hit.vector.map { VectorStore.dot($0, query.vector) } ?? hit.score
             let score = ordering[hit.hash] ?? cosine
-            if let minScore = request.minScore, score < minScore { continue }
             let image = StoreImage(id: key, row: hit.id, hash: hit.hash, path: hit.path, label: hit.label, tags: hit.tags,
                                    size: hit.size, captured: hit.captured)
             images.append(image)
@@ -281,15 +287,40 @@ public final class StoreLibrary: Sendable {
                                         score: score, distance: 1 - score, cosine: cosine, facts: image.summary.facts))
         }
         remember(images)
+        var reranking = applied.description
+        var notes: [String] = []
+        if shortlist > 0, let image = query.image, request.verifies(bestCosine: results.first?.cosine) {
+            let checked = Array(results.prefix(shortlist))
+            do {
+                let (verified, readable) = try await verifications.offload { [verifier] in
+                    let features = try QueryFeatures(image)
+                    let readable = verifier.features(checked.map { ($0.id, $0.path) }).compactMap { $0 }.count
+                    return (verifier.reorder(checked, query: features, k: request.k), readable)
+                }
+                results = verified
+                reranking = applied.description(verifying: checked.count)
+                if readable == 0 && !checked.isEmpty {
+                    notes.append("verify:\(checked.count) not applied: none of the candidates' files can be read here (a store's rows carry each worker's paths; verification reads them)")
+                    reranking = applied.description
+                }
+            } catch {
+                if let asked = request.verify { notes.append("verify:\(asked) not applied: the query's local features could not be read") }
+            }
+        } else if let asked = request.verify, asked > 0, query.image == nil {
+            notes.append("verify:\(asked) not applied: verification checks an image given as a file, URL or upload (a store image is already itself)")
+        }
+        results = Array(results.prefix(request.k))
+        if let minScore = request.minScore { results = results.filter { $0.score >= minScore } }
         var answer = SearchAnswer(query: query.summary, queryId: query.imageId, metric: Metric.cosine.rawValue,
-                                  method: "milvus", reranking: applied.description,
+                                  method: "milvus", reranking: reranking,
                                   searchMilliseconds: Date().timeIntervalSince(started) * 1000,
                                   embedMilliseconds: query.embedMilliseconds, results: results)
         answer.queryTags = query.tags
         answer.queryWidth = query.width
         answer.queryHeight = query.height
-        answer.requested = request.reranking.description
-        answer.notes = Reranking.notes(requested: request.reranking, applied: applied, reasons: reasons)
+        answer.requested = (request.verify ?? 0) > 0
+            ? request.reranking.description(verifying: request.verify ?? 0) : request.reranking.description
+        answer.notes = Reranking.notes(requested: request.reranking, applied: applied, reasons: reasons) + notes
         return answer
     }
 

@@ -75,6 +75,22 @@ public struct SearchRequest: Sendable {
     public static let automaticFromFiles = 12
     public static let clearCopy: Float = 0.95
 
+    /// How many of a query's best candidates the verification stage checks: none for a library
+    /// image; what was asked; else, decided per query, `automaticShortlist` where the library keeps
+    /// local features (`storedKeypoints`) and `automaticFromFiles` where they are read from files
+    /// (a library whose features are being made, a Milvus store).
+    package func verificationShortlist(outside: Bool, storedKeypoints: Bool) -> Int {
+        guard outside else { return 0 }
+        return verify ?? (storedKeypoints ? Self.automaticShortlist : Self.automaticFromFiles)
+    }
+
+    /// Whether the stage runs on a ranked answer whose best raw cosine is `bestCosine`: when asked
+    /// for, or, decided per query, when the best match is not already a clear near-copy.
+    package func verifies(bestCosine: Float?) -> Bool {
+        guard let asked = verify else { return (bestCosine ?? 0) < Self.clearCopy }
+        return asked > 0
+    }
+
     public init(k: Int = 10, metric: Metric = .cosine, method: IndexDescriptor = IndexDescriptor(method: ExactIndex.methodName),
                 includeSelf: Bool = false, parameters: SearchParameters = SearchParameters(), minScore: Float? = nil,
                 restriction: SearchRestriction = SearchRestriction(), reranking: Reranking = .libraryDefault) {
@@ -180,9 +196,8 @@ public final class SearchService: Sendable {
         let started = Date()
         let outside = query.imageId == nil && query.image != nil
         let words = outside ? visualWords.index() : nil
-        let shortlist = request.verify
-            ?? (outside ? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist) : 0)
-        let verifying = shortlist > 0 && outside
+        let shortlist = request.verificationShortlist(outside: outside, storedKeypoints: words != nil)
+        let verifying = shortlist > 0
         var unreadable = false
         let k = verifying ? max(request.k, shortlist) : request.k
         var parameters = request.parameters
@@ -267,11 +282,8 @@ public final class SearchService: Sendable {
     package func verificationStage(_ ranked: [SearchResult], image: QueryImage, vector: [Float], request: SearchRequest,
                                    parameters: SearchParameters, words: VisualWordIndex?, keep: Int) throws
         -> (results: [SearchResult], checked: Int, added: Int?)? {
-        let shortlist = request.verify ?? (words == nil ? SearchRequest.automaticFromFiles : SearchRequest.automaticShortlist)
-        guard shortlist > 0 else { return nil }
-        if request.verify == nil, let best = ranked.first, best.cosine >= SearchRequest.clearCopy {
-            return nil
-        }
+        let shortlist = request.verificationShortlist(outside: true, storedKeypoints: words != nil)
+        guard shortlist > 0, request.verifies(bestCosine: ranked.first?.cosine) else { return nil }
         let admits = parameters.filter, excluded = parameters.excluding
         let checked = Array(ranked.prefix(shortlist))
         let (results, added) = try verify(checked, query: try QueryFeatures(image), vector: vector, metric: request.metric,

@@ -114,7 +114,7 @@ public final class NearCopyVerifier: Sendable {
 
     /// Features of library images (id, file path), from the cache or computed in parallel; nil for a
     /// file that cannot be read (it is then simply not verified).
-    func features(_ images: [(id: Int64, path: String)]) -> [LocalFeatures?] {
+    package func features(_ images: [(id: Int64, path: String)]) -> [LocalFeatures?] {
         let (cached, missing) = state.withLock { s -> ([LocalFeatures?], [Int]) in
             var cached = [LocalFeatures?](repeating: nil, count: images.count)
             var missing: [Int] = []

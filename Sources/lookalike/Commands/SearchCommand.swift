@@ -130,7 +130,6 @@ struct SearchCommand: AsyncParsableCommand {
         _ = try reranking()
         if let store {
             guard batch == nil else { throw ValidationError("--store answers one query (an image, --id or --path), not --batch") }
-            guard (verify ?? 0) == 0 else { throw ValidationError("--verify reads the library's own files: not with --store") }
             guard metric == .cosine, method == ExactIndex.methodName else {
                 throw ValidationError("--store ranks by cosine (inner product) with the store's own index: drop --metric and --method")
             }
@@ -151,7 +150,8 @@ struct SearchCommand: AsyncParsableCommand {
         // Checks the collection was built with this engine's model before comparing vectors.
         if case .id = source {} else if case .path = source {} else { _ = try library.resolver.engine() }
         let loadMs = Date().timeIntervalSince(started) * 1000
-        let request = SearchRequest(k: k, includeSelf: includeSelf, reranking: try reranking())
+        var request = SearchRequest(k: k, includeSelf: includeSelf, reranking: try reranking())
+        request.verify = verify
         let answer = try await library.search(source, request)
         if json {
             print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
@@ -160,8 +160,13 @@ struct SearchCommand: AsyncParsableCommand {
                                           embed_ms: answer.embedMilliseconds, load_ms: loadMs, results: answer.results)))
             return
         }
-        let rows = answer.results.map { [String($0.rank), format(Double($0.score), 4), format(Double($0.cosine), 4), String($0.id), $0.label, $0.path] }
-        print(table(["rank", "score", "cosine", "id", "label", "path"], rows, rightAligned: [0, 1, 2, 3]))
+        let verified = answer.results.contains { $0.inliers != nil }
+        let rows = answer.results.map { r in
+            [String(r.rank), format(Double(r.score), 4), format(Double(r.cosine), 4)] + (verified ? [r.inliers.map { "\($0) verified" } ?? ""] : [])
+                + [String(r.id), r.label, r.path]
+        }
+        print(table(["rank", "score", "cosine"] + (verified ? ["copy"] : []) + ["id", "label", "path"], rows,
+                    rightAligned: verified ? [0, 1, 2, 4] : [0, 1, 2, 3]))
         var timing = "\(answer.results.count) results from \(address), cosine (inner product, Milvus's index), "
             + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
