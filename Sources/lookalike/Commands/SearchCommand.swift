@@ -153,25 +153,8 @@ struct SearchCommand: AsyncParsableCommand {
         var request = SearchRequest(k: k, includeSelf: includeSelf, reranking: try reranking())
         request.verify = verify
         let answer = try await library.search(source, request)
-        if json {
-            print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
-                                          reranking: answer.reranking, requested: answer.requested, notes: answer.notes,
-                                          elapsed_ms: answer.searchMilliseconds,
-                                          embed_ms: answer.embedMilliseconds, load_ms: loadMs, results: answer.results)))
-            return
-        }
-        let verified = answer.results.contains { $0.inliers != nil }
-        let rows = answer.results.map { r in
-            [String(r.rank), format(Double(r.score), 4), format(Double(r.cosine), 4)] + (verified ? [r.inliers.map { "\($0) verified" } ?? ""] : [])
-                + [String(r.id), r.label, r.path]
-        }
-        print(table(["rank", "score", "cosine"] + (verified ? ["copy"] : []) + ["id", "label", "path"], rows,
-                    rightAligned: verified ? [0, 1, 2, 4] : [0, 1, 2, 3]))
-        var timing = "\(answer.results.count) results from \(address), cosine (inner product, Milvus's index), "
-            + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
-        if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
-        print(timing)
-        printNotes(answer)
+        try show(answer, loadMs: loadMs, showIds: true,
+                 from: "from \(address), cosine (inner product, Milvus's index)", opening: nil)
     }
 
     /// Why what ran differs from what was asked, on stderr (the table stays what scripts read).
@@ -203,6 +186,19 @@ struct SearchCommand: AsyncParsableCommand {
             return
         }
         let answer = try await service.search(source, request)
+        var opening = "load \(format(loadMs)) ms (\(service.library.opening.source))"
+        if let index = service.library.opening(ofIndex: descriptor.name) {
+            opening += "; index from \(index.source) in \(format(index.seconds * 1000)) ms"
+            if let problem = index.fileProblem, index.source == "memory" { opening += " (\(problem))" }
+        }
+        try show(answer, loadMs: loadMs, showIds: false,
+                 from: "from \(service.library.count) images, \(metric.rawValue), \(answer.method)", opening: opening)
+    }
+
+    /// One answer, a local library's or a store's: JSON, or a table of the score the list is
+    /// ordered by, the raw cosine beside it and, when verification ran, each verified copy's
+    /// inliers (the query's original first); then what ran and what it cost, and the notes.
+    func show(_ answer: SearchAnswer, loadMs: Double, showIds: Bool, from: String, opening: String?) throws {
         if json {
             print(try Console.json(Output(query: answer.query, metric: answer.metric, method: answer.method,
                                           reranking: answer.reranking, requested: answer.requested, notes: answer.notes,
@@ -210,23 +206,16 @@ struct SearchCommand: AsyncParsableCommand {
                                           load_ms: loadMs, results: answer.results)))
             return
         }
-        // The score the list is ordered by, the raw cosine beside it, and, when verification ran,
-        // each verified copy's inliers (the query's original first).
         let verified = answer.reranking.contains("verify:")
         let rows = answer.results.map { r in
             [String(r.rank), format(Double(r.score), 4), format(Double(r.cosine), 4)]
-                + (verified ? [r.inliers.map { "\($0) verified" } ?? ""] : []) + [r.label, r.path]
+                + (verified ? [r.inliers.map { "\($0) verified" } ?? ""] : []) + (showIds ? [String(r.id)] : []) + [r.label, r.path]
         }
-        print(table(["rank", "score", "cosine"] + (verified ? ["copy"] : []) + ["label", "path"], rows,
-                    rightAligned: verified ? [0, 1, 2, 3] : [0, 1, 2]))
-        var timing = "\(answer.results.count) results from \(service.library.count) images, \(metric.rawValue), \(answer.method), "
-            + "re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
+        let header = ["rank", "score", "cosine"] + (verified ? ["copy"] : []) + (showIds ? ["id"] : []) + ["label", "path"]
+        print(table(header, rows, rightAligned: Set(0..<(3 + (verified ? 1 : 0) + (showIds ? 1 : 0)))))
+        var timing = "\(answer.results.count) results \(from), re-ranking \(answer.reranking): search \(format(answer.searchMilliseconds, 2)) ms"
         if answer.embedMilliseconds > 0 { timing += ", embed \(format(answer.embedMilliseconds)) ms" }
-        timing += ", load \(format(loadMs)) ms (\(service.library.opening.source))"
-        if let opening = service.library.opening(ofIndex: descriptor.name) {
-            timing += "; index from \(opening.source) in \(format(opening.seconds * 1000)) ms"
-            if let problem = opening.fileProblem, opening.source == "memory" { timing += " (\(problem))" }
-        }
+        if let opening { timing += ", " + opening }
         print(timing)
         printNotes(answer)
     }
