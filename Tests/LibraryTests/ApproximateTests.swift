@@ -362,12 +362,8 @@ enum Clustered {
     }
 
     @Test func imagesAddedAfterTrainingAndRemovedImagesReachEveryIndex() throws {
-        let dir = try Fixture.tempDir()
-        let folder = dir.appendingPathComponent("photos")
-        try Fixture.copySamples(to: folder)
-        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
-        let indexer = Indexer(catalogue: catalogue, embedder: try Fixture.embedder())
-        _ = try indexer.run(roots: [folder.path])
+        let samples = try Fixture.indexedSamples()
+        let (folder, catalogue, indexer) = (samples.folder, samples.catalogue, samples.indexer)
         guard let model = try catalogue.storedModel() else { Issue.record("no model"); return }
         // hash:32 gets a trained model in the catalogue and a file; hnsw:16 a file; lsh stays in memory.
         _ = try HashTraining.save(try HashTraining.train(catalogue: catalogue, model: model, bits: 32, mode: .itq),
@@ -418,12 +414,8 @@ enum Clustered {
     }
 
     @Test func corruptOrStaleIndexFilesAreDetectedAndRebuilt() throws {
-        let dir = try Fixture.tempDir()
-        let folder = dir.appendingPathComponent("photos")
-        try Fixture.copySamples(to: folder)
-        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
-        let indexer = Indexer(catalogue: catalogue, embedder: try Fixture.embedder())
-        _ = try indexer.run(roots: [folder.path])
+        let samples = try Fixture.indexedSamples()
+        let (folder, catalogue) = (samples.folder, samples.catalogue)
         guard let model = try catalogue.storedModel() else { Issue.record("no model"); return }
         let descriptor = try IndexDescriptor(parsing: "hnsw:16")
         _ = try LibraryIndexes.build(descriptor, catalogue: catalogue, model: model)

@@ -75,6 +75,25 @@ enum Synthetic {
 
 extension Fixture {
 
+    /// A library made by indexing a copy of the sample photos (`folder`, 36 images in 9 classes)
+    /// in a fresh temporary folder: what tests that change, remove or edit the library's files start from.
+    struct IndexedSamples {
+        let folder: URL
+        let catalogue: Catalogue
+        let indexer: Indexer
+        /// The first `index` run's summary.
+        let first: IndexSummary
+    }
+
+    static func indexedSamples(_ name: String = #function) throws -> IndexedSamples {
+        let dir = try tempDir(name)
+        let folder = dir.appendingPathComponent("photos")
+        try copySamples(to: folder)
+        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
+        let indexer = Indexer(catalogue: catalogue, embedder: try embedder())
+        return IndexedSamples(folder: folder, catalogue: catalogue, indexer: indexer, first: try indexer.run(roots: [folder.path]))
+    }
+
     /// Copies the sample photos of `classes` into `folder/<class>/`.
     static func copySamples(to folder: URL, classes: [String] = classes) throws {
         for c in classes {

@@ -43,11 +43,8 @@ import Testing
     }
 
     @Test func verifiedSearchPutsTheOriginalFirstAndSurvivesAMissingFile() async throws {
-        let dir = try Fixture.tempDir()
-        let folder = dir.appendingPathComponent("photos")
-        try Fixture.copySamples(to: folder)
-        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
-        _ = try Indexer(catalogue: catalogue, embedder: Fixture.embedder()).run(roots: [folder.path])
+        let samples = try Fixture.indexedSamples()
+        let (folder, catalogue) = (samples.folder, samples.catalogue)
         let service = try SearchService(catalogue: catalogue)
         let photo = folder.appendingPathComponent("airplanes/image_0003.jpg").path
         let originalId = try #require(try catalogue.imageId(path: photo))
@@ -91,12 +88,8 @@ import Testing
 /// round trip through its file, is refused when damaged, and `index` keeps it current.
 @Suite struct VisualWordTests {
     @Test func wordsFindTheOriginalAndTheFileFollowsTheLibrary() async throws {
-        let dir = try Fixture.tempDir()
-        let folder = dir.appendingPathComponent("photos")
-        try Fixture.copySamples(to: folder)
-        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
-        let indexer = try Indexer(catalogue: catalogue, embedder: Fixture.embedder())
-        _ = try indexer.run(roots: [folder.path])
+        let samples = try Fixture.indexedSamples()
+        let (folder, catalogue, indexer) = (samples.folder, samples.catalogue, samples.indexer)
         let library = try LiveLibrary(catalogue: catalogue)
         let images = try VisualWordIndex.libraryImages(catalogue: catalogue, liveIds: library.store.liveIds)
         #expect(images.count == 36)
@@ -179,12 +172,8 @@ import Testing
     /// keypoints, plus the images sharing the most words); an upload that is already a clear copy
     /// is answered without verification.
     @Test func theDefaultSearchFindsTheOriginalOfAnEditedCopy() async throws {
-        let dir = try Fixture.tempDir()
-        let folder = dir.appendingPathComponent("photos")
-        try Fixture.copySamples(to: folder)
-        let catalogue = try Catalogue(path: dir.appendingPathComponent("lib.db").path)
-        let indexer = try Indexer(catalogue: catalogue, embedder: Fixture.embedder())
-        let first = try indexer.run(roots: [folder.path])
+        let samples = try Fixture.indexedSamples()
+        let (folder, catalogue, first) = (samples.folder, samples.catalogue, samples.first)
         #expect(first.localFeaturesPending == 36 && first.visualWords == nil)
         let photo = folder.appendingPathComponent("dalmatian/image_0002.jpg").path
         let originalId = try #require(try catalogue.imageId(path: photo))

@@ -159,58 +159,62 @@ public enum RobustnessBenchmark {
             twins.withLock { $0[key] = same }
             return same
         }
+        // One edited copy searched as an upload, verified as a search verifies it: whether its
+        // original (or a twin of it) came first and among the first 5; a miss is recorded.
+        @Sendable func measure(_ image: ImageSummary, _ transformation: Transformation) async throws
+            -> (hit1: Bool, hit5: Bool, strict1: Bool, strict5: Bool) {
+            let bytes = try transformation.apply(toFile: image.path)
+            let vector = try embedder.embed(embedder.decode(data: bytes, name: transformation.name)).vector
+            let (searched, used) = try await service.rankExplained(vector: vector, libraryId: nil, request: ranked)
+            var results = searched
+            // The whole shortlist re-ordered (not only the top 5), for the miss's account.
+            if let outcome = try service.verificationStage(searched, image: .bytes(bytes, name: transformation.name), vector: vector,
+                                                           request: request, parameters: SearchParameters(), words: words,
+                                                           keep: searched.count + VisualWordIndex.candidates) {
+                results = outcome.results
+                verifiedAny.withLock { $0 = max($0, outcome.checked) }
+                if outcome.added != nil { usedWords.withLock { $0 = true } }
+            }
+            applied.withLock { $0 = used }
+            let strict1 = results.first?.id == image.imageId
+            let strict5 = results.prefix(5).contains { $0.id == image.imageId }
+            let hit1 = results.first.map { isTwin(image.imageId, image.path, $0) } ?? false
+            let hit5 = strict5 || results.prefix(5).contains { isTwin(image.imageId, image.path, $0) }
+            if !strict1 {
+                let original = results.first { $0.id == image.imageId }
+                misses.withLock {
+                    $0.append(RobustnessMiss(
+                        transformation: transformation.name, path: image.path,
+                        search_rank: searched.firstIndex { $0.id == image.imageId }.map { $0 + 1 },
+                        verified_rank: results.contains { $0.inliers != nil } ? original?.rank : nil,
+                        first: results.first?.path, first_inliers: results.first?.inliers,
+                        original_inliers: original?.inliers, twin: hit1))
+                }
+            }
+            return (hit1, hit5, strict1, strict5)
+        }
         // One task a photo (the cooperative pool runs as many at once as there are cores).
         await withTaskGroup(of: Void.self) { group in
-          for image in chosen {
-           group.addTask {
-            for (t, transformation) in transformations.enumerated() {
-                let outcome: (hit1: Bool, hit5: Bool, strict1: Bool, strict5: Bool)? = try? await { () async throws -> (Bool, Bool, Bool, Bool) in
-                    let bytes = try transformation.apply(toFile: image.path)
-                    let vector = try embedder.embed(embedder.decode(data: bytes, name: transformation.name)).vector
-                    let (searched, used) = try await service.rankExplained(vector: vector, libraryId: nil, request: ranked)
-                    var results = searched
-                    // The whole shortlist re-ordered (not only the top 5), for the miss's account.
-                    if let outcome = try service.verificationStage(searched, image: .bytes(bytes, name: transformation.name), vector: vector,
-                                                                   request: request, parameters: SearchParameters(), words: words,
-                                                                   keep: searched.count + VisualWordIndex.candidates) {
-                        results = outcome.results
-                        verifiedAny.withLock { $0 = max($0, outcome.checked) }
-                        if outcome.added != nil { usedWords.withLock { $0 = true } }
-                    }
-                    applied.withLock { $0 = used }
-                    let strict1 = results.first?.id == image.imageId
-                    let strict5 = results.prefix(5).contains { $0.id == image.imageId }
-                    let hit1 = results.first.map { isTwin(image.imageId, image.path, $0) } ?? false
-                    let hit5 = strict5 || results.prefix(5).contains { isTwin(image.imageId, image.path, $0) }
-                    if !strict1 {
-                        let original = results.first { $0.id == image.imageId }
-                        misses.withLock {
-                            $0.append(RobustnessMiss(
-                                transformation: transformation.name, path: image.path,
-                                search_rank: searched.firstIndex { $0.id == image.imageId }.map { $0 + 1 },
-                                verified_rank: results.contains { $0.inliers != nil } ? original?.rank : nil,
-                                first: results.first?.path, first_inliers: results.first?.inliers,
-                                original_inliers: original?.inliers, twin: hit1))
+            for image in chosen {
+                group.addTask {
+                    for (t, transformation) in transformations.enumerated() {
+                        let outcome = try? await measure(image, transformation)
+                        tallies.withLock { all in
+                            if let outcome {
+                                all[t].queries += 1
+                                if outcome.hit1 { all[t].top1 += 1 }
+                                if outcome.hit5 { all[t].top5 += 1 }
+                                if outcome.strict1 { all[t].strict1 += 1 }
+                                if outcome.strict5 { all[t].strict5 += 1 }
+                            } else {
+                                all[t].failures += 1
+                            }
                         }
-                    }
-                    return (hit1, hit5, strict1, strict5)
-                }()
-                tallies.withLock { all in
-                    if let outcome {
-                        all[t].queries += 1
-                        if outcome.hit1 { all[t].top1 += 1 }
-                        if outcome.hit5 { all[t].top5 += 1 }
-                        if outcome.strict1 { all[t].strict1 += 1 }
-                        if outcome.strict5 { all[t].strict5 += 1 }
-                    } else {
-                        all[t].failures += 1
+                        let n = done.withLock { d -> Int in d += 1; return d }
+                        progress?(n, total)
                     }
                 }
-                let n = done.withLock { d -> Int in d += 1; return d }
-                progress?(n, total)
             }
-           }
-          }
         }
         let rows = zip(transformations, tallies.value).map { t, tally in
             let share = { (n: Int) in tally.queries > 0 ? Double(n) / Double(tally.queries) : 0 }

@@ -254,7 +254,7 @@ public final class StoreLibrary: Sendable {
         var reasons: [String: String] = [:]
         let companion = request.reranking.isNone ? nil : try await reranking()
         let serving = companion.flatMap { $0.serves(request.reranking) ? $0 : nil }
-        if companion == nil || serving == nil, request.reranking.augmentation > 0 || request.reranking.diffusion > 0 {
+        if serving == nil, request.reranking.augmentation > 0 || request.reranking.diffusion > 0 {
             let why = companion == nil
                 ? "the store has no current re-ranking companion (`lookalike prepare rerank --store \(address)` builds it)"
                 : "the store's re-ranking companion was built for \(companion?.built.description ?? "other settings")"
